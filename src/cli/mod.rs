@@ -1,0 +1,68 @@
+//! The `r2r` command line: a thin layer over the engine. With no subcommand the
+//! desktop app opens; every subcommand runs headless.
+
+use clap::{Parser, Subcommand};
+
+pub mod bm25;
+pub mod data;
+pub mod eval;
+pub mod sample_data;
+
+#[derive(Debug, Parser)]
+#[command(name = "r2r", version, about = "R2R Workbench: multi-domain decoder-only rerankers with Route-to-Rerank")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// Options of the desktop app (used when no subcommand is given).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AppArgs {
+    /// Dataset to open at start (defaults to the bundled sample data).
+    #[arg(long, global = false)]
+    pub data: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and convert datasets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Generate the synthetic multi-domain sample data.
+    #[command(subcommand, name = "sample-data")]
+    SampleData(sample_data::SampleDataCommand),
+    /// Ranking metrics of a TREC run against TREC qrels.
+    Eval(eval::EvalArgs),
+    /// BM25 first-stage baseline per domain and split.
+    Bm25(bm25::Bm25Args),
+}
+
+/// Parses the arguments and runs the chosen command.
+pub fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        None => run_app(cli.app),
+        Some(Command::Data(cmd)) => data::run(cmd),
+        Some(Command::SampleData(cmd)) => sample_data::run(cmd),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Bm25(args)) => bm25::run(args),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("R2R_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(feature = "gui")]
+fn run_app(args: AppArgs) -> anyhow::Result<()> {
+    crate::gui::run(args)
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_app(_args: AppArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no GUI (built without the `gui` feature); run `r2r --help` for the headless commands")
+}

@@ -1,0 +1,301 @@
+//! The multi-domain reranking dataset model shared by every part of the engine.
+//!
+//! A [`Dataset`] is a list of [`QueryGroup`]s: one query (with its domain and
+//! split) and its candidate passages with graded relevance. Entity spans, where
+//! known, are kept as byte ranges into the text they annotate.
+//!
+//! Loaders for the supported file formats live in the submodules; [`load`]
+//! detects the format of a path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The splits a query group can belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Dev,
+    /// Test queries whose entities also occur in training (seen-entity test).
+    Test,
+    /// Test queries whose entity surfaces never occur in training.
+    TestUnseen,
+}
+
+impl Split {
+    pub const ALL: [Split; 4] = [Split::Train, Split::Dev, Split::Test, Split::TestUnseen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+            Split::TestUnseen => "test_unseen",
+        }
+    }
+
+    /// Parses a split name; `validation` is accepted for `dev` (BEIR's naming).
+    pub fn parse(name: &str) -> Option<Split> {
+        match name {
+            "train" => Some(Split::Train),
+            "dev" | "validation" | "valid" => Some(Split::Dev),
+            "test" => Some(Split::Test),
+            "test_unseen" => Some(Split::TestUnseen),
+            _ => None,
+        }
+    }
+
+    pub fn is_test(self) -> bool {
+        matches!(self, Split::Test | Split::TestUnseen)
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed entity mention: `text[start..end]` (byte offsets, end exclusive) is a
+/// mention of type `label` (e.g. `DRUG`, `STATUTE`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EntitySpan {
+    pub start: usize,
+    pub end: usize,
+    pub label: String,
+}
+
+/// One candidate passage of a query group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: String,
+    pub text: String,
+    /// Graded relevance: 0 = not relevant, ≥ 1 relevant (higher is better).
+    pub relevance: u32,
+    /// Gold entity spans of `text`, where known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntitySpan>,
+}
+
+/// One query with its candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryGroup {
+    pub id: String,
+    pub domain: String,
+    pub split: Split,
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_entities: Vec<EntitySpan>,
+    pub candidates: Vec<Candidate>,
+    /// A second domain the query touches (e.g. malpractice law touches medical);
+    /// `domain` stays the primary one used as the routing label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_domain: Option<String>,
+    /// Free-form provenance (source dataset, generator relation, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+}
+
+impl QueryGroup {
+    pub fn positives(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates.iter().filter(|c| c.relevance > 0)
+    }
+}
+
+/// A multi-domain reranking dataset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    /// Where it was loaded from (for messages and fingerprints).
+    pub source: Option<PathBuf>,
+    pub groups: Vec<QueryGroup>,
+}
+
+impl Dataset {
+    /// Domains in first-seen order... sorted for determinism.
+    pub fn domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> = self.groups.iter().map(|g| g.domain.clone()).collect();
+        domains.sort();
+        domains.dedup();
+        domains
+    }
+
+    /// Groups of one domain and split.
+    pub fn select<'a>(&'a self, domain: Option<&'a str>, split: Option<Split>) -> impl Iterator<Item = &'a QueryGroup> + 'a {
+        self.groups
+            .iter()
+            .filter(move |g| domain.is_none_or(|d| g.domain == d) && split.is_none_or(|s| g.split == s))
+    }
+
+    /// A new dataset holding clones of the groups that pass `keep`.
+    pub fn filtered(&self, mut keep: impl FnMut(&QueryGroup) -> bool) -> Dataset {
+        Dataset { source: self.source.clone(), groups: self.groups.iter().filter(|g| keep(g)).cloned().collect() }
+    }
+}
+
+/// A load error that says where the problem is: file, line (1-based) and field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DataError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl DataError {
+    pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        DataError { file: file.into(), line: None, field: None, message: message.into() }
+    }
+    pub fn at_line(mut self, line: usize) -> Self {
+        self.line = Some(line);
+        self
+    }
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+pub mod beir;
+pub mod fields;
+pub mod flag;
+pub mod jsonl;
+pub mod native;
+pub mod spans;
+pub mod stats;
+
+/// The file formats [`load`] understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Native,
+    Beir,
+    FlagEmbedding,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Native => "native JSONL",
+            Format::Beir => "BEIR directory",
+            Format::FlagEmbedding => "FlagEmbedding JSONL",
+        })
+    }
+}
+
+/// Options for loaders whose files leave something open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Domain for records without one (FlagEmbedding, BEIR); overrides the file's.
+    pub domain: Option<String>,
+    /// Candidates per query built for BEIR (judged passages + mined negatives).
+    pub candidates_per_query: usize,
+    /// Seed for BEIR's random negatives.
+    pub seed: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { domain: None, candidates_per_query: 16, seed: 13 }
+    }
+}
+
+/// Detects the format of one JSONL file from its first record.
+pub fn detect_file_format(path: &std::path::Path) -> Result<Format, DataError> {
+    let (line, text) = jsonl::first_record(path)?;
+    let at = fields::RecordAt { file: path, line };
+    let obj = at.parse_object(&text)?;
+    if native::looks_native(&obj) {
+        Ok(Format::Native)
+    } else if flag::looks_flag(&obj) {
+        Ok(Format::FlagEmbedding)
+    } else {
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        Err(at.error(
+            "",
+            format!("unrecognised record: expected `candidates` (native) or `query`+`pos` (FlagEmbedding); found fields {keys:?}"),
+        ))
+    }
+}
+
+fn is_jsonl(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.ends_with(".jsonl") || name.ends_with(".jsonl.xz")
+}
+
+/// Loads a dataset from a file or a directory, detecting the format:
+/// a BEIR directory; a directory of JSONL files (each native or FlagEmbedding,
+/// read in name order); or one JSONL file (`.xz` accepted).
+pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let mut groups = Vec::new();
+    if path.is_dir() {
+        if beir::is_beir_dir(path) {
+            groups = beir::read(path, opts)?;
+        } else {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| DataError::new(path, format!("cannot list directory: {e}")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_jsonl(p))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(DataError::new(path, "no *.jsonl files and not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"));
+            }
+            for file in files {
+                groups.extend(load_file(&file, opts)?);
+            }
+        }
+    } else if path.is_file() {
+        groups = load_file(path, opts)?;
+    } else {
+        return Err(DataError::new(path, "no such file or directory"));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for group in &groups {
+        if let Some(domain) = seen.insert(group.id.as_str(), group.domain.as_str()) {
+            return Err(DataError::new(path, format!("query id `{}` occurs twice (domains {domain} and {})", group.id, group.domain)).field("id"));
+        }
+    }
+    Ok(Dataset { source: Some(path.to_path_buf()), groups })
+}
+
+fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError> {
+    match detect_file_format(path)? {
+        Format::Native => native::read(path),
+        Format::FlagEmbedding => flag::read(path, opts),
+        Format::Beir => unreachable!("BEIR is a directory format"),
+    }
+}
+
+/// The format `load` would use for `path`, for display.
+pub fn detect_format(path: &std::path::Path) -> Result<Format, DataError> {
+    if path.is_dir() {
+        if beir::is_beir_dir(path) {
+            return Ok(Format::Beir);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| DataError::new(path, format!("cannot list directory: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_jsonl(p))
+            .collect();
+        files.sort();
+        let first = files.first().ok_or_else(|| DataError::new(path, "no *.jsonl files"))?;
+        detect_file_format(first)
+    } else {
+        detect_file_format(path)
+    }
+}

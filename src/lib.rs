@@ -1,0 +1,15 @@
+//! R2R Workbench engine: data, entity abstraction, the candle reranker, training,
+//! routing and evaluation for Route-to-Rerank multi-domain decoder-only rerankers.
+//!
+//! The engine never depends on egui: the desktop app (`gui`, behind the default
+//! `gui` feature) and the headless CLI (`cli`) are thin layers over it.
+
+pub mod bm25;
+pub mod cli;
+pub mod data;
+pub mod metrics;
+pub mod sample;
+pub mod util;
+
+#[cfg(feature = "gui")]
+pub mod gui;

@@ -1,0 +1,1 @@
+//! Ranking metrics, TREC run/qrels files and paired significance tests.

@@ -1,0 +1,1 @@
+//! Seeded generator of the synthetic multi-domain sample data.
