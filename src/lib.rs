@@ -10,6 +10,7 @@ pub mod data;
 pub mod metrics;
 pub mod routing;
 pub mod sample;
+pub mod train;
 pub mod util;
 
 #[cfg(feature = "gui")]
