@@ -84,10 +84,18 @@ fn the_same_seed_writes_identical_bytes_and_another_seed_differs() {
 }
 
 #[test]
-fn the_committed_sample_data_is_what_seed_7_generates() {
+fn the_committed_sample_data_is_what_the_command_generates_by_default() {
     let committed_dir = manifest_dir().join("sample_data");
     let committed = read_dir(&committed_dir);
-    let fresh = read_dir(write_dir(sample::DEFAULT_SEED).path());
+    // Run the command itself, without --seed: its default must be the committed seed 7.
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_r2r"))
+        .args(["sample-data", "generate", "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "r2r sample-data generate failed: {status}");
+    let fresh = read_dir(out.path());
     assert_eq!(committed.keys().collect::<Vec<_>>(), fresh.keys().collect::<Vec<_>>(), "file sets differ");
     for (name, bytes) in &fresh {
         assert!(

@@ -263,7 +263,7 @@ fn facts(e: &Entities, rng: &mut SeededRng, pools: &mut Pools) -> Vec<Fact> {
     for case in &e.malpractice_cases {
         let slots = Slots::new()
             .with("case", case.fill())
-            .with("procedure", Fill::entity("PROCEDURE", pick(rng, &e.procedures, "procedure")))
+            .with("procedure", Fill::entity("PROCEDURE", pick(rng, &e.treatments, "operation or treatment")))
             .with("money", Fill::entity("MONEY", pools.pattern(rng, names::money_award)));
         out.push(Fact::new(d, "malpractice_award", slots));
     }

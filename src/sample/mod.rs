@@ -118,4 +118,27 @@ mod tests {
             }
         }
     }
+
+    /// Each split asks about distinct facts: the worlds hold enough of them, so
+    /// no query repeats (the seen world serves train, dev and test together).
+    #[test]
+    fn worlds_hold_enough_distinct_facts_for_their_splits() {
+        use crate::data::Split;
+        let gazetteers = names::all_gazetteers().unwrap();
+        for (part, splits) in [(Part::Seen, vec![Split::Train, Split::Dev, Split::Test]), (Part::Unseen, vec![Split::TestUnseen])] {
+            let world = World::build(DEFAULT_SEED, part, &gazetteers, &DOMAINS);
+            for domain in DOMAINS.iter() {
+                let has_cross = domain.relations.iter().any(|r| r.secondary.is_some());
+                let of_domain = world.facts.iter().filter(|f| f.domain == domain.name);
+                let cross = of_domain.clone().filter(|f| f.relation.secondary.is_some()).count();
+                let regular = of_domain.count() - cross;
+                let need: usize = splits.iter().map(|&s| groups::split_size(s)).sum();
+                let need_cross: usize =
+                    if has_cross { splits.iter().map(|&s| groups::cross_domain_count(groups::split_size(s))).sum() } else { 0 };
+                assert!(cross >= need_cross, "{part:?} {}: {cross} cross-domain facts for {need_cross} queries", domain.name);
+                assert!(regular >= need - need_cross, "{part:?} {}: {regular} facts for {} queries", domain.name, need - need_cross);
+                println!("{part:?} {}: {regular} facts (+{cross} cross-domain) for {need} queries", domain.name);
+            }
+        }
+    }
 }

@@ -202,6 +202,8 @@ pub struct Entities {
     pub icd_codes: Vec<String>,
     pub symptoms: Vec<String>,
     pub diagnostics: Vec<String>,
+    /// Operations and treatments: the procedures that are not diagnostic.
+    pub treatments: Vec<String>,
     pub procedures: Vec<String>,
     pub anatomy: Vec<String>,
     // financial
@@ -221,7 +223,7 @@ pub struct Entities {
 }
 
 /// True for procedures that establish a diagnosis (tests, scans, biopsies),
-/// as opposed to treatments and operations.
+/// as opposed to treatments and operations: a word of the name ends like one.
 pub fn is_diagnostic(procedure: &str) -> bool {
     const MARKERS: [&str; 20] = [
         "scopy", "biopsy", "scan", "x-ray", "gram", "test", "study", "ultrasound", "count", "panel", "urinalysis",
@@ -229,7 +231,7 @@ pub fn is_diagnostic(procedure: &str) -> bool {
         "centesis",
     ];
     let lower = procedure.to_lowercase();
-    MARKERS.iter().any(|m| lower.contains(m))
+    lower.split(' ').any(|word| MARKERS.iter().any(|m| word.ends_with(m)))
 }
 
 fn ends_with_any(name: &str, suffixes: &[&str]) -> bool {
@@ -284,7 +286,7 @@ impl Entities {
         let icd_codes = diseases.iter().map(|_| pools.unique_pattern(rng, names::icd_code)).collect();
         let symptoms = pools.names("medical", "SYMPTOM", any);
         let procedures = pools.names("medical", "PROCEDURE", any);
-        let diagnostics = procedures.iter().filter(|p| is_diagnostic(p)).cloned().collect();
+        let (diagnostics, treatments) = procedures.iter().cloned().partition(|p| is_diagnostic(p));
         let anatomy = pools.names("medical", "ANATOMY", any);
         // general
         let is_river = |n: &str| n.ends_with(" River");
@@ -309,6 +311,7 @@ impl Entities {
             icd_codes,
             symptoms,
             diagnostics,
+            treatments,
             procedures,
             anatomy,
             companies,
