@@ -139,6 +139,12 @@ fn write_sizes(w: &mut String, domains: &[&'static Domain], groups: &[QueryGroup
 
 fn write_relations(w: &mut String, domains: &[&'static Domain]) {
     let _ = writeln!(w, "## Relations and templates\n");
+    let _ = writeln!(
+        w,
+        "Templates are sentences with slots: `{{drug}}` is filled with an entity (its span is recorded as\n\
+         it is written) or, for limitation periods, a duration; `{{a procedure}}` adds an article and\n\
+         `{{company's}}` a possessive. Each domain's templates are in `src/sample/<domain>.rs`.\n"
+    );
     for domain in domains {
         let relations = domain.relations;
         let queries: usize = relations.iter().map(|r| r.queries.len()).sum();
