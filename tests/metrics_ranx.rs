@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use r2r::metrics::{evaluate, Metric, Qrels, Run};
 
 fn fixture_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/metrics");
+    // `../shared` next to the checkout; `R2R_SHARED` overrides it (e.g. from a git worktree).
+    let shared = std::env::var_os("R2R_SHARED").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"), PathBuf::from);
+    let dir = shared.join("fixtures/metrics");
     if dir.join("expected.json").is_file() {
         Some(dir)
     } else {
