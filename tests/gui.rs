@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use r2r::gui::app::{StartOptions, WorkbenchApp};
 
@@ -195,10 +195,12 @@ fn rankings_panel_compares_two_systems_side_by_side() {
         assert_eq!(harness.query_all_by_label(rank).count(), 2, "{rank} in both columns");
     }
     // Every row of the second column carries a movement mark against BM25.
-    let marks = harness
-        .query_all_by(|node| node.label().is_some_and(|l| l == "=" || l.starts_with('↑') || l.starts_with('↓')))
-        .count();
-    assert_eq!(marks, 4);
+    let marks: Vec<String> = harness
+        .query_all_by_role(Role::Label)
+        .filter_map(|node| node.accesskit_node().value())
+        .filter(|text| text == "=" || text.starts_with('↑') || text.starts_with('↓'))
+        .collect();
+    assert_eq!(marks.len(), 4, "{marks:?}");
     // BM25 puts the relevant passage first on this data: NDCG@10 of 1 for the query and per domain.
     assert!(has_label(&harness, "NDCG@10 of this query: 1.000"));
     assert!(has_label(&harness, "Mean NDCG@10, split test"));
@@ -224,8 +226,9 @@ fn training_panel_is_honest_and_lists_the_real_jobs() {
     assert!(has_label(&harness, "#2 Rank with BM25"));
     assert_eq!(harness.query_all_by_label("done").count(), 3);
     // Theme switch.
+    assert_eq!(harness.ctx.theme(), egui::Theme::Dark);
     harness.get_by_label("Light").click();
-    harness.step();
+    harness.run_steps(2);
     assert_eq!(harness.state().settings().theme, r2r::gui::state::ThemeChoice::Light);
-    assert!(!harness.ctx.global_style().visuals.dark_mode);
+    assert_eq!(harness.ctx.theme(), egui::Theme::Light);
 }

@@ -38,6 +38,16 @@ pub fn bundled_sample_data() -> Option<PathBuf> {
     path.is_dir().then_some(path)
 }
 
+/// The default fonts, with the monospace font (Hack) as a fallback for
+/// proportional text: it carries the arrows (↑ ↓ →) that Ubuntu-Light lacks.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack") {
+        fonts.families.entry(egui::FontFamily::Proportional).or_default().push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
 #[derive(Default)]
 struct Panels {
     datasets: panels::datasets::DatasetsPanel,
@@ -68,6 +78,7 @@ impl WorkbenchApp {
         if let Some(panel) = options.panel {
             settings.panel = panel;
         }
+        install_fonts(&cc.egui_ctx);
         let repaint_ctx = cc.egui_ctx.clone();
         let mut app = WorkbenchApp {
             settings,
