@@ -324,6 +324,15 @@ impl eframe::App for WorkbenchApp {
         }
     }
 
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A screenshot shows the app as it is, without tooltips from wherever the
+        // (virtual) mouse pointer happens to rest.
+        if self.screenshot.is_some() {
+            raw_input.events.retain(|e| !matches!(e, egui::Event::PointerMoved(_) | egui::Event::PointerButton { .. }));
+            raw_input.events.push(egui::Event::PointerGone);
+        }
+    }
+
     fn persist_egui_memory(&self) -> bool {
         self.persist
     }

@@ -127,26 +127,32 @@ impl QueryFilter {
     }
 }
 
-/// Combo boxes for a domain and a split filter ("all" = `None`).
+/// Combo boxes for a domain and a split filter ("all" = `None`), each after its label.
 pub fn filter_combos(ui: &mut egui::Ui, id: &str, domains: &[String], filter: &mut QueryFilter, allow_all_splits: bool) {
-    egui::ComboBox::new(format!("{id}_domain"), "Domain")
-        .selected_text(filter.domain.clone().unwrap_or_else(|| "all domains".into()))
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut filter.domain, None, "all domains");
-            for domain in domains {
-                ui.selectable_value(&mut filter.domain, Some(domain.clone()), domain);
-            }
-        });
-    egui::ComboBox::new(format!("{id}_split"), "Split")
-        .selected_text(filter.split.map_or("all splits", Split::as_str))
-        .show_ui(ui, |ui| {
-            if allow_all_splits {
-                ui.selectable_value(&mut filter.split, None, "all splits");
-            }
-            for split in Split::ALL {
-                ui.selectable_value(&mut filter.split, Some(split), split.as_str());
-            }
-        });
+    let label = ui.label("Domain:");
+    ui.label_inputs_by(label.id, |ui| {
+        egui::ComboBox::from_id_salt(format!("{id}_domain"))
+            .selected_text(filter.domain.clone().unwrap_or_else(|| "all domains".into()))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut filter.domain, None, "all domains");
+                for domain in domains {
+                    ui.selectable_value(&mut filter.domain, Some(domain.clone()), domain);
+                }
+            })
+    });
+    let label = ui.label("Split:");
+    ui.label_inputs_by(label.id, |ui| {
+        egui::ComboBox::from_id_salt(format!("{id}_split"))
+            .selected_text(filter.split.map_or("all splits", Split::as_str))
+            .show_ui(ui, |ui| {
+                if allow_all_splits {
+                    ui.selectable_value(&mut filter.split, None, "all splits");
+                }
+                for split in Split::ALL {
+                    ui.selectable_value(&mut filter.split, Some(split), split.as_str());
+                }
+            })
+    });
 }
 
 /// A scrolling list of query groups that only lays out the visible rows and

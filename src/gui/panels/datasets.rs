@@ -46,6 +46,7 @@ pub struct DatasetsPanel {
     rows_key: Option<(usize, QueryFilter)>,
     selected: Option<usize>,
     list: QueryList,
+    stats_per_split: bool,
 }
 
 impl DatasetsPanel {
@@ -71,7 +72,11 @@ impl DatasetsPanel {
         };
         self.summary(ui, &loaded);
         egui::CollapsingHeader::new("Per-domain statistics").default_open(true).show(ui, |ui| {
-            egui::ScrollArea::vertical().id_salt("stats_scroll").max_height(230.0).show(ui, |ui| stats_grid(ui, &loaded));
+            ui.checkbox(&mut self.stats_per_split, "One row per split");
+            egui::ScrollArea::vertical()
+                .id_salt("stats_scroll")
+                .max_height(220.0)
+                .show(ui, |ui| stats_grid(ui, &loaded, self.stats_per_split));
         });
         ui.separator();
         self.browser(ui, &loaded);
@@ -101,13 +106,16 @@ impl DatasetsPanel {
             }
             if !cx.settings.recent_datasets.is_empty() {
                 ui.separator();
-                egui::ComboBox::new("recent_datasets", "Recent").selected_text("reopen…").width(140.0).show_ui(ui, |ui| {
-                    for path in cx.settings.recent_datasets.clone() {
-                        if ui.selectable_label(false, path.display().to_string()).clicked() {
-                            self.path_input = path.display().to_string();
-                            cx.requests.push(AppRequest::LoadDataset(path));
+                let label = ui.label("Recent:");
+                ui.label_inputs_by(label.id, |ui| {
+                    egui::ComboBox::from_id_salt("recent_datasets").selected_text("reopen…").width(140.0).show_ui(ui, |ui| {
+                        for path in cx.settings.recent_datasets.clone() {
+                            if ui.selectable_label(false, path.display().to_string()).clicked() {
+                                self.path_input = path.display().to_string();
+                                cx.requests.push(AppRequest::LoadDataset(path));
+                            }
                         }
-                    }
+                    })
                 });
             }
         });
@@ -224,18 +232,45 @@ impl DatasetsPanel {
     }
 }
 
-fn stats_grid(ui: &mut egui::Ui, loaded: &LoadedDataset) {
+fn stats_grid(ui: &mut egui::Ui, loaded: &LoadedDataset, per_split: bool) {
     egui::Grid::new("stats_grid").striped(true).num_columns(STAT_COLUMNS.len()).spacing([14.0, 4.0]).show(ui, |ui| {
         for (name, help) in STAT_COLUMNS {
+            let name = if name == "Split" && !per_split { "Splits (queries)" } else { name };
             ui.label(RichText::new(name).strong()).on_hover_text(help);
         }
         ui.end_row();
         for (domain, splits) in &loaded.stats {
-            for (split, s) in splits {
-                stats_row(ui, domain, split.as_str(), s);
+            if per_split {
+                for (split, s) in splits {
+                    stats_row(ui, domain, split.as_str(), s);
+                }
+            } else {
+                let split_counts: Vec<String> = splits.iter().map(|(split, s)| format!("{split} {}", s.queries)).collect();
+                stats_row(ui, domain, &split_counts.join(" · "), &domain_totals(splits.values()));
             }
         }
     });
+}
+
+/// One domain's statistics over all its splits (means weighted by their counts).
+fn domain_totals<'a>(splits: impl Iterator<Item = &'a SplitStats>) -> SplitStats {
+    let mut total = SplitStats::default();
+    let (mut query_words, mut passage_words, mut entities) = (0.0, 0.0, 0.0);
+    for s in splits {
+        let words = s.mean_query_words * s.queries as f64 + s.mean_passage_words * s.candidates as f64;
+        total.queries += s.queries;
+        total.candidates += s.candidates;
+        total.positives += s.positives;
+        total.cross_domain_queries += s.cross_domain_queries;
+        total.annotated |= s.annotated;
+        query_words += s.mean_query_words * s.queries as f64;
+        passage_words += s.mean_passage_words * s.candidates as f64;
+        entities += s.entities_per_100_words * words / 100.0;
+    }
+    total.mean_query_words = query_words / total.queries.max(1) as f64;
+    total.mean_passage_words = passage_words / total.candidates.max(1) as f64;
+    total.entities_per_100_words = 100.0 * entities / (query_words + passage_words).max(1.0);
+    total
 }
 
 fn stats_row(ui: &mut egui::Ui, domain: &str, split: &str, s: &SplitStats) {
@@ -284,4 +319,39 @@ fn group_detail(ui: &mut egui::Ui, group: &QueryGroup) {
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_totals_weight_means_by_counts() {
+        let train = SplitStats {
+            queries: 3,
+            candidates: 30,
+            positives: 3,
+            mean_query_words: 10.0,
+            mean_passage_words: 100.0,
+            entities_per_100_words: 2.0, // 2 per 100 of 3030 words = 60.6 entities
+            annotated: true,
+            ..Default::default()
+        };
+        let test = SplitStats {
+            queries: 1,
+            candidates: 10,
+            positives: 2,
+            cross_domain_queries: 1,
+            mean_query_words: 6.0,
+            mean_passage_words: 50.0,
+            entities_per_100_words: 0.0,
+            annotated: false,
+        };
+        let total = domain_totals([&train, &test].into_iter());
+        assert_eq!((total.queries, total.candidates, total.positives, total.cross_domain_queries), (4, 40, 5, 1));
+        assert!((total.mean_query_words - 36.0 / 4.0).abs() < 1e-12);
+        assert!((total.mean_passage_words - 3500.0 / 40.0).abs() < 1e-12);
+        assert!((total.entities_per_100_words - 100.0 * 60.6 / 3536.0).abs() < 1e-9);
+        assert!(total.annotated);
+    }
 }

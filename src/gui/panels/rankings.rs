@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, Legend, Plot};
+use egui_plot::{Bar, BarChart, Plot};
 
 use super::PanelContext;
 use crate::data::{QueryGroup, Split};
@@ -151,10 +151,14 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
             let n = runs.len().max(1) as f64;
             let width = 0.8 / n;
             let names = domains.clone();
+            ui.horizontal_wrapped(|ui| {
+                for &(i, system, _) in &runs {
+                    ui.label(RichText::new(format!("■ {}", system.name())).color(SYSTEM_COLORS[i % MAX_SYSTEMS]));
+                }
+            });
             Plot::new("rankings_ndcg_bars")
-                .height(170.0)
+                .height(160.0)
                 .width(chart_width)
-                .legend(Legend::default())
                 .include_y(0.0)
                 .include_y(1.0)
                 .allow_drag(false)
