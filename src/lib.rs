@@ -8,7 +8,9 @@ pub mod bm25;
 pub mod cli;
 pub mod data;
 pub mod metrics;
+pub mod routing;
 pub mod sample;
+pub mod train;
 pub mod util;
 
 #[cfg(feature = "gui")]
