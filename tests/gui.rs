@@ -171,8 +171,11 @@ fn a_malformed_file_shows_file_and_line_and_the_app_stays_up() {
     harness.get_by_label("Datasets").click();
     harness.step();
     let input = harness.get_by_role_and_label(Role::TextInput, "Path:");
+    assert_eq!(input.value().as_deref(), Some(bad.display().to_string().as_str()), "the failed path stays in the field");
     input.click();
-    input.type_text(&good.display().to_string());
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_role_and_label(Role::TextInput, "Path:").type_text(&good.display().to_string());
     harness.step();
     harness.get_by_label("Load").click();
     step_until(&mut harness, "the good dataset", |h| has_label_containing(h, "5 queries, 14 candidates"));

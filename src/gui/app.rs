@@ -312,8 +312,12 @@ impl eframe::App for WorkbenchApp {
         if let Some(task) = &mut self.screenshot {
             task.step(&ctx, busy);
         }
+        let ui_seconds = started.elapsed().as_secs_f32();
+        if ui_seconds > 0.016 {
+            tracing::debug!("slow frame: {:.1} ms in the app's ui code ({:?} panel)", ui_seconds * 1e3, self.settings.panel);
+        }
         if let Some(stats) = &self.frame_stats {
-            stats.record_app_ui(started.elapsed().as_secs_f32());
+            stats.record_app_ui(ui_seconds);
             ctx.request_repaint(); // measure continuously, not only on input
         }
     }

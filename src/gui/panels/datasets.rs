@@ -52,6 +52,14 @@ pub struct DatasetsPanel {
 impl DatasetsPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
         self.poll_dialog(ui.ctx(), cx);
+        if self.path_input.is_empty() {
+            // Show the path the app opened by itself (command line, sample data).
+            let workspace = cx.workspace;
+            let current = workspace.loading.as_ref().map(|(_, p)| p).or(workspace.dataset.as_ref().map(|d| &d.path));
+            if let Some(path) = current.or(workspace.load_failure.as_ref().map(|f| &f.path)) {
+                self.path_input = path.display().to_string();
+            }
+        }
         self.toolbar(ui, cx);
         let workspace = cx.workspace;
         if let Some((_, path)) = &workspace.loading {
