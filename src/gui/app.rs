@@ -277,8 +277,11 @@ impl eframe::App for WorkbenchApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let started = Instant::now();
         let ctx = ui.ctx().clone();
-        if let (Some(stats), Some(seconds)) = (&self.frame_stats, frame.info().cpu_usage) {
-            stats.record_frame(seconds, self.jobs.any_running());
+        if let Some(stats) = &self.frame_stats {
+            stats.frame_started();
+            if let Some(seconds) = frame.info().cpu_usage {
+                stats.record_frame(seconds, self.jobs.any_running());
+            }
         }
         self.apply_theme(&ctx);
         self.collect_jobs();

@@ -12,6 +12,9 @@ pub struct FrameStats {
     app_ui: Mutex<Vec<f32>>,
     /// Frames drawn while at least one background job was running.
     frames_during_jobs: Mutex<Vec<f32>>,
+    /// Wall-clock time between the starts of consecutive frames (includes vsync and idle waits).
+    intervals: Mutex<Vec<f32>>,
+    last_frame_start: Mutex<Option<std::time::Instant>>,
 }
 
 impl FrameStats {
@@ -19,6 +22,15 @@ impl FrameStats {
         self.frames.lock().unwrap_or_else(|e| e.into_inner()).push(seconds);
         if jobs_running {
             self.frames_during_jobs.lock().unwrap_or_else(|e| e.into_inner()).push(seconds);
+        }
+    }
+
+    /// Call at the start of every frame.
+    pub fn frame_started(&self) {
+        let now = std::time::Instant::now();
+        let mut last = self.last_frame_start.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = last.replace(now) {
+            self.intervals.lock().unwrap_or_else(|e| e.into_inner()).push((now - previous).as_secs_f32());
         }
     }
 
@@ -46,6 +58,7 @@ impl FrameStats {
             line("frame time (all frames)", &self.frames),
             line("frame time (while jobs ran)", &self.frames_during_jobs),
             line("app ui code only", &self.app_ui),
+            line("interval between frames", &self.intervals),
         ]
         .join("\n")
     }

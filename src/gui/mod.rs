@@ -57,6 +57,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         persist_window: start.persist,
         ..Default::default()
     };
+
     eframe::run_native("R2R Workbench", options, Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(cc, start)))))
         .map_err(|err| anyhow!("cannot open the app window: {err} (it needs a desktop session, or Xvfb with Mesa's OpenGL/EGL drivers)"))?;
     if let Some(stats) = frame_stats {
