@@ -168,3 +168,33 @@ impl Workspace {
 pub enum AppRequest {
     LoadDataset(PathBuf),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_tolerate_missing_fields() {
+        let mut settings = Settings { theme: ThemeChoice::Light, panel: PanelKind::Rankings, ..Default::default() };
+        for i in 0..10 {
+            settings.remember_dataset(std::path::Path::new(&format!("/data/{i}")));
+        }
+        settings.remember_dataset(std::path::Path::new("/data/3"));
+        assert_eq!(settings.recent_datasets.len(), Settings::MAX_RECENT);
+        assert_eq!(settings.recent_datasets[0], PathBuf::from("/data/3"), "re-opened path moves to the front");
+        assert_eq!(settings.recent_datasets.iter().filter(|p| p.ends_with("3")).count(), 1);
+        let json = serde_json::to_string(&settings).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&json).unwrap(), settings);
+        // Settings saved by an older version (fewer fields) still load.
+        let old: Settings = serde_json::from_str(r#"{"theme": "Light"}"#).unwrap();
+        assert_eq!(old.theme, ThemeChoice::Light);
+        assert_eq!(old.rankings, RankingsSettings::default());
+    }
+
+    #[test]
+    fn panel_names_parse_case_insensitively() {
+        assert_eq!(PanelKind::parse("rankings"), Some(PanelKind::Rankings));
+        assert_eq!(PanelKind::parse(" Router "), Some(PanelKind::Router));
+        assert_eq!(PanelKind::parse("plots"), None);
+    }
+}
