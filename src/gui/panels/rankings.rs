@@ -239,7 +239,8 @@ fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, s
     let reference_ranks = rankings.first().copied().flatten().map(Ranking::rank_of);
     ui.columns(systems.len(), |columns| {
         for (i, (column, &system)) in columns.iter_mut().zip(systems).enumerate() {
-            column.push_id(("ranking_column", i), |ui| {
+            let layout = egui::Layout::top_down(egui::Align::LEFT);
+            column.scope_builder(egui::UiBuilder::new().id_salt(("ranking_column", i)).layout(layout), |ui| {
                 ui.label(RichText::new(system.name()).strong().color(SYSTEM_COLORS[i % MAX_SYSTEMS])).on_hover_text(system.description());
                 let Some(ranking) = rankings[i] else {
                     ui.horizontal(|ui| {
