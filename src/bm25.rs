@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn mining_skips_positives_and_is_seeded() {
-        let passages = ["ibuprofen dose adult", "ibuprofen side effects", "aspirin dose", "tax law", "court fees"];
+        let passages = ["ibuprofen dose adult", "ibuprofen dose for children", "aspirin dose", "tax law", "court fees"];
         let index = Bm25Index::new(&passages, Bm25Params::default());
         let mine = |seed| mine_negatives(&index, "ibuprofen dose", |d| d == 0, 2, 2, &mut crate::util::seeded_rng(seed, 0));
         let negatives = mine(1);
