@@ -132,7 +132,8 @@ proptest! {
             let key = normalize_surface(&s.surface);
             prop_assert_eq!(by_surface.entry(key.clone()).or_insert_with(|| s.placeholder.clone()), &s.placeholder);
             prop_assert_eq!(by_placeholder.entry(s.placeholder.clone()).or_insert_with(|| key.clone()), &key);
-            prop_assert!(s.placeholder.starts_with(&format!("[{}_", s.label)));
+            let prefix = format!("[{}_", s.label);
+            prop_assert!(s.placeholder.starts_with(&prefix));
         }
     }
 }
@@ -220,7 +221,7 @@ fn empty_texts_and_megabyte_passages_are_handled() {
     let unit = "Patients on ibuprofen 400 mg (E11.9) paid $1,200 on March 3, 2021 — 布洛芬 😀 e\u{301}. ";
     let big: String = unit.repeat(1_000_000 / unit.len() + 1);
     assert!(big.len() >= 1_000_000);
-    let g = group("medical", "ibuprofen?", &[big.clone()]);
+    let g = group("medical", "ibuprofen?", std::slice::from_ref(&big));
     let out = abstract_group(&g, &a, &AbstractionOptions::default(), 1);
     assert!(out.group.candidates[0].text.contains("[DRUG_1] [DOSAGE_1]"));
     assert_eq!(restore_group(&out).unwrap()[1], big);

@@ -80,7 +80,7 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
     PatternSpec {
         name: "statute-code",
         label: "STATUTE",
-        regex: r"\d+\s(?:U\.\s?S\.\s?C\.|C\.\s?F\.\s?R\.|U\.S\.C\.A\.)\s?(?:§§?\s?)?\d+[a-z]?(?:\([a-zA-Z0-9]{1,4}\))*",
+        regex: r"\d+\s(?:U\.\s?S\.\s?C\.|C\.\s?F\.\s?R\.|U\.S\.C\.A\.)\s?(?:§§?\s?)?\d+[a-z]?(?:\.\d+)*(?:\([a-zA-Z0-9]{1,4}\))*",
         group: 0,
         score: 0.95,
         priority: PRIORITY_PATTERN,
@@ -213,6 +213,7 @@ mod tests {
         assert!(has("dose 10 mg/kg daily", "DOSAGE", "10 mg/kg"));
         assert!(has("under 42 U.S.C. § 1983, the", "STATUTE", "42 U.S.C. § 1983"));
         assert!(has("see Art. 12 of", "STATUTE", "Art. 12"));
+        assert!(has("per 29 C.F.R. § 541.100.", "STATUTE", "29 C.F.R. § 541.100"));
         assert!(has("in No. 19-cv-04821 the", "CASE_NUMBER", "No. 19-cv-04821"));
         assert!(has("shares (NASDAQ: ZKR) fell", "TICKER", "NASDAQ: ZKR"));
         assert!(has("coded E11.9 for", "ICD_CODE", "E11.9"));
@@ -223,6 +224,6 @@ mod tests {
     fn near_misses_are_not_recognised() {
         assert!(found("vitamin B12 and 3 items").is_empty(), "{:?}", found("vitamin B12 and 3 items"));
         assert!(!has("x500 mg", "DOSAGE", "500 mg"));
-        assert!(!has("12345", "DATE", "2345"));
+        assert!(!has("319995", "DATE", "1999"));
     }
 }

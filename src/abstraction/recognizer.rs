@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn scope_limits_types_and_placeholders_are_left_alone() {
-        let r = recognizer(r#"{"COMPANY": ["Zeekr"], "PARTY": ["Zeekr"]}"#);
+        let r = recognizer(r#"{"COMPANY": ["Zeekr", "COMPANY_1"], "PARTY": ["Zeekr"]}"#);
         assert_eq!(found(&r, "Zeekr sued.", &["legal"]), pairs(&[("Zeekr", "PARTY")]));
         assert_eq!(found(&r, "Zeekr rose 3%.", &["financial"]), pairs(&[("Zeekr", "COMPANY"), ("3%", "PERCENT")]));
         assert!(found(&r, "[COMPANY_1] rose [PERCENT_1].", &["financial"]).is_empty());
