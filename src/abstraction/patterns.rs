@@ -88,7 +88,7 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
     PatternSpec {
         name: "statute-section",
         label: "STATUTE",
-        regex: r"(?:§§?\s?|Art\.\s?|Article\s|Section\s|Sec\.\s)\d+[a-z]?(?:\.\d+)*(?:\([a-zA-Z0-9]{1,4}\))*",
+        regex: r"(?:§§?\s?|Art\.\s?|Article\s|Section\s|Sec\.\s)\d+[a-z]?(?:[-.]\d+)*(?:\([a-zA-Z0-9]{1,4}\))*",
         group: 0,
         score: 0.85,
         priority: PRIORITY_PATTERN,
@@ -107,6 +107,14 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
         regex: r"(?:NYSE American|NYSE|NASDAQ|Nasdaq|AMEX|LSE|TSX|HKEX|SSE|SZSE|Euronext|XETRA|TSE|ASX):\s?[A-Z]{1,5}(?:\.[A-Z]{1,2})?",
         group: 0,
         score: 0.95,
+        priority: PRIORITY_PATTERN,
+    },
+    PatternSpec {
+        name: "ticker-context",
+        label: "TICKER",
+        regex: r"(?:[Tt]icker|[Ss]ymbol|listed as|trades as|trading as)(?:\s(?:symbol|is|of))?:?\s([A-Z]{1,5}(?:\.[A-Z])?)(?-u:\b)",
+        group: 1,
+        score: 0.85,
         priority: PRIORITY_PATTERN,
     },
     PatternSpec {
@@ -216,6 +224,9 @@ mod tests {
         assert!(has("per 29 C.F.R. § 541.100.", "STATUTE", "29 C.F.R. § 541.100"));
         assert!(has("in No. 19-cv-04821 the", "CASE_NUMBER", "No. 19-cv-04821"));
         assert!(has("shares (NASDAQ: ZKR) fell", "TICKER", "NASDAQ: ZKR"));
+        assert!(has("trades under the ticker VEL.", "TICKER", "VEL"));
+        assert!(has("its stock symbol is VELT.", "TICKER", "VELT"));
+        assert!(has("under § 14-2207 the", "STATUTE", "§ 14-2207"));
         assert!(has("coded E11.9 for", "ICD_CODE", "E11.9"));
         assert!(has("ICD-10 code I10 applies", "ICD_CODE", "I10"));
     }
