@@ -179,7 +179,7 @@ pub fn detect_group(group: &QueryGroup, recognizer: &Recognizer) -> Vec<Vec<Dete
                 && first_label.get(&normalize_surface(&text[e.start..e.end])) == Some(&e.label)
         });
         if !extra.is_empty() {
-            found.extend(resolve_overlaps(extra));
+            found.extend(resolve_overlaps(extra, &scope.preferred));
             found.sort_by_key(|d| d.start);
         }
     }

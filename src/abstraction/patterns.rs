@@ -94,6 +94,22 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
         priority: PRIORITY_PATTERN,
     },
     PatternSpec {
+        name: "named-act",
+        label: "STATUTE",
+        regex: r"[Tt]he\s(?:\p{Lu}[\p{L}'’\-]*\s(?:(?:and|of|on|for|the|&)\s)?){1,8}(?:Act|Code|Statute|Regulation|Directive)(?:\s(?:of\s)?\d{4})?",
+        group: 0,
+        score: 0.7,
+        priority: PRIORITY_WEAK_PATTERN,
+    },
+    PatternSpec {
+        name: "court",
+        label: "COURT",
+        regex: r"[Tt]he\s(?:(?:\p{Lu}[\p{L}'’\-]*\s){0,5}(?:Court|Tribunal)\sof\s(?:Appeals?|Justice|Chancery|Claims)|(?:\p{Lu}[\p{L}'’\-]*\s){1,5}(?:Court|Tribunal))(?:\sfor\sthe(?:\s\p{Lu}\p{L}*)+)?",
+        group: 0,
+        score: 0.7,
+        priority: PRIORITY_WEAK_PATTERN,
+    },
+    PatternSpec {
         name: "case-number",
         label: "CASE_NUMBER",
         regex: r"(?:(?:Case|Docket)\s)?No\.\s?\d{1,2}(?::\d{2})?-[a-zA-Z]{2,4}-\d{3,6}(?:-[A-Z]{2,4})*|(?:(?:Case|Docket)\s)?No\.\s?\d{2,4}-\d{2,6}|\d:\d{2}-[a-z]{2}-\d{3,6}|Case\s[CT]-\d{1,4}/\d{2}",
@@ -158,22 +174,50 @@ impl PatternRecognizer {
         Ok(PatternRecognizer { spec, regex, recogniser: format!("pattern:{}", spec.name) })
     }
 
-    /// Appends this pattern's matches on word boundaries to `out`.
+    /// Appends this pattern's matches on word boundaries to `out`. A match
+    /// whose end is not on a word boundary (`$25,0003`) is retried on shorter
+    /// prefixes of the text, so the longest valid match at that start is kept
+    /// (`$25`): detection then does not depend on what follows a mention, which
+    /// keeps abstraction idempotent.
     pub fn find(&self, text: &str, out: &mut Vec<Detection>) {
         for caps in self.regex.captures_iter(text) {
             let Some(m) = caps.get(self.spec.group) else { continue };
-            if m.is_empty() || !on_word_boundaries(text, m.start(), m.end()) {
-                continue;
-            }
+            let span = if on_word_boundaries(text, m.start(), m.end()) {
+                Some((m.start(), m.end()))
+            } else {
+                self.shorter_match(text, caps.get(0).map_or(m.start(), |w| w.start()), m.end())
+            };
+            let Some((start, end)) = span.filter(|(s, e)| s < e) else { continue };
             out.push(Detection {
-                start: m.start(),
-                end: m.end(),
+                start,
+                end,
                 label: self.spec.label.to_string(),
                 recogniser: self.recogniser.clone(),
                 score: self.spec.score,
                 priority: self.spec.priority,
             });
         }
+    }
+}
+
+impl PatternRecognizer {
+    /// The longest match starting at `whole_start` that ends before `end` on a
+    /// word boundary (for matches whose natural end is not on one).
+    fn shorter_match(&self, text: &str, whole_start: usize, end: usize) -> Option<(usize, usize)> {
+        let mut limit = end;
+        while limit > whole_start {
+            limit = text[..limit].char_indices().next_back().map(|(i, _)| i)?;
+            let caps = self.regex.captures_at(&text[..limit], whole_start)?;
+            if caps.get(0)?.start() != whole_start {
+                return None;
+            }
+            let m = caps.get(self.spec.group)?;
+            if !m.is_empty() && on_word_boundaries(text, m.start(), m.end()) {
+                return Some((m.start(), m.end()));
+            }
+            limit = caps.get(0)?.end();
+        }
+        None
     }
 }
 
@@ -221,6 +265,12 @@ mod tests {
         assert!(has("dose 10 mg/kg daily", "DOSAGE", "10 mg/kg"));
         assert!(has("under 42 U.S.C. § 1983, the", "STATUTE", "42 U.S.C. § 1983"));
         assert!(has("see Art. 12 of", "STATUTE", "Art. 12"));
+        assert!(has("The Fair Labor Standards Act of 1938 applies", "STATUTE", "The Fair Labor Standards Act of 1938"));
+        assert!(has("before the Ninth Circuit Court of Appeals today", "COURT", "the Ninth Circuit Court of Appeals"));
+        assert!(has("Under the Modern Wage Payment Act, fines", "STATUTE", "the Modern Wage Payment Act"));
+        assert!(!found("The Court held that").iter().any(|(label, _)| label == "COURT"));
+        assert!(has("in the Brackova County Chancery Court.", "COURT", "the Brackova County Chancery Court"));
+        assert!(has("The Court of Appeals for the Sixth District held", "COURT", "The Court of Appeals for the Sixth District"));
         assert!(has("per 29 C.F.R. § 541.100.", "STATUTE", "29 C.F.R. § 541.100"));
         assert!(has("in No. 19-cv-04821 the", "CASE_NUMBER", "No. 19-cv-04821"));
         assert!(has("shares (NASDAQ: ZKR) fell", "TICKER", "NASDAQ: ZKR"));
@@ -235,6 +285,7 @@ mod tests {
     fn near_misses_are_not_recognised() {
         assert!(found("vitamin B12 and 3 items").is_empty(), "{:?}", found("vitamin B12 and 3 items"));
         assert!(!has("x500 mg", "DOSAGE", "500 mg"));
+        assert!(has("$25,0003.5%", "MONEY", "$25"), "the longest valid prefix is kept");
         assert!(!has("319995", "DATE", "1999"));
     }
 }

@@ -1,12 +1,15 @@
 //! Combines the recognisers (gazetteers, patterns, the optional name heuristic,
 //! expert corrections) into one detector with a documented overlap policy.
 //!
-//! For a text and a scope (the entity types allowed, from the group's domains):
+//! For a text and a scope (from the group's domains: every type is allowed and
+//! the domains' own types are *preferred*; with `strict_domain_types` only the
+//! domains' types are allowed):
 //! 1. every recogniser proposes candidates of allowed types;
 //! 2. candidates overlapping a `[TYPE_n]` placeholder already in the text are
 //!    dropped (so abstraction is idempotent);
 //! 3. candidates whose surface an expert marked "not an entity" are dropped;
-//! 4. overlaps are resolved greedily: **longest match first**, then higher
+//! 4. overlaps are resolved greedily: **longest match first**, then a type of
+//!    the text's own domains over another domain's type, then higher
 //!    priority (correction 100 > user gazetteer 80 > bundled gazetteer 60 >
 //!    pattern 40 > weak pattern 20 > name heuristic 10), then higher score,
 //!    then leftmost, then type name — a candidate is kept when it overlaps no
@@ -32,7 +35,12 @@ pub const PRIORITY_WEAK_PATTERN: u8 = 20;
 pub const PRIORITY_HEURISTIC: u8 = 10;
 
 /// The bundled gazetteers, one JSON file per domain (`{"TYPE": [surfaces]}`).
-pub const BUNDLED_GAZETTEERS: &[(&str, &str)] = &[];
+pub const BUNDLED_GAZETTEERS: &[(&str, &str)] = &[
+    ("financial", include_str!("../../assets/gazetteers/financial.json")),
+    ("general", include_str!("../../assets/gazetteers/general.json")),
+    ("legal", include_str!("../../assets/gazetteers/legal.json")),
+    ("medical", include_str!("../../assets/gazetteers/medical.json")),
+];
 
 /// One entity mention found in a text: `text[start..end]` (byte offsets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,8 +55,13 @@ pub struct Detection {
     pub priority: u8,
 }
 
-/// The entity types a text may contain.
-pub type Scope = BTreeSet<String>;
+/// The entity types a text may contain, and those its domains prefer when two
+/// candidates of the same length compete (e.g. `PARTY` over `COMPANY` in law).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub allowed: BTreeSet<String>,
+    pub preferred: BTreeSet<String>,
+}
 
 /// Builds a [`Recognizer`]: schema first, then gazetteers, corrections, options.
 #[derive(Debug, Clone)]
@@ -58,6 +71,7 @@ pub struct RecognizerBuilder {
     user_entries: Vec<GazetteerEntry>,
     corrections: Corrections,
     heuristic_names: bool,
+    strict_domain_types: bool,
 }
 
 impl RecognizerBuilder {
@@ -68,7 +82,15 @@ impl RecognizerBuilder {
             user_entries: Vec::new(),
             corrections: Corrections::default(),
             heuristic_names: false,
+            strict_domain_types: false,
         }
+    }
+
+    /// Only the types of a text's own domains are detected (default: every
+    /// type, the domains' own types preferred on ties).
+    pub fn strict_domain_types(mut self, on: bool) -> Self {
+        self.strict_domain_types = on;
+        self
     }
 
     /// Leaves out the bundled gazetteers (tests, or a fully user-defined setup).
@@ -129,6 +151,7 @@ impl RecognizerBuilder {
             corrections,
             patterns: bundled_patterns(),
             heuristic_names: self.heuristic_names,
+            strict_domain_types: self.strict_domain_types,
             schema: self.schema,
         })
     }
@@ -151,6 +174,7 @@ pub struct Recognizer {
     corrections: Corrections,
     patterns: Vec<PatternRecognizer>,
     heuristic_names: bool,
+    strict_domain_types: bool,
 }
 
 impl Recognizer {
@@ -201,14 +225,17 @@ impl Recognizer {
         Ok(is_new)
     }
 
-    /// The types allowed in a text of these domains (all types for unknown
-    /// domains), plus `NAME` when the heuristic is on.
+    /// The scope of a text of these domains: preferred are the domains' types
+    /// (none for unknown domains); allowed are all types (or, when strict, the
+    /// domains' types; all types for unknown domains), plus `NAME` when the
+    /// heuristic is on.
     pub fn scope(&self, domains: &[&str]) -> Scope {
-        let mut scope = self.schema.scope(domains);
+        let preferred: BTreeSet<String> = domains.iter().filter_map(|d| self.schema.types_of(d)).flatten().collect();
+        let mut allowed = if self.strict_domain_types { self.schema.scope(domains) } else { self.schema.all_types() };
         if self.heuristic_names {
-            scope.insert(NAME_TYPE.to_string());
+            allowed.insert(NAME_TYPE.to_string());
         }
-        scope
+        Scope { allowed, preferred }
     }
 
     /// The entities of a text of these domains, after the overlap policy.
@@ -218,7 +245,7 @@ impl Recognizer {
 
     /// The entities of a text for a precomputed scope.
     pub fn recognize_scoped(&self, text: &str, scope: &Scope) -> Vec<Detection> {
-        resolve_overlaps(self.candidates(text, scope))
+        resolve_overlaps(self.candidates(text, scope), &scope.preferred)
     }
 
     /// Every candidate before overlap resolution (placeholders and marks applied).
@@ -228,11 +255,13 @@ impl Recognizer {
             return out;
         }
         for gazetteer in self.gazetteers.iter().chain([&self.correction_gazetteer]) {
-            gazetteer.find(text, scope, &mut out);
+            gazetteer.find(text, &scope.allowed, &mut out);
         }
-        find_all(&self.patterns, text, scope, &mut out);
-        if self.heuristic_names && scope.contains(NAME_TYPE) {
-            super::heuristic::find_names(text, &mut out);
+        find_all(&self.patterns, text, &scope.allowed, &mut out);
+        if self.heuristic_names && scope.allowed.contains(NAME_TYPE) {
+            let mut names = Vec::new();
+            super::heuristic::find_names(text, &out, &mut names);
+            out.extend(names);
         }
         let protected = placeholders(text);
         if !protected.is_empty() {
@@ -245,12 +274,14 @@ impl Recognizer {
     }
 }
 
-/// The overlap policy (module docs): longest first, then priority, score,
-/// position, type; keeps candidates that overlap no kept one; sorted by start.
-pub fn resolve_overlaps(mut candidates: Vec<Detection>) -> Vec<Detection> {
+/// The overlap policy (module docs): longest first, then a preferred type,
+/// priority, score, position, type; keeps candidates that overlap no kept one;
+/// sorted by start.
+pub fn resolve_overlaps(mut candidates: Vec<Detection>, preferred: &BTreeSet<String>) -> Vec<Detection> {
     candidates.sort_by(|a, b| {
         (b.end - b.start)
             .cmp(&(a.end - a.start))
+            .then(preferred.contains(&b.label).cmp(&preferred.contains(&a.label)))
             .then(b.priority.cmp(&a.priority))
             .then(b.score.total_cmp(&a.score))
             .then(a.start.cmp(&b.start))
@@ -332,7 +363,7 @@ mod tests {
             score: 1.0,
             priority,
         };
-        let kept = resolve_overlaps(vec![d(0, 5, 10), d(4, 7, 90), d(6, 8, 10), d(8, 9, 10), d(2, 3, 99)]);
+        let kept = resolve_overlaps(vec![d(0, 5, 10), d(4, 7, 90), d(6, 8, 10), d(8, 9, 10), d(2, 3, 99)], &BTreeSet::new());
         let spans: Vec<(usize, usize)> = kept.iter().map(|k| (k.start, k.end)).collect();
         assert_eq!(spans, [(0, 5), (6, 8), (8, 9)]);
     }
