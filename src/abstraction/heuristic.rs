@@ -47,6 +47,9 @@ fn starts_sentence(text: &str, start: usize) -> bool {
 /// of the run still counts ("Royal Society Zeekr" with Zeekr a company gives the
 /// name "Royal Society"), so the result does not change once Zeekr is a placeholder.
 pub fn find_names(text: &str, taken: &[Detection], out: &mut Vec<Detection>) {
+    let mut taken: Vec<(usize, usize)> = taken.iter().map(|d| (d.start, d.end)).collect();
+    taken.sort_unstable();
+    let longest = taken.iter().map(|(s, e)| e - s).max().unwrap_or(0);
     for m in name_regex().find_iter(text) {
         // A possessive ends a name: "Zeekr's Model X" holds "Zeekr" and "Model X".
         let mut segments = Vec::new();
@@ -65,11 +68,11 @@ pub fn find_names(text: &str, taken: &[Detection], out: &mut Vec<Detection>) {
         segments.push((start, m.end()));
         for (seg_start, seg_end) in segments {
             let mut cursor = seg_start;
-            let mut blockers: Vec<&Detection> = taken.iter().filter(|d| d.start < seg_end && seg_start < d.end).collect();
-            blockers.sort_by_key(|d| d.start);
-            for d in blockers {
-                emit_piece(text, cursor, d.start.max(cursor), out);
-                cursor = cursor.max(d.end);
+            // Candidates overlapping the segment start within `longest` before it.
+            let first = taken.partition_point(|&(s, _)| s + longest < seg_start);
+            for &(start, end) in taken[first..].iter().take_while(|&&(s, _)| s < seg_end).filter(|&&(_, e)| e > seg_start) {
+                emit_piece(text, cursor, start.max(cursor), out);
+                cursor = cursor.max(end);
             }
             emit_piece(text, cursor, seg_end, out);
         }

@@ -15,7 +15,7 @@
 //!    then leftmost, then type name — a candidate is kept when it overlaps no
 //!    kept one. The result is sorted by position.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -25,7 +25,7 @@ use super::corrections::Corrections;
 use super::gazetteer::{parse_gazetteer_json, Gazetteer, GazetteerEntry};
 use super::patterns::{bundled_patterns, find_all, PatternRecognizer};
 use super::schema::{EntitySchema, NAME_TYPE};
-use super::text::placeholders;
+use super::text::{placeholders, DisjointSpans};
 
 pub const PRIORITY_CORRECTION: u8 = 100;
 pub const PRIORITY_USER_GAZETTEER: u8 = 80;
@@ -263,9 +263,9 @@ impl Recognizer {
             super::heuristic::find_names(text, &out, &mut names);
             out.extend(names);
         }
-        let protected = placeholders(text);
+        let protected = DisjointSpans::new(placeholders(text).into_iter().map(|p| (p.start, p.end)));
         if !protected.is_empty() {
-            out.retain(|d| !protected.iter().any(|p| d.start < p.end && p.start < d.end));
+            out.retain(|d| !protected.overlaps(d.start, d.end));
         }
         if !self.corrections.not_entity.is_empty() {
             out.retain(|d| !self.corrections.rejects(&text[d.start..d.end], &d.label));
@@ -290,11 +290,10 @@ pub fn resolve_overlaps(mut candidates: Vec<Detection>, preferred: &BTreeSet<Str
     });
     // Kept spans are disjoint, so only the kept span starting last before a
     // candidate's end can overlap it.
-    let mut kept: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut kept = DisjointSpans::default();
     let mut out = Vec::new();
     for cand in candidates {
-        let overlaps = kept.range(..cand.end).next_back().is_some_and(|(_, &end)| end > cand.start);
-        if !overlaps && cand.start < cand.end {
+        if !kept.overlaps(cand.start, cand.end) && cand.start < cand.end {
             kept.insert(cand.start, cand.end);
             out.push(cand);
         }
