@@ -94,7 +94,8 @@ fn options() -> impl Strategy<Value = AbstractionOptions> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // 256 cases unless PROPTEST_CASES says otherwise (for longer local runs).
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
 
     #[test]
     fn detections_never_split_characters(t in text(), d in domain(), heuristic in prop::bool::ANY) {

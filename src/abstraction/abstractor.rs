@@ -159,15 +159,21 @@ pub fn detect_group(group: &QueryGroup, recognizer: &Recognizer) -> Vec<Vec<Dete
     for (text, found) in texts.iter().zip(&detections) {
         for d in found {
             let surface = &text[d.start..d.end];
-            first_label.entry(normalize_surface(surface)).or_insert_with(|| d.label.clone());
-            surfaces.insert(surface.to_string());
+            let key = normalize_surface(surface);
+            // A gazetteer's surface is found in every text by that gazetteer
+            // already (same rules, same scope); only context-dependent finds
+            // (patterns, the heuristic) need to be looked for in the others.
+            if !d.recogniser.ends_with("gazetteer") && d.recogniser != "correction" {
+                surfaces.insert(surface.to_string());
+            }
+            first_label.entry(key).or_insert_with(|| d.label.clone());
         }
     }
     if surfaces.is_empty() {
         return detections;
     }
     let entries = surfaces.into_iter().map(|surface| GazetteerEntry { label: first_label[&normalize_surface(&surface)].clone(), surface });
-    let Ok(group_gazetteer) = Gazetteer::new("group", 0, entries) else { return detections };
+    let Ok(group_gazetteer) = Gazetteer::short_lived("group", 0, entries) else { return detections };
     let labels: BTreeSet<String> = first_label.values().cloned().collect();
     for (text, found) in texts.iter().zip(detections.iter_mut()) {
         let mut extra = Vec::new();

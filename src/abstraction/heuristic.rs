@@ -2,9 +2,9 @@
 //! capitalised words not known to any other recogniser is reported as a `NAME`
 //! of unknown type. It skips a single capitalised word at the start of a
 //! sentence, lone all-capital acronyms (`ICD`), leading function words (`The`,
-//! `In`, ...), possessive `'s` and letters of unspaced scripts; the parts of a
-//! run that another recogniser's candidate covers are left out (the heuristic
-//! only fills gaps). Its quality is measured separately
+//! `In`, ...), possessive `'s` and letters of unspaced scripts; it runs after
+//! the overlap policy and leaves out the parts of a run that a kept entity
+//! covers (it only fills gaps). Its quality is measured separately
 //! (`r2r abstract eval --heuristic`).
 
 use std::sync::OnceLock;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::recognizer::{Detection, PRIORITY_PATTERN, PRIORITY_WEAK_PATTERN};
 use super::text::on_word_boundaries;
@@ -174,29 +174,70 @@ impl PatternRecognizer {
         Ok(PatternRecognizer { spec, regex, recogniser: format!("pattern:{}", spec.name) })
     }
 
-    /// Appends this pattern's matches on word boundaries to `out`. A match
-    /// whose end is not on a word boundary (`$25,0003`) is retried on shorter
-    /// prefixes of the text, so the longest valid match at that start is kept
-    /// (`$25`): detection then does not depend on what follows a mention, which
-    /// keeps abstraction idempotent.
+    /// Appends this pattern's matches on word boundaries to `out`, one per
+    /// start position where the pattern matches (`93.5%` and `5%` in
+    /// `E11.93.5%`; the overlap policy chooses). A match
+    /// that does not start on a word boundary (`C$25` inside `LLC$25`) is
+    /// retried from the next character; one whose end is not on a boundary
+    /// (`$25,0003`) is retried on shorter prefixes, keeping the longest valid
+    /// one (`$25`). So neither what precedes nor what follows a mention changes
+    /// whether it is found, which keeps abstraction idempotent.
     pub fn find(&self, text: &str, out: &mut Vec<Detection>) {
-        for caps in self.regex.captures_iter(text) {
-            let Some(m) = caps.get(self.spec.group) else { continue };
-            let span = if on_word_boundaries(text, m.start(), m.end()) {
-                Some((m.start(), m.end()))
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some((whole_start, _, start, end)) = self.match_at(text, text.len(), pos) else { break };
+            let next_char = whole_start + text[whole_start..].chars().next().map_or(1, char::len_utf8);
+            let span = if start < end && on_word_boundaries(text, start, end) {
+                Some((start, end))
+            } else if start < end && !starts_on_boundary(text, start) {
+                None
             } else {
-                self.shorter_match(text, caps.get(0).map_or(m.start(), |w| w.start()), m.end())
+                self.shorter_match(text, whole_start, end)
             };
-            let Some((start, end)) = span.filter(|(s, e)| s < e) else { continue };
-            out.push(Detection {
-                start,
-                end,
-                label: self.spec.label.to_string(),
-                recogniser: self.recogniser.clone(),
-                score: self.spec.score,
-                priority: self.spec.priority,
-            });
+            match span {
+                Some((s, e)) => {
+                    out.push(Detection {
+                        start: s,
+                        end: e,
+                        label: self.spec.label.to_string(),
+                        recogniser: self.recogniser.clone(),
+                        score: self.spec.score,
+                        priority: self.spec.priority,
+                    });
+                    // Every start position is tried (matches of one pattern may
+                    // overlap; the overlap policy chooses among them).
+                    pos = next_char.max(s.min(e));
+                }
+                None => pos = next_char,
+            }
         }
+    }
+
+    /// The leftmost match in `text[..limit]` at or after `pos`:
+    /// (whole start, whole end, mention start, mention end).
+    fn match_at(&self, text: &str, limit: usize, pos: usize) -> Option<(usize, usize, usize, usize)> {
+        if self.spec.group == 0 {
+            let m = self.regex.find_at(&text[..limit], pos)?;
+            Some((m.start(), m.end(), m.start(), m.end()))
+        } else {
+            let caps = self.regex.captures_at(&text[..limit], pos)?;
+            let (whole, m) = (caps.get(0)?, caps.get(self.spec.group)?);
+            Some((whole.start(), whole.end(), m.start(), m.end()))
+        }
+    }
+}
+
+/// True when a mention starting at `start` does not continue a word.
+fn starts_on_boundary(text: &str, start: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let first = text[start..].chars().next();
+    match (before, first) {
+        (Some(b), Some(f)) => {
+            !(super::text::is_word_char(b) && super::text::is_word_char(f))
+                || super::text::is_unspaced_script(b)
+                || super::text::is_unspaced_script(f)
+        }
+        _ => true,
     }
 }
 
@@ -207,30 +248,52 @@ impl PatternRecognizer {
         let mut limit = end;
         while limit > whole_start {
             limit = text[..limit].char_indices().next_back().map(|(i, _)| i)?;
-            let caps = self.regex.captures_at(&text[..limit], whole_start)?;
-            if caps.get(0)?.start() != whole_start {
+            let (found_start, found_end, start, end) = self.match_at(text, limit, whole_start)?;
+            if found_start != whole_start {
                 return None;
             }
-            let m = caps.get(self.spec.group)?;
-            if !m.is_empty() && on_word_boundaries(text, m.start(), m.end()) {
-                return Some((m.start(), m.end()));
+            if start < end && on_word_boundaries(text, start, end) {
+                return Some((start, end));
             }
-            limit = caps.get(0)?.end();
+            limit = found_end;
         }
         None
     }
 }
 
-/// The bundled patterns, compiled.
-pub fn bundled_patterns() -> Vec<PatternRecognizer> {
-    BUNDLED_PATTERNS.iter().map(|spec| PatternRecognizer::compile(*spec).expect("bundled patterns compile (tested)")).collect()
+/// Compiled patterns with a one-pass prefilter: a `RegexSet` of all of them
+/// tells which can match a text at all, and only those are run.
+#[derive(Debug, Clone)]
+pub struct PatternSet {
+    patterns: Vec<PatternRecognizer>,
+    prefilter: RegexSet,
 }
 
-/// Runs the patterns of allowed types over a text.
-pub fn find_all(patterns: &[PatternRecognizer], text: &str, allowed: &BTreeSet<String>, out: &mut Vec<Detection>) {
-    for pattern in patterns.iter().filter(|p| allowed.contains(p.spec.label)) {
-        pattern.find(text, out);
+impl PatternSet {
+    pub fn new(specs: &[PatternSpec]) -> anyhow::Result<PatternSet> {
+        let patterns = specs.iter().map(|spec| PatternRecognizer::compile(*spec)).collect::<anyhow::Result<Vec<_>>>()?;
+        let prefilter = RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).context("compiling the pattern prefilter")?;
+        Ok(PatternSet { patterns, prefilter })
     }
+
+    pub fn patterns(&self) -> &[PatternRecognizer] {
+        &self.patterns
+    }
+
+    /// Runs the patterns of allowed types that can match over a text.
+    pub fn find_all(&self, text: &str, allowed: &BTreeSet<String>, out: &mut Vec<Detection>) {
+        for index in self.prefilter.matches(text).iter() {
+            let pattern = &self.patterns[index];
+            if allowed.contains(pattern.spec.label) {
+                pattern.find(text, out);
+            }
+        }
+    }
+}
+
+/// The bundled patterns, compiled.
+pub fn bundled_patterns() -> PatternSet {
+    PatternSet::new(BUNDLED_PATTERNS).expect("bundled patterns compile (tested)")
 }
 
 #[cfg(test)]
@@ -241,7 +304,7 @@ mod tests {
         let patterns = bundled_patterns();
         let allowed: BTreeSet<String> = BUNDLED_PATTERNS.iter().map(|p| p.label.to_string()).collect();
         let mut out = Vec::new();
-        find_all(&patterns, text, &allowed, &mut out);
+        patterns.find_all(text, &allowed, &mut out);
         let mut pairs: Vec<(String, String)> = out.iter().map(|d| (d.label.clone(), text[d.start..d.end].to_string())).collect();
         pairs.sort();
         pairs.dedup();
@@ -286,6 +349,7 @@ mod tests {
         assert!(found("vitamin B12 and 3 items").is_empty(), "{:?}", found("vitamin B12 and 3 items"));
         assert!(!has("x500 mg", "DOSAGE", "500 mg"));
         assert!(has("$25,0003.5%", "MONEY", "$25"), "the longest valid prefix is kept");
+        assert!(has("Harlow LLC$25,000 paid", "MONEY", "$25,000"), "a later start is tried");
         assert!(!has("319995", "DATE", "1999"));
     }
 }

@@ -11,9 +11,10 @@
 //! 4. overlaps are resolved greedily: **longest match first**, then a type of
 //!    the text's own domains over another domain's type, then higher
 //!    priority (correction 100 > user gazetteer 80 > bundled gazetteer 60 >
-//!    pattern 40 > weak pattern 20 > name heuristic 10), then higher score,
+//!    pattern 40 > weak pattern 20), then higher score,
 //!    then leftmost, then type name — a candidate is kept when it overlaps no
-//!    kept one. The result is sorted by position.
+//!    kept one. The result is sorted by position;
+//! 5. the optional name heuristic then fills the gaps between the kept entities.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corrections::Corrections;
 use super::gazetteer::{parse_gazetteer_json, Gazetteer, GazetteerEntry};
-use super::patterns::{bundled_patterns, find_all, PatternRecognizer};
+use super::patterns::{bundled_patterns, PatternSet};
 use super::schema::{EntitySchema, NAME_TYPE};
 use super::text::{placeholders, DisjointSpans};
 
@@ -172,7 +173,7 @@ pub struct Recognizer {
     gazetteers: Vec<Gazetteer>,
     correction_gazetteer: Gazetteer,
     corrections: Corrections,
-    patterns: Vec<PatternRecognizer>,
+    patterns: PatternSet,
     heuristic_names: bool,
     strict_domain_types: bool,
 }
@@ -243,12 +244,22 @@ impl Recognizer {
         self.recognize_scoped(text, &self.scope(domains))
     }
 
-    /// The entities of a text for a precomputed scope.
+    /// The entities of a text for a precomputed scope: the resolved candidates,
+    /// then (when on) the name heuristic filling the gaps between them.
     pub fn recognize_scoped(&self, text: &str, scope: &Scope) -> Vec<Detection> {
-        resolve_overlaps(self.candidates(text, scope), &scope.preferred)
+        let mut found = resolve_overlaps(self.candidates(text, scope), &scope.preferred);
+        if self.heuristic_names && scope.allowed.contains(NAME_TYPE) {
+            let mut names = Vec::new();
+            super::heuristic::find_names(text, &found, &mut names);
+            self.drop_protected_and_marked(text, &mut names);
+            found.extend(names);
+            found.sort_by_key(|d| d.start);
+        }
+        found
     }
 
-    /// Every candidate before overlap resolution (placeholders and marks applied).
+    /// Every candidate of the gazetteers, corrections and patterns before
+    /// overlap resolution (placeholders and marks applied; no heuristic).
     pub fn candidates(&self, text: &str, scope: &Scope) -> Vec<Detection> {
         let mut out = Vec::new();
         if text.is_empty() {
@@ -257,12 +268,13 @@ impl Recognizer {
         for gazetteer in self.gazetteers.iter().chain([&self.correction_gazetteer]) {
             gazetteer.find(text, &scope.allowed, &mut out);
         }
-        find_all(&self.patterns, text, &scope.allowed, &mut out);
-        if self.heuristic_names && scope.allowed.contains(NAME_TYPE) {
-            let mut names = Vec::new();
-            super::heuristic::find_names(text, &out, &mut names);
-            out.extend(names);
-        }
+        self.patterns.find_all(text, &scope.allowed, &mut out);
+        self.drop_protected_and_marked(text, &mut out);
+        out
+    }
+
+    /// Drops candidates that overlap a placeholder or that an expert marked.
+    fn drop_protected_and_marked(&self, text: &str, out: &mut Vec<Detection>) {
         let protected = DisjointSpans::new(placeholders(text).into_iter().map(|p| (p.start, p.end)));
         if !protected.is_empty() {
             out.retain(|d| !protected.overlaps(d.start, d.end));
@@ -270,7 +282,6 @@ impl Recognizer {
         if !self.corrections.not_entity.is_empty() {
             out.retain(|d| !self.corrections.rejects(&text[d.start..d.end], &d.label));
         }
-        out
     }
 }
 
