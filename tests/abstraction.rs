@@ -124,8 +124,8 @@ proptest! {
     fn abstraction_is_idempotent(q in text(), cands in prop::collection::vec(text(), 1..4), d in domain(),
                                  opts in options(), seed in 0u64..1000, heuristic in prop::bool::ANY) {
         let abstractor = abstractor(heuristic);
-        let once = abstract_group(&group(&d, &q, &cands), &abstractor, &opts, seed);
-        let twice = abstract_group(&once.group, &abstractor, &opts, seed);
+        let once = abstract_group(&group(&d, &q, &cands), abstractor, &opts, seed);
+        let twice = abstract_group(&once.group, abstractor, &opts, seed);
         prop_assert_eq!(texts(&twice.group), texts(&once.group));
     }
 

@@ -107,8 +107,7 @@ fn emit_name(text: &str, mut start: usize, end: usize, out: &mut Vec<Detection>)
         return;
     }
     let mut rest = &text[start..end];
-    loop {
-        let Some((first, tail)) = rest.split_once(' ') else { break };
+    while let Some((first, tail)) = rest.split_once(' ') {
         let (connector, after) = tail.split_once(' ').unwrap_or((tail, ""));
         if FUNCTION_WORDS.contains(&first) {
             start += first.len() + 1;
