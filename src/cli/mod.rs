@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod abstract_;
+pub mod bench_abstract;
 pub mod bm25;
 pub mod data;
 pub mod eval;
@@ -46,6 +48,11 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// BM25 first-stage baseline per domain and split.
     Bm25(bm25::Bm25Args),
+    /// Entity abstraction (EAG stage 1): export, eval, coverage, show, correct.
+    Abstract(Box<abstract_::AbstractArgs>),
+    /// Throughput of entity abstraction (to become `r2r bench abstract`).
+    #[command(name = "bench-abstract", hide = true)]
+    BenchAbstract(bench_abstract::BenchAbstractArgs),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -58,6 +65,8 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::SampleData(cmd)) => sample_data::run(cmd),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bm25(args)) => bm25::run(args),
+        Some(Command::Abstract(args)) => abstract_::run(*args),
+        Some(Command::BenchAbstract(args)) => bench_abstract::run(args),
     }
 }
 
