@@ -8,6 +8,7 @@ pub mod bm25;
 pub mod cli;
 pub mod data;
 pub mod metrics;
+pub mod model;
 pub mod sample;
 pub mod util;
 

@@ -3,10 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod bm25;
 pub mod data;
 pub mod eval;
 pub mod sample_data;
+pub mod score;
 
 #[derive(Debug, Parser)]
 #[command(name = "r2r", version, about = "R2R Workbench: multi-domain decoder-only rerankers with Route-to-Rerank")]
@@ -37,6 +39,11 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// BM25 first-stage baseline per domain and split.
     Bm25(bm25::Bm25Args),
+    /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
+    Score(score::ScoreArgs),
+    /// Performance measurements.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -49,6 +56,8 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::SampleData(cmd)) => sample_data::run(cmd),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bm25(args)) => bm25::run(args),
+        Some(Command::Score(args)) => score::run(args),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }
 
