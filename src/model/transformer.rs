@@ -321,3 +321,24 @@ pub fn left_padded_inputs(rows: &[&[u32]], pad_id: u32, prefix_len: usize, devic
         Tensor::from_vec(mask, (b, 1, t, s), device)?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_padding_masks_and_positions_continue_the_prefix() {
+        let (ids, pos, mask) = left_padded_inputs(&[&[5, 6, 7], &[8]], 0, 2, &Device::Cpu).unwrap();
+        assert_eq!(ids.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![0, 0, 8]]);
+        assert_eq!(pos.to_vec2::<u32>().unwrap(), vec![vec![2, 3, 4], vec![2, 2, 2]]);
+        let m = mask.squeeze(1).unwrap().to_vec3::<f32>().unwrap();
+        let allowed = |row: &Vec<f32>| row.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+        // Row 0, query 1: both prefix keys and its own first two tokens.
+        assert_eq!(allowed(&m[0][1]), vec![true, true, true, true, false]);
+        // Row 1, the real token (index 2): prefix + itself, never the padding.
+        assert_eq!(allowed(&m[1][2]), vec![true, true, false, false, true]);
+        // Padding queries are fully masked: finite values give uniform weights, never NaN; their outputs go unused.
+        assert_eq!(allowed(&m[1][0]), vec![false; 5]);
+        assert!(left_padded_inputs(&[], 0, 0, &Device::Cpu).is_err());
+    }
+}
