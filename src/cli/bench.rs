@@ -42,6 +42,9 @@ pub struct BenchScoreArgs {
     /// Skip the (slow) model-card path.
     #[arg(long)]
     pub skip_naive: bool,
+    /// Time the fast path only.
+    #[arg(long)]
+    pub fast_only: bool,
     /// Side of the square f32 matmul that measures the GEMM peak.
     #[arg(long, default_value_t = 2048)]
     pub gemm_size: usize,
@@ -147,11 +150,13 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
         Ok(())
     };
     let naive_opts = ScoreOptions { max_batch: n.max(1), full_vocab: true, ..Default::default() };
-    if !a.skip_naive {
+    if !a.skip_naive && !a.fast_only {
         run_path("naive (model card: padded batch, full-vocab logits at every position)", forward_flops(&c, n, padded_len, 0, false, c.vocab_size, true), &mut |r| r.score_naive(&requests, adapter.as_ref(), &naive_opts))?;
     }
     let last_opts = ScoreOptions { full_vocab: false, ..naive_opts.clone() };
-    run_path("padded, last position only (yes/no rows, no prefix reuse)", forward_flops(&c, n, padded_len, 0, true, 2, false), &mut |r| r.score_naive(&requests, adapter.as_ref(), &last_opts))?;
+    if !a.fast_only {
+        run_path("padded, last position only (yes/no rows, no prefix reuse)", forward_flops(&c, n, padded_len, 0, true, 2, false), &mut |r| r.score_naive(&requests, adapter.as_ref(), &last_opts))?;
+    }
     let fast_opts = ScoreOptions::default();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].candidate.len()));
