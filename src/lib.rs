@@ -10,6 +10,7 @@ pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod routing;
+pub mod model;
 pub mod sample;
 pub mod train;
 pub mod util;

@@ -5,10 +5,12 @@ use clap::{Parser, Subcommand};
 
 pub mod abstract_;
 pub mod bench_abstract;
+pub mod bench;
 pub mod bm25;
 pub mod data;
 pub mod eval;
 pub mod sample_data;
+pub mod score;
 
 #[derive(Debug, Parser)]
 #[command(name = "r2r", version, about = "R2R Workbench: multi-domain decoder-only rerankers with Route-to-Rerank")]
@@ -50,9 +52,11 @@ pub enum Command {
     Bm25(bm25::Bm25Args),
     /// Entity abstraction (EAG stage 1): export, eval, coverage, show, correct.
     Abstract(Box<abstract_::AbstractArgs>),
-    /// Throughput of entity abstraction (to become `r2r bench abstract`).
-    #[command(name = "bench-abstract", hide = true)]
-    BenchAbstract(bench_abstract::BenchAbstractArgs),
+    /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
+    Score(score::ScoreArgs),
+    /// Performance measurements.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -66,7 +70,8 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bm25(args)) => bm25::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
-        Some(Command::BenchAbstract(args)) => bench_abstract::run(args),
+        Some(Command::Score(args)) => score::run(args),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }
 

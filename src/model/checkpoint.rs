@@ -1,0 +1,206 @@
+//! Loading a local Hugging Face model directory: locating config / weights / tokenizer, reading
+//! (sharded) safetensors with clear errors, and refusing PyTorch pickle checkpoints.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Extensions of PyTorch pickle checkpoints, refused because unpickling can execute code.
+const PICKLE_EXTENSIONS: [&str; 5] = ["bin", "pt", "pth", "ckpt", "pkl"];
+
+/// The files of a model directory.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub weights: Vec<PathBuf>,
+    pub tokenizer: PathBuf,
+}
+
+fn is_pickle_name(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| PICKLE_EXTENSIONS.contains(&e))
+}
+
+/// The error for a PyTorch pickle file.
+pub fn pickle_refusal(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "refusing to load PyTorch pickle checkpoint {}: unpickling can execute arbitrary code; convert it to safetensors \
+         (e.g. with transformers' `save_pretrained(..., safe_serialization=True)`)",
+        path.display()
+    )
+}
+
+/// Finds config.json, the safetensors weights (single file or sharded index) and tokenizer.json in `dir`.
+pub fn locate(dir: &Path) -> Result<ModelFiles> {
+    if !dir.is_dir() {
+        bail!("model directory {} does not exist", dir.display());
+    }
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        bail!("missing {} (a Hugging Face model directory needs config.json)", config.display());
+    }
+    let index = dir.join("model.safetensors.index.json");
+    let single = dir.join("model.safetensors");
+    let weights = if index.is_file() {
+        let text = std::fs::read_to_string(&index).with_context(|| format!("cannot read {}", index.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("invalid JSON in {}", index.display()))?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).with_context(|| format!("{}: field weight_map is missing", index.display()))?;
+        let mut shards: Vec<PathBuf> = map
+            .values()
+            .map(|v| v.as_str().map(|s| dir.join(s)).with_context(|| format!("{}: weight_map values must be file names", index.display())))
+            .collect::<Result<_>>()?;
+        shards.sort();
+        shards.dedup();
+        for shard in &shards {
+            if is_pickle_name(shard) {
+                return Err(pickle_refusal(shard));
+            }
+            if !shard.is_file() {
+                bail!("shard {} listed in {} is missing", shard.display(), index.display());
+            }
+        }
+        shards
+    } else if single.is_file() {
+        vec![single]
+    } else {
+        let mut pickles: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_pickle_name(p)).collect();
+        pickles.sort();
+        if let Some(p) = pickles.first() {
+            return Err(pickle_refusal(p));
+        }
+        bail!("missing weights in {}: expected model.safetensors or model.safetensors.index.json", dir.display());
+    };
+    let tokenizer = dir.join("tokenizer.json");
+    if !tokenizer.is_file() {
+        bail!("missing {} (the reranker needs a Hugging Face tokenizers file)", tokenizer.display());
+    }
+    Ok(ModelFiles { dir: dir.to_path_buf(), config, weights, tokenizer })
+}
+
+/// Named tensors read from one or more safetensors files, remembering which file each came from.
+pub struct Weights {
+    tensors: BTreeMap<String, (Tensor, usize)>,
+    files: Vec<PathBuf>,
+}
+
+impl Weights {
+    /// Reads every tensor of the given safetensors files, converted to `dtype` on `device`.
+    pub fn load(files: &[PathBuf], dtype: DType, device: &Device) -> Result<Self> {
+        let mut tensors = BTreeMap::new();
+        for (index, path) in files.iter().enumerate() {
+            for (name, tensor) in read_safetensors(path, dtype, device)? {
+                tensors.insert(name, (tensor, index));
+            }
+        }
+        Ok(Self { tensors, files: files.to_vec() })
+    }
+
+    /// Wraps tensors already in memory (e.g. for tests); `origin` names them in errors.
+    pub fn from_map(map: BTreeMap<String, Tensor>, origin: &Path) -> Self {
+        Self { tensors: map.into_iter().map(|(k, v)| (k, (v, 0))).collect(), files: vec![origin.to_path_buf()] }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    fn origin(&self) -> String {
+        self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The tensor `name`, checked to have `shape`.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let (tensor, file) = self.tensors.get(name).with_context(|| format!("tensor {name} is missing from {}", self.origin()))?;
+        if tensor.dims() != shape {
+            bail!("tensor {name} in {} has shape {:?}, expected {:?} from config.json", self.files[*file].display(), tensor.dims(), shape);
+        }
+        Ok(tensor.clone())
+    }
+}
+
+/// Reads a safetensors file into named tensors; refuses pickles and names the file in every error.
+pub fn read_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Vec<(String, Tensor)>> {
+    if is_pickle_name(path) {
+        return Err(pickle_refusal(path));
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
+    // torch.save writes a zip archive (PK..) or a raw pickle (0x80 protocol byte): never a safetensors header.
+    if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
+        return Err(pickle_refusal(path));
+    }
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a valid safetensors file (truncated or corrupted?)", path.display()))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let src_dtype = match view.dtype() {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::BF16 => DType::BF16,
+            safetensors::Dtype::F64 => DType::F64,
+            other => bail!("tensor {name} in {} has unsupported dtype {other:?}", path.display()),
+        };
+        let tensor = Tensor::from_raw_buffer(view.data(), src_dtype, view.shape(), &Device::Cpu)
+            .and_then(|t| t.to_dtype(dtype))
+            .and_then(|t| t.to_device(device))
+            .with_context(|| format!("cannot load tensor {name} from {}", path.display()))?;
+        out.push((name, tensor));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Writes named tensors as a safetensors file through `util::atomic_write`.
+pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: Option<std::collections::HashMap<String, String>>) -> Result<()> {
+    let mut buffers: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = Vec::new();
+    for (name, t) in tensors {
+        let t = t.to_device(&Device::Cpu)?.contiguous()?;
+        let (bytes, dt) = match t.dtype() {
+            DType::F32 => (t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect(), safetensors::Dtype::F32),
+            DType::BF16 => (t.flatten_all()?.to_vec1::<half::bf16>()?.iter().flat_map(|v| v.to_le_bytes()).collect(), safetensors::Dtype::BF16),
+            DType::F16 => (t.flatten_all()?.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect(), safetensors::Dtype::F16),
+            other => bail!("cannot save tensor {name} of dtype {other:?}"),
+        };
+        buffers.push((name.clone(), bytes, t.dims().to_vec(), dt));
+    }
+    let views = buffers
+        .iter()
+        .map(|(n, b, s, d)| Ok((n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let data = safetensors::serialize(views, metadata).with_context(|| format!("cannot serialise {}", path.display()))?;
+    crate::util::atomic_write(path, &data).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_pickles_and_names_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = locate(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("pytorch_model.bin"), b"\x80\x02junk").unwrap();
+        let err = locate(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("pytorch_model.bin") && err.contains("pickle"), "{err}");
+        std::fs::write(dir.path().join("model.safetensors"), b"PK\x03\x04zip").unwrap();
+        let err = read_safetensors(&dir.path().join("model.safetensors"), DType::F32, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("pickle"), "{err}");
+    }
+
+    #[test]
+    fn truncated_safetensors_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let mut map = BTreeMap::new();
+        map.insert("a".to_string(), Tensor::arange(0f32, 12., &Device::Cpu).unwrap().reshape((3, 4)).unwrap());
+        write_safetensors(&path, &map, None).unwrap();
+        let back = read_safetensors(&path, DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(back[0].1.to_vec2::<f32>().unwrap()[2], vec![8., 9., 10., 11.]);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let err = format!("{:#}", read_safetensors(&path, DType::F32, &Device::Cpu).unwrap_err());
+        assert!(err.contains("w.safetensors") && err.contains("truncated"), "{err}");
+    }
+}

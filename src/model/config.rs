@@ -1,0 +1,253 @@
+//! Backbone configuration read from a Hugging Face `config.json`: the Qwen3 architecture and
+//! its Qwen2 / Llama variants, with the variant switches (q/k norm, biases, RoPE scaling).
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which member of the family a checkpoint is (`model_type` in config.json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Per-head q/k RMSNorm, optional attention bias.
+    Qwen3,
+    /// No q/k norm; biases on q/k/v (not o).
+    Qwen2,
+    /// No q/k norm; `attention_bias` on q/k/v/o, `mlp_bias` on the MLP.
+    Llama,
+}
+
+/// Llama-3 style frequency-dependent RoPE scaling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Llama3RopeScaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: f64,
+}
+
+/// Everything the transformer needs to know about its shapes and variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<Llama3RopeScaling>,
+    pub tie_word_embeddings: bool,
+    pub max_position_embeddings: usize,
+    pub qk_norm: bool,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    rms_norm_eps: f64,
+    rope_theta: Option<f64>,
+    rope_parameters: Option<serde_json::Value>,
+    rope_scaling: Option<serde_json::Value>,
+    tie_word_embeddings: Option<bool>,
+    max_position_embeddings: usize,
+    attention_bias: Option<bool>,
+    mlp_bias: Option<bool>,
+    use_sliding_window: Option<bool>,
+    hidden_act: Option<String>,
+}
+
+impl ModelConfig {
+    /// Reads and validates `config.json`; every error names the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model config {}", path.display()))?;
+        Self::from_json(&text).with_context(|| format!("invalid model config {}", path.display()))
+    }
+
+    /// Parses the text of a config.json.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let raw: RawConfig = serde_json::from_str(text)?;
+        let arch = match raw.model_type.as_deref() {
+            Some("qwen3") => Arch::Qwen3,
+            Some("qwen2") => Arch::Qwen2,
+            Some("llama") => Arch::Llama,
+            Some(other) => bail!("unsupported model_type {other:?} (supported: qwen3, qwen2, llama)"),
+            None => bail!("field model_type is missing (supported: qwen3, qwen2, llama)"),
+        };
+        if let Some(act) = raw.hidden_act.as_deref() {
+            if act != "silu" {
+                bail!("unsupported hidden_act {act:?} (only silu)");
+            }
+        }
+        if raw.use_sliding_window == Some(true) {
+            bail!("use_sliding_window = true is not supported");
+        }
+        let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
+        if raw.num_attention_heads == 0 || num_kv_heads == 0 || raw.num_attention_heads % num_kv_heads != 0 {
+            bail!("num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({num_kv_heads})", raw.num_attention_heads);
+        }
+        let head_dim = raw.head_dim.unwrap_or(raw.hidden_size / raw.num_attention_heads);
+        if head_dim == 0 || head_dim % 2 != 0 {
+            bail!("head_dim {head_dim} must be even and positive");
+        }
+        // transformers 5 keeps RoPE settings in `rope_parameters`; older configs use rope_theta + rope_scaling.
+        let rope = raw.rope_parameters.as_ref().or(raw.rope_scaling.as_ref()).filter(|v| !v.is_null());
+        let rope_theta = raw
+            .rope_theta
+            .or_else(|| rope.and_then(|r| r.get("rope_theta")).and_then(|t| t.as_f64()))
+            .unwrap_or(10_000.0);
+        let rope_scaling = match rope {
+            None => None,
+            Some(r) => {
+                let kind = r.get("rope_type").or_else(|| r.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+                match kind {
+                    "default" => None,
+                    "llama3" => {
+                        let num = |key: &str| r.get(key).and_then(|v| v.as_f64()).with_context(|| format!("rope scaling field {key} is missing"));
+                        Some(Llama3RopeScaling {
+                            factor: num("factor")?,
+                            low_freq_factor: num("low_freq_factor")?,
+                            high_freq_factor: num("high_freq_factor")?,
+                            original_max_position_embeddings: num("original_max_position_embeddings")?,
+                        })
+                    }
+                    other => bail!("unsupported rope scaling type {other:?} (supported: default, llama3)"),
+                }
+            }
+        };
+        let attention_bias = raw.attention_bias.unwrap_or(false);
+        Ok(Self {
+            arch,
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            intermediate_size: raw.intermediate_size,
+            num_layers: raw.num_hidden_layers,
+            num_heads: raw.num_attention_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps: raw.rms_norm_eps,
+            rope_theta,
+            rope_scaling,
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+            max_position_embeddings: raw.max_position_embeddings,
+            qk_norm: arch == Arch::Qwen3,
+            qkv_bias: arch == Arch::Qwen2 || attention_bias,
+            o_bias: arch != Arch::Qwen2 && attention_bias,
+            mlp_bias: arch == Arch::Llama && raw.mlp_bias.unwrap_or(false),
+        })
+    }
+
+    /// RoPE inverse frequencies theta^(-2i/d), computed in f32 as transformers does, with Llama-3 scaling if set.
+    pub fn inv_freq(&self) -> Vec<f32> {
+        let d = self.head_dim;
+        let base = self.rope_theta as f32;
+        let freqs = (0..d).step_by(2).map(|i| 1.0 / base.powf(i as f32 / d as f32));
+        match &self.rope_scaling {
+            None => freqs.collect(),
+            Some(s) => freqs
+                .map(|f| {
+                    let low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+                    let high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+                    let wavelen = 2.0 * std::f64::consts::PI / f as f64;
+                    let f = f as f64;
+                    let scaled = if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / s.factor
+                    } else {
+                        let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                        (1.0 - smooth) * f / s.factor + smooth * f
+                    };
+                    scaled as f32
+                })
+                .collect(),
+        }
+    }
+
+    /// (in_features, out_features) of a projection.
+    pub fn proj_shape(&self, proj: super::transformer::Proj) -> (usize, usize) {
+        use super::transformer::Proj::*;
+        let (h, q, kv, i) = (self.hidden_size, self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim, self.intermediate_size);
+        match proj {
+            Q => (h, q),
+            K | V => (h, kv),
+            O => (q, h),
+            Gate | Up => (h, i),
+            Down => (i, h),
+        }
+    }
+
+    /// Multiply-accumulate count ×2 of the per-token linear layers of one decoder layer.
+    pub fn layer_linear_flops_per_token(&self) -> f64 {
+        use super::transformer::Proj;
+        Proj::ALL.iter().map(|&p| {
+            let (i, o) = self.proj_shape(p);
+            2.0 * i as f64 * o as f64
+        }).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({"model_type": "qwen3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 32, "rope_parameters": {"rope_theta": 1000.0, "rope_type": "default"}})
+    }
+
+    #[test]
+    fn variants_switch_norms_and_biases() {
+        let q3 = ModelConfig::from_json(&base().to_string()).unwrap();
+        assert_eq!((q3.arch, q3.qk_norm, q3.qkv_bias, q3.head_dim, q3.rope_theta), (Arch::Qwen3, true, false, 4, 1000.0));
+        let mut v = base();
+        v["model_type"] = "qwen2".into();
+        let q2 = ModelConfig::from_json(&v.to_string()).unwrap();
+        assert_eq!((q2.qk_norm, q2.qkv_bias, q2.o_bias), (false, true, false));
+        v["model_type"] = "llama".into();
+        v["attention_bias"] = true.into();
+        let ll = ModelConfig::from_json(&v.to_string()).unwrap();
+        assert_eq!((ll.qk_norm, ll.qkv_bias, ll.o_bias, ll.mlp_bias), (false, true, true, false));
+    }
+
+    #[test]
+    fn rejects_unknown_model_type_and_missing_fields() {
+        let mut v = base();
+        v["model_type"] = "gpt2".into();
+        let err = ModelConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("gpt2"), "{err}");
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("hidden_size");
+        let err = ModelConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("hidden_size"), "{err}");
+    }
+
+    #[test]
+    fn llama3_scaling_changes_only_low_frequencies() {
+        let mut v = base();
+        v["model_type"] = "llama".into();
+        v["head_dim"] = 64.into();
+        v["rope_parameters"] = serde_json::json!({"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        let c = ModelConfig::from_json(&v.to_string()).unwrap();
+        let mut plain = c.clone();
+        plain.rope_scaling = None;
+        let (a, b) = (c.inv_freq(), plain.inv_freq());
+        assert_eq!(a[0], b[0]);
+        assert!((a[31] - b[31] / 8.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,352 @@
+//! The decoder backbone: Qwen3 (per-head q/k RMSNorm) and its Qwen2 (q/k/v biases) and Llama variants,
+//! written from differentiable candle ops (explicit RMSNorm, RoPE, additive causal+padding mask,
+//! `candle_nn::ops::softmax`) so LoRA parameters get gradients. Base weights are plain frozen tensors;
+//! every linear layer can be wrapped by a LoRA adapter at call time. Supports a shared prefix K/V
+//! cache (one prompt prefix broadcast over a batch of suffixes) and "last position only" output.
+
+use super::checkpoint::Weights;
+use super::config::ModelConfig;
+use super::lora::AdapterRun;
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor, D};
+
+/// Additive mask value of a forbidden attention entry (finite, so fully masked padding rows stay NaN-free).
+pub const MASKED: f32 = -1e30;
+
+/// The seven linear projections of a decoder layer, in PEFT's module names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Proj {
+    pub const ALL: [Proj; 7] = [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
+
+    /// PEFT / Hugging Face module name, e.g. `q_proj`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proj::Q => "q_proj",
+            Proj::K => "k_proj",
+            Proj::V => "v_proj",
+            Proj::O => "o_proj",
+            Proj::Gate => "gate_proj",
+            Proj::Up => "up_proj",
+            Proj::Down => "down_proj",
+        }
+    }
+
+    /// The parent block: `self_attn` or `mlp`.
+    pub fn block(self) -> &'static str {
+        match self {
+            Proj::Q | Proj::K | Proj::V | Proj::O => "self_attn",
+            _ => "mlp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Proj> {
+        Proj::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Module path inside the model, e.g. `model.layers.3.self_attn.q_proj`.
+    pub fn path(self, layer: usize) -> String {
+        format!("model.layers.{layer}.{}.{}", self.block(), self.name())
+    }
+}
+
+/// A frozen linear layer y = x Wᵀ + b; W is [out, in].
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// x [n, in] -> [n, out]
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    proj: [Linear; 7], // indexed like Proj::ALL
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    input_norm: Tensor,
+    post_attention_norm: Tensor,
+}
+
+/// Per-layer keys and values of a prompt prefix: [1, kv_heads, len, head_dim] each, after RoPE.
+#[derive(Debug, Clone)]
+pub struct PrefixCache {
+    pub keys: Vec<Tensor>,
+    pub values: Vec<Tensor>,
+    pub len: usize,
+}
+
+/// One forward step over a left-padded batch, optionally continuing a shared prefix.
+pub struct StepInput<'a> {
+    /// [b, t] u32 token ids.
+    pub ids: &'a Tensor,
+    /// [b, t] u32 positions (prefix length + index among the row's real tokens).
+    pub positions: &'a Tensor,
+    /// [b, 1, t, prefix_len + t] additive f32 mask (0 allowed, MASKED forbidden).
+    pub mask: &'a Tensor,
+    pub prefix: Option<&'a PrefixCache>,
+}
+
+/// The backbone with its LM head. Cloning is cheap (tensors are reference counted).
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    pub config: ModelConfig,
+    embed: Tensor,   // [vocab, hidden]
+    layers: Vec<Layer>,
+    norm: Tensor,    // [hidden]
+    lm_head: Tensor, // [vocab, hidden]; the embedding itself when tied
+    inv_freq: Tensor, // [1, head_dim / 2] f32
+    dtype: DType,
+}
+
+/// RMSNorm w · x · rsqrt(mean(x²) + eps) in f32: from basic (differentiable) ops, or candle's fused kernel
+/// when no gradient is needed.
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, fused: bool) -> Result<Tensor> {
+    if fused {
+        return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?);
+    }
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    Ok(x.broadcast_mul(&inv_rms)?.to_dtype(dtype)?.broadcast_mul(weight)?)
+}
+
+/// rotate_half RoPE on x [b, heads, t, d] with cos/sin [b, 1, t, d/2].
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, half)?, x.narrow(D::Minus1, half, half)?);
+    let out1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let out2 = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Ok(Tensor::cat(&[out1, out2], D::Minus1)?)
+}
+
+impl Transformer {
+    /// Builds the model from loaded weights (HF names, with or without the `model.` prefix).
+    pub fn new(config: ModelConfig, weights: &Weights, device: &Device, dtype: DType) -> Result<Self> {
+        let c = &config;
+        let root = if weights.contains("model.embed_tokens.weight") { "model." } else { "" };
+        let embed = weights.get(&format!("{root}embed_tokens.weight"), &[c.vocab_size, c.hidden_size])?;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("{root}layers.{i}");
+            let linear = |proj: Proj| -> Result<Linear> {
+                let (fan_in, fan_out) = c.proj_shape(proj);
+                let name = format!("{p}.{}.{}", proj.block(), proj.name());
+                let has_bias = match proj {
+                    Proj::Q | Proj::K | Proj::V => c.qkv_bias,
+                    Proj::O => c.o_bias,
+                    _ => c.mlp_bias,
+                };
+                Ok(Linear {
+                    weight: weights.get(&format!("{name}.weight"), &[fan_out, fan_in])?,
+                    bias: if has_bias { Some(weights.get(&format!("{name}.bias"), &[fan_out])?) } else { None },
+                })
+            };
+            let proj = [linear(Proj::Q)?, linear(Proj::K)?, linear(Proj::V)?, linear(Proj::O)?, linear(Proj::Gate)?, linear(Proj::Up)?, linear(Proj::Down)?];
+            let (q_norm, k_norm) = if c.qk_norm {
+                (Some(weights.get(&format!("{p}.self_attn.q_norm.weight"), &[c.head_dim])?), Some(weights.get(&format!("{p}.self_attn.k_norm.weight"), &[c.head_dim])?))
+            } else {
+                (None, None)
+            };
+            layers.push(Layer {
+                proj,
+                q_norm,
+                k_norm,
+                input_norm: weights.get(&format!("{p}.input_layernorm.weight"), &[c.hidden_size])?,
+                post_attention_norm: weights.get(&format!("{p}.post_attention_layernorm.weight"), &[c.hidden_size])?,
+            });
+        }
+        let norm = weights.get(&format!("{root}norm.weight"), &[c.hidden_size])?;
+        let lm_head = if weights.contains("lm_head.weight") && !c.tie_word_embeddings {
+            weights.get("lm_head.weight", &[c.vocab_size, c.hidden_size])?
+        } else if c.tie_word_embeddings {
+            embed.clone()
+        } else {
+            bail!("lm_head.weight is missing and tie_word_embeddings is false");
+        };
+        let inv_freq = c.inv_freq();
+        let inv_freq = Tensor::from_vec(inv_freq.clone(), (1, inv_freq.len()), device)?;
+        Ok(Self { config, embed, layers, norm, lm_head, inv_freq, dtype })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    /// Rows `ids` of the LM head: [ids.len(), hidden].
+    pub fn lm_head_rows(&self, ids: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::new(ids, self.device())?;
+        Ok(self.lm_head.index_select(&idx, 0)?)
+    }
+
+    /// The full LM head [vocab, hidden] (the naive path multiplies every position by it).
+    pub fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
+    fn linear(&self, layer: usize, proj: Proj, x: &Tensor, run: &AdapterRun) -> Result<Tensor> {
+        let y = self.layers[layer].proj[proj as usize].forward(x)?;
+        match run.delta(layer, proj, x)? {
+            Some(delta) => Ok((y + delta)?),
+            None => Ok(y),
+        }
+    }
+
+    /// Runs the decoder: returns the hidden states after the final norm, [b, t, hidden], or [b, 1, hidden]
+    /// for the last position only (`last_only`: the last layer then computes queries, attention output
+    /// and MLP for that position alone), plus this step's K/V when `keep_cache` (to reuse as a prefix).
+    pub fn forward(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool) -> Result<(Tensor, Option<PrefixCache>)> {
+        let c = &self.config;
+        let (b, t) = input.ids.dims2()?;
+        if t == 0 {
+            bail!("empty input sequence");
+        }
+        let prefix_len = input.prefix.map_or(0, |p| p.len);
+        if input.mask.dims() != [b, 1, t, prefix_len + t] {
+            bail!("attention mask has shape {:?}, expected {:?}", input.mask.dims(), [b, 1, t, prefix_len + t]);
+        }
+        let mut x = self.embed.index_select(&input.ids.flatten_all()?, 0)?.reshape((b, t, c.hidden_size))?;
+        // RoPE tables for exactly these positions: angle = position · inv_freq, in f32 as transformers does.
+        let angles = input.positions.to_dtype(DType::F32)?.reshape((b * t, 1))?.broadcast_mul(&self.inv_freq)?;
+        let cos = angles.cos()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
+        let sin = angles.sin()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
+        let mut cache = keep_cache.then(|| PrefixCache { keys: vec![], values: vec![], len: t });
+        let fused = !run.needs_grad();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let last = last_only && i + 1 == self.layers.len();
+            x = self.layer_forward(i, layer, &x, input, (&cos, &sin), run, last, cache.as_mut())?;
+        }
+        Ok((rms_norm(&x, &self.norm, c.rms_norm_eps, fused)?, cache))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_forward(&self, li: usize, layer: &Layer, x: &Tensor, input: &StepInput, (cos, sin): (&Tensor, &Tensor), run: &AdapterRun, last_only: bool, cache: Option<&mut PrefixCache>) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, t, hidden) = x.dims3()?;
+        let (heads, kv_heads, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let groups = heads / kv_heads;
+        let fused = !run.needs_grad();
+        let h = rms_norm(x, &layer.input_norm, c.rms_norm_eps, fused)?; // [b, t, hidden]
+        let h_flat = h.reshape((b * t, hidden))?;
+        let k = self.linear(li, Proj::K, &h_flat, run)?.reshape((b, t, kv_heads, d))?;
+        let v = self.linear(li, Proj::V, &h_flat, run)?.reshape((b, t, kv_heads, d))?;
+        // Query side: every position, or only the last one in a last-only final layer.
+        let (tq, x_res, h_q, cos_q, sin_q, mask) = if last_only {
+            let n = |z: &Tensor, dim: usize| z.narrow(dim, t - 1, 1);
+            (1, n(x, 1)?, n(&h, 1)?.reshape((b, hidden))?, n(cos, 2)?, n(sin, 2)?, n(input.mask, 2)?)
+        } else {
+            (t, x.clone(), h_flat, cos.clone(), sin.clone(), input.mask.clone())
+        };
+        let q = self.linear(li, Proj::Q, &h_q, run)?.reshape((b, tq, heads, d))?;
+        let (q, k) = match (&layer.q_norm, &layer.k_norm) {
+            (Some(qn), Some(kn)) => (rms_norm(&q, qn, c.rms_norm_eps, fused)?, rms_norm(&k, kn, c.rms_norm_eps, fused)?),
+            _ => (q, k),
+        };
+        let q = rope(&q.transpose(1, 2)?.contiguous()?, &cos_q, &sin_q)?; // [b, heads, tq, d]
+        let k = rope(&k.transpose(1, 2)?.contiguous()?, cos, sin)?; // [b, kv_heads, t, d]
+        let v = v.transpose(1, 2)?.contiguous()?; // [b, kv_heads, t, d]
+        if let Some(cache) = cache {
+            cache.keys.push(k.clone());
+            cache.values.push(v.clone());
+        }
+        let (k, v) = match input.prefix {
+            Some(p) => {
+                let (pk, pv) = (&p.keys[li], &p.values[li]);
+                // Broadcast the shared prefix over the batch (materialised: matmul needs plain batch strides).
+                let shape = (b, kv_heads, p.len, d);
+                let expand = |t: &Tensor| t.broadcast_as(shape)?.contiguous();
+                (Tensor::cat(&[&expand(pk)?, &k], 2)?, Tensor::cat(&[&expand(pv)?, &v], 2)?)
+            }
+            None => (k, v),
+        };
+        let s = k.dim(2)?;
+        // Grouped-query attention without copying K/V: query head h uses kv head h / groups, so the
+        // [b, heads, tq, d] queries regroup as [b, kv_heads, groups·tq, d].
+        let q = q.reshape((b, kv_heads, groups * tq, d))?;
+        let scores = (q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = scores.reshape((b, kv_heads, groups, tq, s))?.broadcast_add(&mask.reshape((b, 1, 1, tq, s))?)?;
+        let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
+        let probs = probs.to_dtype(self.dtype)?;
+        let ctx = probs.reshape((b, kv_heads, groups * tq, s))?.matmul(&v)?; // [b, kv_heads, groups·tq, d]
+        let ctx = ctx.reshape((b, heads, tq, d))?.transpose(1, 2)?.reshape((b * tq, heads * d))?;
+        let x = (x_res + self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?)?;
+        let h = rms_norm(&x, &layer.post_attention_norm, c.rms_norm_eps, fused)?.reshape((b * tq, hidden))?;
+        let gate = self.linear(li, Proj::Gate, &h, run)?.silu()?;
+        let up = self.linear(li, Proj::Up, &h, run)?;
+        let down = self.linear(li, Proj::Down, &(gate * up)?, run)?;
+        Ok((x + down.reshape((b, tq, hidden))?)?)
+    }
+}
+
+/// Left-padded ids, positions and mask for rows of different lengths continuing a prefix of `prefix_len`
+/// tokens: row r's real tokens sit at the end, at positions prefix_len, prefix_len + 1, …; each attends to
+/// the whole prefix and causally to its own real tokens. Returns (ids [b,t], positions [b,t], mask [b,1,t,p+t]).
+pub fn left_padded_inputs(rows: &[&[u32]], pad_id: u32, prefix_len: usize, device: &Device) -> Result<(Tensor, Tensor, Tensor)> {
+    let b = rows.len();
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    if b == 0 || t == 0 {
+        bail!("cannot build an empty batch");
+    }
+    let s = prefix_len + t;
+    let mut ids = Vec::with_capacity(b * t);
+    let mut positions = Vec::with_capacity(b * t);
+    let mut mask = vec![MASKED; b * t * s];
+    for (r, row) in rows.iter().enumerate() {
+        let pad = t - row.len();
+        ids.extend(std::iter::repeat_n(pad_id, pad).chain(row.iter().copied()));
+        positions.extend((0..t).map(|j| (prefix_len + j.saturating_sub(pad)) as u32));
+        for i in pad..t {
+            let base = (r * t + i) * s;
+            mask[base..base + prefix_len].fill(0.0);
+            mask[base + prefix_len + pad..base + prefix_len + i + 1].fill(0.0);
+        }
+    }
+    Ok((
+        Tensor::from_vec(ids, (b, t), device)?,
+        Tensor::from_vec(positions, (b, t), device)?,
+        Tensor::from_vec(mask, (b, 1, t, s), device)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_padding_masks_and_positions_continue_the_prefix() {
+        let (ids, pos, mask) = left_padded_inputs(&[&[5, 6, 7], &[8]], 0, 2, &Device::Cpu).unwrap();
+        assert_eq!(ids.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![0, 0, 8]]);
+        assert_eq!(pos.to_vec2::<u32>().unwrap(), vec![vec![2, 3, 4], vec![2, 2, 2]]);
+        let m = mask.squeeze(1).unwrap().to_vec3::<f32>().unwrap();
+        let allowed = |row: &Vec<f32>| row.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+        // Row 0, query 1: both prefix keys and its own first two tokens.
+        assert_eq!(allowed(&m[0][1]), vec![true, true, true, true, false]);
+        // Row 1, the real token (index 2): prefix + itself, never the padding.
+        assert_eq!(allowed(&m[1][2]), vec![true, true, false, false, true]);
+        // Padding queries are fully masked: finite values give uniform weights, never NaN; their outputs go unused.
+        assert_eq!(allowed(&m[1][0]), vec![false; 5]);
+        assert!(left_padded_inputs(&[], 0, 0, &Device::Cpu).is_err());
+    }
+}
