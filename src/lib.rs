@@ -9,7 +9,9 @@ pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod model;
+pub mod routing;
 pub mod sample;
+pub mod train;
 pub mod util;
 
 #[cfg(feature = "gui")]

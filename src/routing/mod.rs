@@ -1,0 +1,8 @@
+//! Query routing: routers over the frozen backbone's hidden state of the query
+//! and the routing metrics used to compare them.
+
+pub mod metrics;
+pub mod router;
+
+pub use metrics::{ClassStats, RoutingReport};
+pub use router::{argmax, Router, RouterKind, RouterTrainConfig, TrainedRouter};
