@@ -2,15 +2,21 @@
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SampleDataCommand {
-    /// Generate the sample data into a directory.
+    /// Generate the sample data into a directory (one JSONL file per domain and a README.md).
     Generate {
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = crate::sample::DEFAULT_SEED)]
         seed: u64,
         #[arg(long)]
         out: std::path::PathBuf,
     },
 }
 
-pub fn run(_cmd: SampleDataCommand) -> anyhow::Result<()> {
-    anyhow::bail!("`r2r sample-data` is not implemented yet")
+pub fn run(cmd: SampleDataCommand) -> anyhow::Result<()> {
+    match cmd {
+        SampleDataCommand::Generate { seed, out } => {
+            crate::sample::write_sample_data(seed, &out)?;
+            println!("wrote the sample data (seed {seed}) to {}", out.display());
+            Ok(())
+        }
+    }
 }
