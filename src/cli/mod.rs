@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod abstract_;
+pub mod bench_abstract;
 pub mod bm25;
 pub mod data;
 pub mod eval;
@@ -44,6 +46,11 @@ pub enum Command {
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Entity abstraction (EAG stage 1): export, eval, coverage, show, correct.
+    Abstract(Box<abstract_::AbstractArgs>),
+    /// Throughput of entity abstraction (to become `r2r bench abstract`).
+    #[command(name = "bench-abstract", hide = true)]
+    BenchAbstract(bench_abstract::BenchAbstractArgs),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -58,6 +65,8 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Bm25(args)) => bm25::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Abstract(args)) => abstract_::run(*args),
+        Some(Command::BenchAbstract(args)) => bench_abstract::run(args),
     }
 }
 
