@@ -19,6 +19,8 @@ pub enum BenchCommand {
     /// Write a seeded random checkpoint of a published shape (HF format, small tokenizer).
     #[command(name = "make-model")]
     MakeModel(MakeModelArgs),
+    /// Time EAG training (stage 1, the experts, the router) on the sample data.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +73,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Score(a) => bench_score(a),
+        BenchCommand::Train(a) => super::bench_train::run(a),
     }
 }
 

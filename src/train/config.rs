@@ -399,6 +399,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configs_parse_and_default_toml_is_the_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
+        assert_eq!(TrainConfig::load(&dir.join("default.toml")).unwrap(), TrainConfig::default());
+        let tiny = TrainConfig::load(&dir.join("tiny.toml")).unwrap();
+        assert_eq!((tiny.lora.rank, tiny.objective.score), (8, ScoreForm::Logit));
+    }
+
+    #[test]
     fn partial_files_fill_defaults_and_typos_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("train.toml");

@@ -197,9 +197,9 @@ impl Trainer<'_> {
             let mut accumulator = GradAccumulator::new(vars.len());
             let mut step_loss = 0.0;
             for micro in step_draws.chunks(c.optim.batch_groups) {
-                ctx.check_cancelled()?;
                 let mut rows = Vec::with_capacity(micro.len());
                 for draw in micro {
+                    ctx.check_cancelled()?;
                     let group = &spec.train[draw.group];
                     let candidates: Vec<&[u32]> = draw.candidates().into_iter().map(|i| group.candidates[i].as_slice()).collect();
                     rows.push(self.reranker.group_logits(&group.shared, &candidates, &run, &options)?.0);
