@@ -22,7 +22,7 @@ const TEST_GAZETTEER: &str = r#"{
   "LOCATION": ["Lisbon", "São Paulo"]
 }"#;
 
-fn abstractor(heuristic: bool) -> Abstractor {
+fn build_abstractor(heuristic: bool) -> Abstractor {
     let recognizer = RecognizerBuilder::new(EntitySchema::bundled())
         .gazetteer_json(TEST_GAZETTEER, "test-gazetteer.json")
         .unwrap()
@@ -30,6 +30,12 @@ fn abstractor(heuristic: bool) -> Abstractor {
         .build()
         .unwrap();
     Abstractor::new(recognizer)
+}
+
+/// Built once per process (compiling the patterns and gazetteers takes a while).
+fn abstractor(heuristic: bool) -> &'static Abstractor {
+    static BUILT: std::sync::OnceLock<[Abstractor; 2]> = std::sync::OnceLock::new();
+    &BUILT.get_or_init(|| [build_abstractor(false), build_abstractor(true)])[usize::from(heuristic)]
 }
 
 fn group(domain: &str, query: &str, candidates: &[String]) -> QueryGroup {
@@ -88,7 +94,8 @@ fn options() -> impl Strategy<Value = AbstractionOptions> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // 256 cases unless PROPTEST_CASES says otherwise (for longer local runs).
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
 
     #[test]
     fn detections_never_split_characters(t in text(), d in domain(), heuristic in prop::bool::ANY) {
@@ -104,7 +111,7 @@ proptest! {
     fn restore_inverts_abstraction(q in text(), cands in prop::collection::vec(text(), 1..4), d in domain(),
                                    opts in options(), seed in 0u64..1000, heuristic in prop::bool::ANY) {
         let g = group(&d, &q, &cands);
-        let out = abstract_group(&g, &abstractor(heuristic), &opts, seed);
+        let out = abstract_group(&g, abstractor(heuristic), &opts, seed);
         for (text, spans) in texts(&out.group).iter().zip(std::iter::once(&out.maps.query).chain(out.maps.candidates.iter().map(|c| &c.spans))) {
             for s in spans {
                 prop_assert!(text.is_char_boundary(s.abs_start) && text.is_char_boundary(s.abs_end));
@@ -117,15 +124,15 @@ proptest! {
     fn abstraction_is_idempotent(q in text(), cands in prop::collection::vec(text(), 1..4), d in domain(),
                                  opts in options(), seed in 0u64..1000, heuristic in prop::bool::ANY) {
         let abstractor = abstractor(heuristic);
-        let once = abstract_group(&group(&d, &q, &cands), &abstractor, &opts, seed);
-        let twice = abstract_group(&once.group, &abstractor, &opts, seed);
+        let once = abstract_group(&group(&d, &q, &cands), abstractor, &opts, seed);
+        let twice = abstract_group(&once.group, abstractor, &opts, seed);
         prop_assert_eq!(texts(&twice.group), texts(&once.group));
     }
 
     #[test]
     fn placeholders_are_consistent_within_a_group(q in text(), cands in prop::collection::vec(text(), 1..5), d in domain(),
                                                   opts in options(), seed in 0u64..1000) {
-        let out = abstract_group(&group(&d, &q, &cands), &abstractor(true), &opts, seed);
+        let out = abstract_group(&group(&d, &q, &cands), abstractor(true), &opts, seed);
         let mut by_surface: BTreeMap<String, String> = BTreeMap::new();
         let mut by_placeholder: BTreeMap<String, String> = BTreeMap::new();
         for s in out.maps.query.iter().chain(out.maps.candidates.iter().flat_map(|c| &c.spans)) {
@@ -144,9 +151,9 @@ fn same_seed_same_output_and_intensity_masks_a_fraction() {
     let g = group("financial", "Why did Zeekr rise?", &cands);
     let a = abstractor(false);
     let opts = AbstractionOptions { intensity: 0.5, numbering: Numbering::Randomised, ..Default::default() };
-    assert_eq!(abstract_group(&g, &a, &opts, 7), abstract_group(&g, &a, &opts, 7));
-    let full = abstract_group(&g, &a, &AbstractionOptions::default(), 7).maps;
-    let half = abstract_group(&g, &a, &opts, 7).maps;
+    assert_eq!(abstract_group(&g, a, &opts, 7), abstract_group(&g, a, &opts, 7));
+    let full = abstract_group(&g, a, &AbstractionOptions::default(), 7).maps;
+    let half = abstract_group(&g, a, &opts, 7).maps;
     let distinct = |m: &r2r::abstraction::GroupMaps| {
         m.query.iter().chain(m.candidates.iter().flat_map(|c| &c.spans)).map(|s| s.placeholder.clone()).collect::<std::collections::BTreeSet<_>>().len()
     };
@@ -181,7 +188,7 @@ fn export_writes_maps_that_restore_the_dataset() {
     g2.id = "f1".into();
     let dataset = Dataset { source: None, groups: vec![g1, g2] };
     let a = abstractor(false);
-    let abstracted = abstract_dataset(&dataset, &a, &AbstractionOptions::default(), 13);
+    let abstracted = abstract_dataset(&dataset, a, &AbstractionOptions::default(), 13);
     let dir = tempfile::tempdir().unwrap();
     write_export(dir.path(), &dataset, &abstracted, blank_summary()).unwrap();
     let reloaded = r2r::data::load(dir.path(), &Default::default()).unwrap();
@@ -215,14 +222,14 @@ fn blank_summary() -> ExportSummary {
 fn empty_texts_and_megabyte_passages_are_handled() {
     let a = abstractor(true);
     assert!(a.recognize("", &["medical"]).is_empty());
-    let empty = abstract_group(&group("medical", "", &[String::new()]), &a, &AbstractionOptions::default(), 1);
+    let empty = abstract_group(&group("medical", "", &[String::new()]), a, &AbstractionOptions::default(), 1);
     assert_eq!(texts(&empty.group), vec![String::new(), String::new()]);
 
     let unit = "Patients on ibuprofen 400 mg (E11.9) paid $1,200 on March 3, 2021 — 布洛芬 😀 e\u{301}. ";
     let big: String = unit.repeat(1_000_000 / unit.len() + 1);
     assert!(big.len() >= 1_000_000);
     let g = group("medical", "ibuprofen?", std::slice::from_ref(&big));
-    let out = abstract_group(&g, &a, &AbstractionOptions::default(), 1);
+    let out = abstract_group(&g, a, &AbstractionOptions::default(), 1);
     assert!(out.group.candidates[0].text.contains("[DRUG_1] [DOSAGE_1]"));
     assert_eq!(restore_group(&out).unwrap()[1], big);
 }
@@ -254,7 +261,7 @@ fn malformed_corrections_and_gazetteers_are_clear_errors() {
 
 #[test]
 fn corrections_change_what_is_masked() {
-    let mut a = abstractor(false);
+    let mut a = abstractor(false).clone();
     let g = group("medical", "Is semaglutide like metformin?", &["metformin lowers glucose".to_string()]);
     let before = abstract_group(&g, &a, &AbstractionOptions::default(), 1).group.query;
     assert_eq!(before, "Is semaglutide like [DRUG_1]?");

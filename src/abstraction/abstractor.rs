@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gazetteer::{Gazetteer, GazetteerEntry};
 use super::recognizer::{resolve_overlaps, Detection, Recognizer};
-use super::text::{normalize_surface, placeholder, placeholders};
+use super::text::{normalize_surface, placeholder, placeholders, DisjointSpans};
 use crate::data::{Dataset, EntitySpan, QueryGroup};
 
 /// How placeholder numbers are assigned within a type.
@@ -159,27 +159,34 @@ pub fn detect_group(group: &QueryGroup, recognizer: &Recognizer) -> Vec<Vec<Dete
     for (text, found) in texts.iter().zip(&detections) {
         for d in found {
             let surface = &text[d.start..d.end];
-            first_label.entry(normalize_surface(surface)).or_insert_with(|| d.label.clone());
-            surfaces.insert(surface.to_string());
+            let key = normalize_surface(surface);
+            // A gazetteer's surface is found in every text by that gazetteer
+            // already (same rules, same scope); only context-dependent finds
+            // (patterns, the heuristic) need to be looked for in the others.
+            if !d.recogniser.ends_with("gazetteer") && d.recogniser != "correction" {
+                surfaces.insert(surface.to_string());
+            }
+            first_label.entry(key).or_insert_with(|| d.label.clone());
         }
     }
     if surfaces.is_empty() {
         return detections;
     }
     let entries = surfaces.into_iter().map(|surface| GazetteerEntry { label: first_label[&normalize_surface(&surface)].clone(), surface });
-    let Ok(group_gazetteer) = Gazetteer::new("group", 0, entries) else { return detections };
+    let Ok(group_gazetteer) = Gazetteer::short_lived("group", 0, entries) else { return detections };
     let labels: BTreeSet<String> = first_label.values().cloned().collect();
     for (text, found) in texts.iter().zip(detections.iter_mut()) {
         let mut extra = Vec::new();
         group_gazetteer.find(text, &labels, &mut extra);
-        let protected = placeholders(text);
+        let protected = DisjointSpans::new(placeholders(text).into_iter().map(|p| (p.start, p.end)));
+        let taken = DisjointSpans::new(found.iter().map(|d| (d.start, d.end)));
         extra.retain(|e| {
-            !found.iter().any(|d| d.start < e.end && e.start < d.end)
-                && !protected.iter().any(|p| p.start < e.end && e.start < p.end)
+            !taken.overlaps(e.start, e.end)
+                && !protected.overlaps(e.start, e.end)
                 && first_label.get(&normalize_surface(&text[e.start..e.end])) == Some(&e.label)
         });
         if !extra.is_empty() {
-            found.extend(resolve_overlaps(extra));
+            found.extend(resolve_overlaps(extra, &scope.preferred));
             found.sort_by_key(|d| d.start);
         }
     }
@@ -301,12 +308,17 @@ fn replace(text: &str, found: &[Detection], assigned: &BTreeMap<String, (String,
 fn shifted_entities(original: &[EntitySpan], spans: &[SpanMapEntry]) -> Vec<EntitySpan> {
     let mut out: Vec<EntitySpan> =
         spans.iter().map(|s| EntitySpan { start: s.abs_start, end: s.abs_end, label: s.label.clone() }).collect();
+    // Spans are disjoint and in order: prefix[i] is the length change of the first i.
+    let mut prefix = vec![0isize];
+    for s in spans {
+        prefix.push(prefix[prefix.len() - 1] + (s.abs_end - s.abs_start) as isize - (s.orig_end - s.orig_start) as isize);
+    }
     for span in original {
-        if spans.iter().any(|s| s.orig_start < span.end && span.start < s.orig_end) {
+        let before = spans.partition_point(|s| s.orig_end <= span.start);
+        if spans.get(before).is_some_and(|s| s.orig_start < span.end) {
             continue;
         }
-        let before = spans.iter().take_while(|s| s.orig_end <= span.start);
-        let delta: isize = before.map(|s| (s.abs_end - s.abs_start) as isize - (s.orig_end - s.orig_start) as isize).sum();
+        let delta = prefix[before];
         let moved = |offset: usize| offset.checked_add_signed(delta).expect("shifted offsets stay in the text");
         out.push(EntitySpan { start: moved(span.start), end: moved(span.end), label: span.label.clone() });
     }

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use anyhow::{bail, Context};
 
 use super::recognizer::Detection;
@@ -87,6 +87,21 @@ pub struct Gazetteer {
 impl Gazetteer {
     /// Compiles entries (duplicates removed; order does not matter).
     pub fn new(name: &str, priority: u8, entries: impl IntoIterator<Item = GazetteerEntry>) -> anyhow::Result<Gazetteer> {
+        Gazetteer::build(name, priority, entries, None)
+    }
+
+    /// A gazetteer used for a few texts only: the automaton is the quickest to
+    /// build (a non-contiguous NFA) rather than the quickest to search.
+    pub fn short_lived(name: &str, priority: u8, entries: impl IntoIterator<Item = GazetteerEntry>) -> anyhow::Result<Gazetteer> {
+        Gazetteer::build(name, priority, entries, Some(AhoCorasickKind::NoncontiguousNFA))
+    }
+
+    fn build(
+        name: &str,
+        priority: u8,
+        entries: impl IntoIterator<Item = GazetteerEntry>,
+        kind: Option<AhoCorasickKind>,
+    ) -> anyhow::Result<Gazetteer> {
         let entries: Vec<GazetteerEntry> = entries.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
         let mut keys: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, entry) in entries.iter().enumerate() {
@@ -99,6 +114,7 @@ impl Gazetteer {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    .kind(kind)
                     .build(keys.keys())
                     .context("building the gazetteer automaton")?,
             )

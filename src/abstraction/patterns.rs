@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::recognizer::{Detection, PRIORITY_PATTERN, PRIORITY_WEAK_PATTERN};
 use super::text::on_word_boundaries;
@@ -94,6 +94,22 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
         priority: PRIORITY_PATTERN,
     },
     PatternSpec {
+        name: "named-act",
+        label: "STATUTE",
+        regex: r"[Tt]he\s(?:\p{Lu}[\p{L}'’\-]*\s(?:(?:and|of|on|for|the|&)\s)?){1,8}(?:Act|Code|Statute|Regulation|Directive)(?:\s(?:of\s)?\d{4})?",
+        group: 0,
+        score: 0.7,
+        priority: PRIORITY_WEAK_PATTERN,
+    },
+    PatternSpec {
+        name: "court",
+        label: "COURT",
+        regex: r"[Tt]he\s(?:(?:\p{Lu}[\p{L}'’\-]*\s){0,5}(?:Court|Tribunal)\sof\s(?:Appeals?|Justice|Chancery|Claims)|(?:\p{Lu}[\p{L}'’\-]*\s){1,5}(?:Court|Tribunal))(?:\sfor\sthe(?:\s\p{Lu}\p{L}*)+)?",
+        group: 0,
+        score: 0.7,
+        priority: PRIORITY_WEAK_PATTERN,
+    },
+    PatternSpec {
         name: "case-number",
         label: "CASE_NUMBER",
         regex: r"(?:(?:Case|Docket)\s)?No\.\s?\d{1,2}(?::\d{2})?-[a-zA-Z]{2,4}-\d{3,6}(?:-[A-Z]{2,4})*|(?:(?:Case|Docket)\s)?No\.\s?\d{2,4}-\d{2,6}|\d:\d{2}-[a-z]{2}-\d{3,6}|Case\s[CT]-\d{1,4}/\d{2}",
@@ -158,35 +174,126 @@ impl PatternRecognizer {
         Ok(PatternRecognizer { spec, regex, recogniser: format!("pattern:{}", spec.name) })
     }
 
-    /// Appends this pattern's matches on word boundaries to `out`.
+    /// Appends this pattern's matches on word boundaries to `out`, one per
+    /// start position where the pattern matches (`93.5%` and `5%` in
+    /// `E11.93.5%`; the overlap policy chooses). A match
+    /// that does not start on a word boundary (`C$25` inside `LLC$25`) is
+    /// retried from the next character; one whose end is not on a boundary
+    /// (`$25,0003`) is retried on shorter prefixes, keeping the longest valid
+    /// one (`$25`). So neither what precedes nor what follows a mention changes
+    /// whether it is found, which keeps abstraction idempotent.
     pub fn find(&self, text: &str, out: &mut Vec<Detection>) {
-        for caps in self.regex.captures_iter(text) {
-            let Some(m) = caps.get(self.spec.group) else { continue };
-            if m.is_empty() || !on_word_boundaries(text, m.start(), m.end()) {
-                continue;
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some((whole_start, _, start, end)) = self.match_at(text, text.len(), pos) else { break };
+            let next_char = whole_start + text[whole_start..].chars().next().map_or(1, char::len_utf8);
+            let span = if start < end && on_word_boundaries(text, start, end) {
+                Some((start, end))
+            } else if start < end && !starts_on_boundary(text, start) {
+                None
+            } else {
+                self.shorter_match(text, whole_start, end)
+            };
+            match span {
+                Some((s, e)) => {
+                    out.push(Detection {
+                        start: s,
+                        end: e,
+                        label: self.spec.label.to_string(),
+                        recogniser: self.recogniser.clone(),
+                        score: self.spec.score,
+                        priority: self.spec.priority,
+                    });
+                    // Every start position is tried (matches of one pattern may
+                    // overlap; the overlap policy chooses among them).
+                    pos = next_char.max(s.min(e));
+                }
+                None => pos = next_char,
             }
-            out.push(Detection {
-                start: m.start(),
-                end: m.end(),
-                label: self.spec.label.to_string(),
-                recogniser: self.recogniser.clone(),
-                score: self.spec.score,
-                priority: self.spec.priority,
-            });
+        }
+    }
+
+    /// The leftmost match in `text[..limit]` at or after `pos`:
+    /// (whole start, whole end, mention start, mention end).
+    fn match_at(&self, text: &str, limit: usize, pos: usize) -> Option<(usize, usize, usize, usize)> {
+        if self.spec.group == 0 {
+            let m = self.regex.find_at(&text[..limit], pos)?;
+            Some((m.start(), m.end(), m.start(), m.end()))
+        } else {
+            let caps = self.regex.captures_at(&text[..limit], pos)?;
+            let (whole, m) = (caps.get(0)?, caps.get(self.spec.group)?);
+            Some((whole.start(), whole.end(), m.start(), m.end()))
+        }
+    }
+}
+
+/// True when a mention starting at `start` does not continue a word.
+fn starts_on_boundary(text: &str, start: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let first = text[start..].chars().next();
+    match (before, first) {
+        (Some(b), Some(f)) => {
+            !(super::text::is_word_char(b) && super::text::is_word_char(f))
+                || super::text::is_unspaced_script(b)
+                || super::text::is_unspaced_script(f)
+        }
+        _ => true,
+    }
+}
+
+impl PatternRecognizer {
+    /// The longest match starting at `whole_start` that ends before `end` on a
+    /// word boundary (for matches whose natural end is not on one).
+    fn shorter_match(&self, text: &str, whole_start: usize, end: usize) -> Option<(usize, usize)> {
+        let mut limit = end;
+        while limit > whole_start {
+            limit = text[..limit].char_indices().next_back().map(|(i, _)| i)?;
+            let (found_start, found_end, start, end) = self.match_at(text, limit, whole_start)?;
+            if found_start != whole_start {
+                return None;
+            }
+            if start < end && on_word_boundaries(text, start, end) {
+                return Some((start, end));
+            }
+            limit = found_end;
+        }
+        None
+    }
+}
+
+/// Compiled patterns with a one-pass prefilter: a `RegexSet` of all of them
+/// tells which can match a text at all, and only those are run.
+#[derive(Debug, Clone)]
+pub struct PatternSet {
+    patterns: Vec<PatternRecognizer>,
+    prefilter: RegexSet,
+}
+
+impl PatternSet {
+    pub fn new(specs: &[PatternSpec]) -> anyhow::Result<PatternSet> {
+        let patterns = specs.iter().map(|spec| PatternRecognizer::compile(*spec)).collect::<anyhow::Result<Vec<_>>>()?;
+        let prefilter = RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).context("compiling the pattern prefilter")?;
+        Ok(PatternSet { patterns, prefilter })
+    }
+
+    pub fn patterns(&self) -> &[PatternRecognizer] {
+        &self.patterns
+    }
+
+    /// Runs the patterns of allowed types that can match over a text.
+    pub fn find_all(&self, text: &str, allowed: &BTreeSet<String>, out: &mut Vec<Detection>) {
+        for index in self.prefilter.matches(text).iter() {
+            let pattern = &self.patterns[index];
+            if allowed.contains(pattern.spec.label) {
+                pattern.find(text, out);
+            }
         }
     }
 }
 
 /// The bundled patterns, compiled.
-pub fn bundled_patterns() -> Vec<PatternRecognizer> {
-    BUNDLED_PATTERNS.iter().map(|spec| PatternRecognizer::compile(*spec).expect("bundled patterns compile (tested)")).collect()
-}
-
-/// Runs the patterns of allowed types over a text.
-pub fn find_all(patterns: &[PatternRecognizer], text: &str, allowed: &BTreeSet<String>, out: &mut Vec<Detection>) {
-    for pattern in patterns.iter().filter(|p| allowed.contains(p.spec.label)) {
-        pattern.find(text, out);
-    }
+pub fn bundled_patterns() -> PatternSet {
+    PatternSet::new(BUNDLED_PATTERNS).expect("bundled patterns compile (tested)")
 }
 
 #[cfg(test)]
@@ -197,7 +304,7 @@ mod tests {
         let patterns = bundled_patterns();
         let allowed: BTreeSet<String> = BUNDLED_PATTERNS.iter().map(|p| p.label.to_string()).collect();
         let mut out = Vec::new();
-        find_all(&patterns, text, &allowed, &mut out);
+        patterns.find_all(text, &allowed, &mut out);
         let mut pairs: Vec<(String, String)> = out.iter().map(|d| (d.label.clone(), text[d.start..d.end].to_string())).collect();
         pairs.sort();
         pairs.dedup();
@@ -221,6 +328,12 @@ mod tests {
         assert!(has("dose 10 mg/kg daily", "DOSAGE", "10 mg/kg"));
         assert!(has("under 42 U.S.C. § 1983, the", "STATUTE", "42 U.S.C. § 1983"));
         assert!(has("see Art. 12 of", "STATUTE", "Art. 12"));
+        assert!(has("The Fair Labor Standards Act of 1938 applies", "STATUTE", "The Fair Labor Standards Act of 1938"));
+        assert!(has("before the Ninth Circuit Court of Appeals today", "COURT", "the Ninth Circuit Court of Appeals"));
+        assert!(has("Under the Modern Wage Payment Act, fines", "STATUTE", "the Modern Wage Payment Act"));
+        assert!(!found("The Court held that").iter().any(|(label, _)| label == "COURT"));
+        assert!(has("in the Brackova County Chancery Court.", "COURT", "the Brackova County Chancery Court"));
+        assert!(has("The Court of Appeals for the Sixth District held", "COURT", "The Court of Appeals for the Sixth District"));
         assert!(has("per 29 C.F.R. § 541.100.", "STATUTE", "29 C.F.R. § 541.100"));
         assert!(has("in No. 19-cv-04821 the", "CASE_NUMBER", "No. 19-cv-04821"));
         assert!(has("shares (NASDAQ: ZKR) fell", "TICKER", "NASDAQ: ZKR"));
@@ -235,6 +348,8 @@ mod tests {
     fn near_misses_are_not_recognised() {
         assert!(found("vitamin B12 and 3 items").is_empty(), "{:?}", found("vitamin B12 and 3 items"));
         assert!(!has("x500 mg", "DOSAGE", "500 mg"));
+        assert!(has("$25,0003.5%", "MONEY", "$25"), "the longest valid prefix is kept");
+        assert!(has("Harlow LLC$25,000 paid", "MONEY", "$25,000"), "a later start is tried");
         assert!(!has("319995", "DATE", "1999"));
     }
 }

@@ -1,18 +1,22 @@
 //! Combines the recognisers (gazetteers, patterns, the optional name heuristic,
 //! expert corrections) into one detector with a documented overlap policy.
 //!
-//! For a text and a scope (the entity types allowed, from the group's domains):
+//! For a text and a scope (from the group's domains: every type is allowed and
+//! the domains' own types are *preferred*; with `strict_domain_types` only the
+//! domains' types are allowed):
 //! 1. every recogniser proposes candidates of allowed types;
 //! 2. candidates overlapping a `[TYPE_n]` placeholder already in the text are
 //!    dropped (so abstraction is idempotent);
 //! 3. candidates whose surface an expert marked "not an entity" are dropped;
-//! 4. overlaps are resolved greedily: **longest match first**, then higher
+//! 4. overlaps are resolved greedily: **longest match first**, then a type of
+//!    the text's own domains over another domain's type, then higher
 //!    priority (correction 100 > user gazetteer 80 > bundled gazetteer 60 >
-//!    pattern 40 > weak pattern 20 > name heuristic 10), then higher score,
+//!    pattern 40 > weak pattern 20), then higher score,
 //!    then leftmost, then type name — a candidate is kept when it overlaps no
-//!    kept one. The result is sorted by position.
+//!    kept one. The result is sorted by position;
+//! 5. the optional name heuristic then fills the gaps between the kept entities.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -20,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::corrections::Corrections;
 use super::gazetteer::{parse_gazetteer_json, Gazetteer, GazetteerEntry};
-use super::patterns::{bundled_patterns, find_all, PatternRecognizer};
+use super::patterns::{bundled_patterns, PatternSet};
 use super::schema::{EntitySchema, NAME_TYPE};
-use super::text::placeholders;
+use super::text::{placeholders, DisjointSpans};
 
 pub const PRIORITY_CORRECTION: u8 = 100;
 pub const PRIORITY_USER_GAZETTEER: u8 = 80;
@@ -32,7 +36,12 @@ pub const PRIORITY_WEAK_PATTERN: u8 = 20;
 pub const PRIORITY_HEURISTIC: u8 = 10;
 
 /// The bundled gazetteers, one JSON file per domain (`{"TYPE": [surfaces]}`).
-pub const BUNDLED_GAZETTEERS: &[(&str, &str)] = &[];
+pub const BUNDLED_GAZETTEERS: &[(&str, &str)] = &[
+    ("financial", include_str!("../../assets/gazetteers/financial.json")),
+    ("general", include_str!("../../assets/gazetteers/general.json")),
+    ("legal", include_str!("../../assets/gazetteers/legal.json")),
+    ("medical", include_str!("../../assets/gazetteers/medical.json")),
+];
 
 /// One entity mention found in a text: `text[start..end]` (byte offsets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,8 +56,13 @@ pub struct Detection {
     pub priority: u8,
 }
 
-/// The entity types a text may contain.
-pub type Scope = BTreeSet<String>;
+/// The entity types a text may contain, and those its domains prefer when two
+/// candidates of the same length compete (e.g. `PARTY` over `COMPANY` in law).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub allowed: BTreeSet<String>,
+    pub preferred: BTreeSet<String>,
+}
 
 /// Builds a [`Recognizer`]: schema first, then gazetteers, corrections, options.
 #[derive(Debug, Clone)]
@@ -58,6 +72,7 @@ pub struct RecognizerBuilder {
     user_entries: Vec<GazetteerEntry>,
     corrections: Corrections,
     heuristic_names: bool,
+    strict_domain_types: bool,
 }
 
 impl RecognizerBuilder {
@@ -68,7 +83,15 @@ impl RecognizerBuilder {
             user_entries: Vec::new(),
             corrections: Corrections::default(),
             heuristic_names: false,
+            strict_domain_types: false,
         }
+    }
+
+    /// Only the types of a text's own domains are detected (default: every
+    /// type, the domains' own types preferred on ties).
+    pub fn strict_domain_types(mut self, on: bool) -> Self {
+        self.strict_domain_types = on;
+        self
     }
 
     /// Leaves out the bundled gazetteers (tests, or a fully user-defined setup).
@@ -129,6 +152,7 @@ impl RecognizerBuilder {
             corrections,
             patterns: bundled_patterns(),
             heuristic_names: self.heuristic_names,
+            strict_domain_types: self.strict_domain_types,
             schema: self.schema,
         })
     }
@@ -149,8 +173,9 @@ pub struct Recognizer {
     gazetteers: Vec<Gazetteer>,
     correction_gazetteer: Gazetteer,
     corrections: Corrections,
-    patterns: Vec<PatternRecognizer>,
+    patterns: PatternSet,
     heuristic_names: bool,
+    strict_domain_types: bool,
 }
 
 impl Recognizer {
@@ -201,14 +226,17 @@ impl Recognizer {
         Ok(is_new)
     }
 
-    /// The types allowed in a text of these domains (all types for unknown
-    /// domains), plus `NAME` when the heuristic is on.
+    /// The scope of a text of these domains: preferred are the domains' types
+    /// (none for unknown domains); allowed are all types (or, when strict, the
+    /// domains' types; all types for unknown domains), plus `NAME` when the
+    /// heuristic is on.
     pub fn scope(&self, domains: &[&str]) -> Scope {
-        let mut scope = self.schema.scope(domains);
+        let preferred: BTreeSet<String> = domains.iter().filter_map(|d| self.schema.types_of(d)).flatten().collect();
+        let mut allowed = if self.strict_domain_types { self.schema.scope(domains) } else { self.schema.all_types() };
         if self.heuristic_names {
-            scope.insert(NAME_TYPE.to_string());
+            allowed.insert(NAME_TYPE.to_string());
         }
-        scope
+        Scope { allowed, preferred }
     }
 
     /// The entities of a text of these domains, after the overlap policy.
@@ -216,41 +244,55 @@ impl Recognizer {
         self.recognize_scoped(text, &self.scope(domains))
     }
 
-    /// The entities of a text for a precomputed scope.
+    /// The entities of a text for a precomputed scope: the resolved candidates,
+    /// then (when on) the name heuristic filling the gaps between them.
     pub fn recognize_scoped(&self, text: &str, scope: &Scope) -> Vec<Detection> {
-        resolve_overlaps(self.candidates(text, scope))
+        let mut found = resolve_overlaps(self.candidates(text, scope), &scope.preferred);
+        if self.heuristic_names && scope.allowed.contains(NAME_TYPE) {
+            let mut names = Vec::new();
+            super::heuristic::find_names(text, &found, &mut names);
+            self.drop_protected_and_marked(text, &mut names);
+            found.extend(names);
+            found.sort_by_key(|d| d.start);
+        }
+        found
     }
 
-    /// Every candidate before overlap resolution (placeholders and marks applied).
+    /// Every candidate of the gazetteers, corrections and patterns before
+    /// overlap resolution (placeholders and marks applied; no heuristic).
     pub fn candidates(&self, text: &str, scope: &Scope) -> Vec<Detection> {
         let mut out = Vec::new();
         if text.is_empty() {
             return out;
         }
         for gazetteer in self.gazetteers.iter().chain([&self.correction_gazetteer]) {
-            gazetteer.find(text, scope, &mut out);
+            gazetteer.find(text, &scope.allowed, &mut out);
         }
-        find_all(&self.patterns, text, scope, &mut out);
-        if self.heuristic_names && scope.contains(NAME_TYPE) {
-            super::heuristic::find_names(text, &mut out);
-        }
-        let protected = placeholders(text);
+        self.patterns.find_all(text, &scope.allowed, &mut out);
+        self.drop_protected_and_marked(text, &mut out);
+        out
+    }
+
+    /// Drops candidates that overlap a placeholder or that an expert marked.
+    fn drop_protected_and_marked(&self, text: &str, out: &mut Vec<Detection>) {
+        let protected = DisjointSpans::new(placeholders(text).into_iter().map(|p| (p.start, p.end)));
         if !protected.is_empty() {
-            out.retain(|d| !protected.iter().any(|p| d.start < p.end && p.start < d.end));
+            out.retain(|d| !protected.overlaps(d.start, d.end));
         }
         if !self.corrections.not_entity.is_empty() {
             out.retain(|d| !self.corrections.rejects(&text[d.start..d.end], &d.label));
         }
-        out
     }
 }
 
-/// The overlap policy (module docs): longest first, then priority, score,
-/// position, type; keeps candidates that overlap no kept one; sorted by start.
-pub fn resolve_overlaps(mut candidates: Vec<Detection>) -> Vec<Detection> {
+/// The overlap policy (module docs): longest first, then a preferred type,
+/// priority, score, position, type; keeps candidates that overlap no kept one;
+/// sorted by start.
+pub fn resolve_overlaps(mut candidates: Vec<Detection>, preferred: &BTreeSet<String>) -> Vec<Detection> {
     candidates.sort_by(|a, b| {
         (b.end - b.start)
             .cmp(&(a.end - a.start))
+            .then(preferred.contains(&b.label).cmp(&preferred.contains(&a.label)))
             .then(b.priority.cmp(&a.priority))
             .then(b.score.total_cmp(&a.score))
             .then(a.start.cmp(&b.start))
@@ -259,11 +301,10 @@ pub fn resolve_overlaps(mut candidates: Vec<Detection>) -> Vec<Detection> {
     });
     // Kept spans are disjoint, so only the kept span starting last before a
     // candidate's end can overlap it.
-    let mut kept: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut kept = DisjointSpans::default();
     let mut out = Vec::new();
     for cand in candidates {
-        let overlaps = kept.range(..cand.end).next_back().is_some_and(|(_, &end)| end > cand.start);
-        if !overlaps && cand.start < cand.end {
+        if !kept.overlaps(cand.start, cand.end) && cand.start < cand.end {
             kept.insert(cand.start, cand.end);
             out.push(cand);
         }
@@ -332,7 +373,7 @@ mod tests {
             score: 1.0,
             priority,
         };
-        let kept = resolve_overlaps(vec![d(0, 5, 10), d(4, 7, 90), d(6, 8, 10), d(8, 9, 10), d(2, 3, 99)]);
+        let kept = resolve_overlaps(vec![d(0, 5, 10), d(4, 7, 90), d(6, 8, 10), d(8, 9, 10), d(2, 3, 99)], &BTreeSet::new());
         let spans: Vec<(usize, usize)> = kept.iter().map(|k| (k.start, k.end)).collect();
         assert_eq!(spans, [(0, 5), (6, 8), (8, 9)]);
     }

@@ -93,6 +93,31 @@ pub fn contains_placeholder(surface: &str) -> bool {
     surface.contains('[') && placeholder_regex().is_match(surface)
 }
 
+/// Disjoint byte ranges with a logarithmic overlap test.
+#[derive(Debug, Clone, Default)]
+pub struct DisjointSpans(std::collections::BTreeMap<usize, usize>);
+
+impl DisjointSpans {
+    /// From ranges that do not overlap one another (placeholders, resolved detections).
+    pub fn new(ranges: impl IntoIterator<Item = (usize, usize)>) -> Self {
+        DisjointSpans(ranges.into_iter().collect())
+    }
+
+    /// True when `[start, end)` overlaps a range: only the range starting last
+    /// before `end` can, since the ranges are disjoint.
+    pub fn overlaps(&self, start: usize, end: usize) -> bool {
+        self.0.range(..end).next_back().is_some_and(|(_, &e)| e > start)
+    }
+
+    pub fn insert(&mut self, start: usize, end: usize) {
+        self.0.insert(start, end);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

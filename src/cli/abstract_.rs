@@ -58,6 +58,12 @@ pub struct EngineArgs {
     /// Also report unknown capitalised names as NAME (off by default).
     #[arg(long)]
     pub heuristic: bool,
+    /// Leave out the bundled gazetteers (measure patterns, user gazetteers and the heuristic alone).
+    #[arg(long)]
+    pub no_bundled_gazetteers: bool,
+    /// Detect only the types of a group's own domains (default: every type, own types preferred on ties).
+    #[arg(long)]
+    pub strict_domain_types: bool,
 }
 
 impl EngineArgs {
@@ -69,7 +75,11 @@ impl EngineArgs {
     }
 
     pub fn build(&self) -> anyhow::Result<Abstractor> {
-        let mut builder = RecognizerBuilder::new(self.schema()?).heuristic_names(self.heuristic);
+        let mut builder =
+            RecognizerBuilder::new(self.schema()?).heuristic_names(self.heuristic).strict_domain_types(self.strict_domain_types);
+        if self.no_bundled_gazetteers {
+            builder = builder.without_bundled_gazetteers();
+        }
         for path in &self.gazetteers {
             builder = builder.gazetteer_file(path)?;
         }
