@@ -1,6 +1,8 @@
 //! Dev-set evaluation during training: every candidate of every dev group is scored under an
-//! adapter (prefix reuse, no graph) and ranked; Precision@5 and NDCG@10 (linear gains, as
-//! trec_eval) are averaged over groups. Ties keep the candidates' file order.
+//! adapter (prefix reuse, no graph) and ranked; Precision@5 and NDCG@10 (`crate::metrics`, linear
+//! gains as trec_eval and ranx) are averaged over groups. Ties keep the candidates' file order.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use candle_core::D;
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::config::SelectMetric;
 use super::groups::EncodedGroup;
 use super::jobs::JobContext;
+use crate::metrics::Metric;
 use crate::model::{AdapterRun, LoraAdapter, Reranker, ScoreOptions};
 
 /// Dev metrics at one point of a job.
@@ -46,25 +49,22 @@ pub fn ranking(scores: &[f32]) -> Vec<usize> {
     order
 }
 
-/// Relevant (relevance ≥ 1) candidates among the top k, divided by k.
-pub fn precision_at(k: usize, scores: &[f32], relevance: &[u32]) -> f64 {
-    let hits = ranking(scores).into_iter().take(k).filter(|&i| relevance[i] > 0).count();
-    hits as f64 / k as f64
+/// `metric` (from `crate::metrics`, ranx's conventions) of one group ranked by `scores`.
+pub fn group_metric(metric: Metric, scores: &[f32], relevance: &[u32]) -> f64 {
+    let ranked: Vec<i32> = ranking(scores).into_iter().map(|i| relevance[i] as i32).collect();
+    // Ids in index order, so the metrics' id tie-break agrees with `ranking`.
+    let judged: BTreeMap<String, i32> = relevance.iter().enumerate().map(|(i, &r)| (format!("{i:06}"), r as i32)).collect();
+    metric.score(&ranked, &judged)
 }
 
-/// NDCG@k with linear gains and log2 discounts; 0 when the group has no relevant candidate.
+/// Precision@k: relevant (≥ 1) candidates among the top k, divided by k.
+pub fn precision_at(k: usize, scores: &[f32], relevance: &[u32]) -> f64 {
+    group_metric(Metric::Precision(Some(k)), scores, relevance)
+}
+
+/// NDCG@k with linear gains (trec_eval's ndcg_cut); 0 when the group has no relevant candidate.
 pub fn ndcg_at(k: usize, scores: &[f32], relevance: &[u32]) -> f64 {
-    let dcg = |order: &[usize]| -> f64 {
-        order.iter().take(k).enumerate().map(|(rank, &i)| relevance[i] as f64 / ((rank + 2) as f64).log2()).sum()
-    };
-    let mut ideal: Vec<usize> = (0..relevance.len()).collect();
-    ideal.sort_by(|&a, &b| relevance[b].cmp(&relevance[a]).then(a.cmp(&b)));
-    let best = dcg(&ideal);
-    if best == 0.0 {
-        0.0
-    } else {
-        dcg(&ranking(scores)) / best
-    }
+    group_metric(Metric::Ndcg(Some(k)), scores, relevance)
 }
 
 /// Scores all dev groups under `adapter` and averages the metrics; checks for cancellation per group.
