@@ -37,6 +37,7 @@ fn model_dir(scratch: &Path) -> PathBuf {
 fn tiny_config(model: &Path, out: &Path, stages: &[Stage]) -> TrainConfig {
     let mut c = TrainConfig::load(&root().join("assets/configs/tiny.toml")).unwrap();
     c.model.path = model.to_path_buf();
+    c.model.max_length = 128;
     c.data.path = root().join("sample_data");
     c.data.domains = vec!["legal".into(), "medical".into()];
     c.data.max_train_queries = 12;
@@ -65,7 +66,7 @@ fn tiny_experts_learn_and_the_router_beats_chance() {
     let model = model_dir(scratch.path());
     let mut config = tiny_config(&model, &scratch.path().join("run"), &[Stage::Experts, Stage::Router]);
     config.stage1.skip = true;
-    config.stage2.epochs = 6;
+    config.stage2.epochs = 8;
     config.data.max_train_queries = 8;
     config.optim.learning_rate = 3e-3;
     config.optim.warmup_fraction = 0.0;
@@ -77,10 +78,12 @@ fn tiny_experts_learn_and_the_router_beats_chance() {
     assert!(seconds < 60.0, "took {seconds:.1} s");
     assert_eq!(summary.experts.keys().collect::<Vec<_>>(), ["legal", "medical"]);
     for (domain, job) in &summary.experts {
-        assert_eq!(job.steps, 12, "{domain}: 8 groups / 4 per step x 6 epochs");
-        // Falls clearly, and below the loss of a uniform ranking, ln(1 + k).
+        assert_eq!(job.steps, 16, "{domain}: 8 groups / 4 per step x 8 epochs");
+        // The last epoch's mean loss falls clearly below the first's and below a uniform ranking's, ln(1 + k).
+        eprintln!("{domain}: epoch losses {:?}", job.epoch_losses);
+        let (first, last) = (job.epoch_losses[0], *job.epoch_losses.last().unwrap());
         let uniform = ((1 + config.objective.negatives) as f64).ln();
-        assert!(job.loss_end < 0.85 * job.loss_start && job.loss_end < uniform, "{domain}: loss {:.4} -> {:.4} did not fall", job.loss_start, job.loss_end);
+        assert!(last < 0.8 * first && last < uniform, "{domain}: epoch losses {:?} did not fall", job.epoch_losses);
         assert!(summary.run_dir.join("experts").join(domain).join(WEIGHTS).is_file());
     }
     let router = summary.router.as_ref().unwrap();

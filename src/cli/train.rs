@@ -108,7 +108,7 @@ pub fn render_summary(s: &RunSummary) -> String {
     if let Some(r) = &s.router {
         let _ = writeln!(out, "\nrouter {} on the test split ({} training queries):", r.router, r.train_queries);
         let _ = write!(out, "{}", r.test.render());
-        let _ = writeln!(out, "\nbaseline routers (accuracy, macro-F1):");
+        let _ = writeln!(out, "\nother routers on the test split (accuracy, macro-F1):");
         for (name, (acc, f1)) in &r.baselines {
             let _ = writeln!(out, "  {name:<20} {acc:.4} {f1:.4}");
         }

@@ -49,6 +49,8 @@ pub struct JobSummary {
     /// Mean loss of the first and the last 10 % of the steps (at least one step each).
     pub loss_start: f64,
     pub loss_end: f64,
+    /// Mean loss of each epoch.
+    pub epoch_losses: Vec<f64>,
     pub dev: Vec<DevPoint>,
     /// The dev point of the returned adapter, when selected on dev.
     pub kept: Option<DevPoint>,
@@ -278,6 +280,7 @@ impl Trainer<'_> {
             examples: progress.step * per_step,
             loss_start: mean(&progress.losses[..tenth.min(progress.losses.len())]),
             loss_end: mean(&progress.losses[progress.losses.len().saturating_sub(tenth)..]),
+            epoch_losses: progress.losses.chunks(steps_per_epoch).map(mean).collect(),
             dev: progress.dev.clone(),
             kept,
             seconds: progress.seconds,

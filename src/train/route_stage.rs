@@ -26,7 +26,8 @@ pub struct RouterSummary {
     pub train_queries: usize,
     /// The trained router on the test split.
     pub test: RoutingReport,
-    /// Accuracy and macro-F1 of the baseline routers on the test split.
+    /// Accuracy and macro-F1 on the test split of the other trained kind (`mlp` or `lsr`, not
+    /// saved) and of the random, oracle and static routers.
     pub baselines: BTreeMap<String, (f64, f64)>,
     /// Test NDCG@10 per routing policy (hard, soft, oracle, random, …), when evaluated.
     pub reranking: Option<BTreeMap<String, f64>>,
@@ -72,6 +73,14 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
     ctx.log(format!("router {}: test accuracy {:.4}, macro-F1 {:.4}", router.name(), test_report.accuracy, test_report.macro_f1));
 
     let mut baselines = BTreeMap::new();
+    // The other trained kind, for comparison (not saved).
+    let other_kind = match kind {
+        RouterKind::Linear => RouterKind::Mlp { hidden: c.router.mlp_hidden },
+        RouterKind::Mlp { .. } => RouterKind::Linear,
+    };
+    let other = Router::Trained(TrainedRouter::train(other_kind, &labels, &x_train, &y_train, &c.router.train, None)?);
+    let report = RoutingReport::new(&labels, &y_test, &predict(&other, &x_test, &test, &y_test)?);
+    baselines.insert(other.name(), (report.accuracy, report.macro_f1));
     let mut others = vec![Router::Random { labels: labels.clone(), seed: c.optim.seed }, Router::Oracle { labels: labels.clone() }];
     others.extend((0..labels.len()).map(|expert| Router::Static { labels: labels.clone(), expert }));
     for other in &others {
