@@ -217,3 +217,34 @@ fn bad_configs_are_clear_errors() {
     let err = format!("{:#}", run(&config).unwrap_err());
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn every_lora_parameter_gets_a_gradient_through_the_prefix_reuse_path() {
+    use r2r::model::{AdapterRun, LoraAdapter, ScoreOptions};
+    use r2r::train::loss::{group_scores, info_nce, ScoreForm};
+    let _serial = serial();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = tiny_config(&model_dir(scratch.path()), scratch.path(), &[Stage::Experts]);
+    let reranker = r2r::train::pipeline::load_reranker(&config).unwrap();
+    let adapter = LoraAdapter::new_random(config.lora_config(), reranker.config(), reranker.device(), 3).unwrap();
+    // B starts at zero (so A's gradient is zero at first): give B values so both directions are visible.
+    for (i, var) in adapter.vars().iter().enumerate() {
+        if i % 2 == 1 {
+            var.set(&(var.as_tensor().ones_like().unwrap() * 0.01).unwrap()).unwrap();
+        }
+    }
+    let query = reranker.prompt.encode_pair(None, "what is the fine", "a fine of $5").unwrap();
+    let other = reranker.prompt.encode_pair(None, "what is the fine", "the court sat in June").unwrap();
+    let candidates: Vec<&[u32]> = vec![&query.candidate, &other.candidate];
+    let rng = std::cell::RefCell::new(r2r::util::seeded_rng(1, 1));
+    let (logits, _) = reranker.group_logits(&query.shared, &candidates, &AdapterRun::train(&adapter, &rng), &ScoreOptions::default()).unwrap();
+    let loss = info_nce(&group_scores(&logits.unsqueeze(0).unwrap(), ScoreForm::Logit).unwrap(), 1.0).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = adapter.vars();
+    let missing: Vec<usize> = (0..vars.len()).filter(|&i| grads.get(vars[i].as_tensor()).is_none()).collect();
+    assert!(missing.is_empty(), "variables without a gradient: {missing:?} of {}", vars.len());
+    let zero: Vec<usize> = (0..vars.len())
+        .filter(|&i| grads.get(vars[i].as_tensor()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() == 0.0)
+        .collect();
+    assert!(zero.is_empty(), "variables with an all-zero gradient: {zero:?}");
+}

@@ -11,7 +11,7 @@ use super::loss::ScoreForm;
 use crate::model::Proj;
 use crate::routing::RouterTrainConfig;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub run: RunConfig,
@@ -280,24 +280,6 @@ impl Default for RouterConfig {
 impl Default for OutputConfig {
     fn default() -> Self {
         OutputConfig { dir: PathBuf::from("runs/default"), checkpoint_every: 50, resume: true }
-    }
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            run: RunConfig::default(),
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            lora: LoraConfig::default(),
-            objective: ObjectiveConfig::default(),
-            optim: OptimConfig::default(),
-            stage1: StageConfig::default(),
-            stage2: StageConfig::default(),
-            baselines: BaselineConfig::default(),
-            router: RouterConfig::default(),
-            output: OutputConfig::default(),
-        }
     }
 }
 

@@ -109,17 +109,16 @@ impl AdamW {
         let (lr, beta1, beta2) = (p.lr, p.beta1, p.beta2);
         let scale_m = 1f64 / (1f64 - beta1.powi(self.step_t as i32));
         let scale_v = 1f64 / (1f64 - beta2.powi(self.step_t as i32));
-        for i in 0..self.vars.len() {
-            let (theta, g) = (&self.vars[i], &grads[i]);
-            let next_m = ((&self.first[i] * beta1)? + (g * (1.0 - beta1))?)?;
-            let next_v = ((&self.second[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+        for (((theta, g), m), v) in self.vars.iter().zip(grads).zip(self.first.iter_mut()).zip(self.second.iter_mut()) {
+            let next_m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
+            let next_v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let m_hat = (&next_m * scale_m)?;
             let v_hat = (&next_v * scale_v)?;
             let next_theta = (theta.as_tensor() * (1f64 - lr * p.weight_decay))?;
             let adjusted = (m_hat / (v_hat.sqrt()? + p.eps)?)?;
             theta.set(&(next_theta - (adjusted * lr)?)?)?;
-            self.first[i] = next_m;
-            self.second[i] = next_v;
+            *m = next_m;
+            *v = next_v;
         }
         Ok(())
     }
