@@ -58,12 +58,18 @@ pub fn run_with_progress(config: TrainConfig) -> Result<RunSummary> {
         .expect("a valid template")
         .progress_chars("=> ");
     let mut stage_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    // Without a terminal the bars are hidden: print the log and each job's end as plain lines.
+    let say = |message: String| {
+        if bars.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            let _ = bars.println(message);
+        }
+    };
     loop {
         let Ok(event) = job.events.recv() else { bail!("the training job ended without a result") };
         match event {
-            JobEvent::Log(message) => {
-                let _ = bars.println(message);
-            }
+            JobEvent::Log(message) => say(message),
             JobEvent::Progress(p) => {
                 let bar = stage_bars.entry(p.stage.clone()).or_insert_with(|| {
                     let bar = bars.add(ProgressBar::new(p.total_steps as u64));
@@ -76,11 +82,14 @@ pub fn run_with_progress(config: TrainConfig) -> Result<RunSummary> {
                 bar.set_message(format!("loss {:.4} lr {:.2e} {:.1} ex/s ETA {:.0}s", p.loss, p.learning_rate, p.examples_per_second, p.eta_seconds));
                 if p.step == p.total_steps {
                     bar.finish();
+                    if bars.is_hidden() {
+                        say(format!("{}: {} steps done, last loss {:.4}", p.stage, p.total_steps, p.loss));
+                    }
                 }
             }
             JobEvent::DevMetrics { stage, step, metrics } => {
                 let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                let _ = bars.println(format!("{stage} dev @ step {step}: {}", text.join(", ")));
+                say(format!("{stage} dev @ step {step}: {}", text.join(", ")));
             }
             JobEvent::Checkpoint(_) => {}
             JobEvent::Finished(json) => {
