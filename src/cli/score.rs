@@ -106,3 +106,25 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_file_errors_name_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.jsonl");
+        std::fs::write(&path, "{\"query\": \"q\", \"document\": \"d\", \"id\": 7}\n\n{\"query\": \"q\", \"instruction\": \"i\", \"document\": \"\"}\n").unwrap();
+        let (reqs, ids) = read_pairs(&path).unwrap();
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[1].instruction.as_deref(), Some("i"));
+        assert_eq!(ids[0], Some(serde_json::json!(7)));
+        std::fs::write(&path, "{\"query\": \"q\", \"document\": \"d\"}\n{\"query\": \"q\"}\n").unwrap();
+        let err = format!("{:#}", read_pairs(&path).unwrap_err());
+        assert!(err.contains("pairs.jsonl line 2") && err.contains("document"), "{err}");
+        std::fs::write(&path, "{\"query\": 3, \"document\": \"d\"}\n").unwrap();
+        let err = format!("{:#}", read_pairs(&path).unwrap_err());
+        assert!(err.contains("line 1") && err.contains("must be a string"), "{err}");
+    }
+}

@@ -140,6 +140,12 @@ impl<'a> AdapterRun<'a> {
         Self { adapter: Some(adapter), dropout_rng: Some(rng), detach: false }
     }
 
+    /// Whether this run records a graph for gradients (an adapter that is not detached). Without it the
+    /// forward may use candle's fused, multi-threaded inference kernels (softmax, RMSNorm).
+    pub fn needs_grad(&self) -> bool {
+        self.adapter.is_some() && !self.detach
+    }
+
     /// The LoRA update scaling · dropout(x) Aᵀ Bᵀ for x [n, in], if this module is adapted.
     pub fn delta(&self, layer: usize, proj: Proj, x: &Tensor) -> Result<Option<Tensor>> {
         let Some(adapter) = self.adapter else { return Ok(None) };

@@ -117,7 +117,12 @@ pub struct Transformer {
     dtype: DType,
 }
 
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+/// RMSNorm w · x · rsqrt(mean(x²) + eps) in f32: from basic (differentiable) ops, or candle's fused kernel
+/// when no gradient is needed.
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, fused: bool) -> Result<Tensor> {
+    if fused {
+        return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
@@ -228,11 +233,12 @@ impl Transformer {
         let cos = angles.cos()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
         let sin = angles.sin()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
         let mut cache = keep_cache.then(|| PrefixCache { keys: vec![], values: vec![], len: t });
+        let fused = !run.needs_grad();
         for (i, layer) in self.layers.iter().enumerate() {
             let last = last_only && i + 1 == self.layers.len();
             x = self.layer_forward(i, layer, &x, input, (&cos, &sin), run, last, cache.as_mut())?;
         }
-        Ok((rms_norm(&x, &self.norm, c.rms_norm_eps)?, cache))
+        Ok((rms_norm(&x, &self.norm, c.rms_norm_eps, fused)?, cache))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -241,7 +247,8 @@ impl Transformer {
         let (b, t, hidden) = x.dims3()?;
         let (heads, kv_heads, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
         let groups = heads / kv_heads;
-        let h = rms_norm(x, &layer.input_norm, c.rms_norm_eps)?; // [b, t, hidden]
+        let fused = !run.needs_grad();
+        let h = rms_norm(x, &layer.input_norm, c.rms_norm_eps, fused)?; // [b, t, hidden]
         let h_flat = h.reshape((b * t, hidden))?;
         let k = self.linear(li, Proj::K, &h_flat, run)?.reshape((b, t, kv_heads, d))?;
         let v = self.linear(li, Proj::V, &h_flat, run)?.reshape((b, t, kv_heads, d))?;
@@ -254,7 +261,7 @@ impl Transformer {
         };
         let q = self.linear(li, Proj::Q, &h_q, run)?.reshape((b, tq, heads, d))?;
         let (q, k) = match (&layer.q_norm, &layer.k_norm) {
-            (Some(qn), Some(kn)) => (rms_norm(&q, qn, c.rms_norm_eps)?, rms_norm(&k, kn, c.rms_norm_eps)?),
+            (Some(qn), Some(kn)) => (rms_norm(&q, qn, c.rms_norm_eps, fused)?, rms_norm(&k, kn, c.rms_norm_eps, fused)?),
             _ => (q, k),
         };
         let q = rope(&q.transpose(1, 2)?.contiguous()?, &cos_q, &sin_q)?; // [b, heads, tq, d]
@@ -280,11 +287,12 @@ impl Transformer {
         let q = q.reshape((b, kv_heads, groups * tq, d))?;
         let scores = (q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)? * (1.0 / (d as f64).sqrt()))?;
         let scores = scores.reshape((b, kv_heads, groups, tq, s))?.broadcast_add(&mask.reshape((b, 1, 1, tq, s))?)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(self.dtype)?;
+        let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
+        let probs = probs.to_dtype(self.dtype)?;
         let ctx = probs.reshape((b, kv_heads, groups * tq, s))?.matmul(&v)?; // [b, kv_heads, groups·tq, d]
         let ctx = ctx.reshape((b, heads, tq, d))?.transpose(1, 2)?.reshape((b * tq, heads * d))?;
         let x = (x_res + self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?)?;
-        let h = rms_norm(&x, &layer.post_attention_norm, c.rms_norm_eps)?.reshape((b * tq, hidden))?;
+        let h = rms_norm(&x, &layer.post_attention_norm, c.rms_norm_eps, fused)?.reshape((b * tq, hidden))?;
         let gate = self.linear(li, Proj::Gate, &h, run)?.silu()?;
         let up = self.linear(li, Proj::Up, &h, run)?;
         let down = self.linear(li, Proj::Down, &(gate * up)?, run)?;
@@ -320,4 +328,25 @@ pub fn left_padded_inputs(rows: &[&[u32]], pad_id: u32, prefix_len: usize, devic
         Tensor::from_vec(positions, (b, t), device)?,
         Tensor::from_vec(mask, (b, 1, t, s), device)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_padding_masks_and_positions_continue_the_prefix() {
+        let (ids, pos, mask) = left_padded_inputs(&[&[5, 6, 7], &[8]], 0, 2, &Device::Cpu).unwrap();
+        assert_eq!(ids.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![0, 0, 8]]);
+        assert_eq!(pos.to_vec2::<u32>().unwrap(), vec![vec![2, 3, 4], vec![2, 2, 2]]);
+        let m = mask.squeeze(1).unwrap().to_vec3::<f32>().unwrap();
+        let allowed = |row: &Vec<f32>| row.iter().map(|&v| v == 0.0).collect::<Vec<_>>();
+        // Row 0, query 1: both prefix keys and its own first two tokens.
+        assert_eq!(allowed(&m[0][1]), vec![true, true, true, true, false]);
+        // Row 1, the real token (index 2): prefix + itself, never the padding.
+        assert_eq!(allowed(&m[1][2]), vec![true, true, false, false, true]);
+        // Padding queries are fully masked: finite values give uniform weights, never NaN; their outputs go unused.
+        assert_eq!(allowed(&m[1][0]), vec![false; 5]);
+        assert!(left_padded_inputs(&[], 0, 0, &Device::Cpu).is_err());
+    }
 }
