@@ -30,6 +30,15 @@ pub struct AppArgs {
     /// Dataset to open at start (defaults to the bundled sample data).
     #[arg(long, global = false)]
     pub data: Option<std::path::PathBuf>,
+    /// Render the app (on the sample data unless --data is given), save a PNG of the window, and exit.
+    #[arg(long, value_name = "OUT.png")]
+    pub screenshot: Option<std::path::PathBuf>,
+    /// Panel to show first: Datasets, Abstraction, Training, Router or Rankings.
+    #[arg(long, value_name = "NAME")]
+    pub panel: Option<String>,
+    /// Print frame-time percentiles (p50/p95/p99) when the app exits.
+    #[arg(long)]
+    pub frame_stats: bool,
 }
 
 #[derive(Debug, Subcommand)]

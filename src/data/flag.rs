@@ -2,7 +2,7 @@
 //! per line, optionally with `id`, `domain`, `split` and `source` (the format of
 //! `../shared/realdata`). Positives get relevance 1, negatives 0.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -30,18 +30,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataErro
         .and_then(|n| n.to_str())
         .map(|n| n.split('.').next().unwrap_or(n).to_string())
         .unwrap_or_else(|| "flag".into());
-    let mut groups = Vec::new();
-    let mut seen_ids: HashMap<String, usize> = HashMap::new();
-    super::jsonl::for_each_line(path, |line, text| {
-        let at = RecordAt { file: path, line };
-        let group = parse_record(at, text, &stem, opts)?;
-        if let Some(first) = seen_ids.insert(group.id.clone(), line) {
-            return Err(at.error("id", format!("duplicate query id `{}` (first on line {first})", group.id)));
-        }
-        groups.push(group);
-        Ok(())
-    })?;
-    Ok(groups)
+    super::jsonl::read_groups(path, |line, text| parse_record(RecordAt { file: path, line }, text, &stem, opts))
 }
 
 fn passages(at: RecordAt<'_>, obj: &serde_json::Map<String, Value>, key: &str) -> Result<Vec<String>, DataError> {

@@ -87,3 +87,24 @@ pub fn for_each_line(path: &Path, mut each: impl FnMut(usize, &str) -> Result<()
     }
     Ok(records)
 }
+
+/// Reads one query group per line with `parse(line, text)`, rejecting a query
+/// id that repeats an earlier line's.
+pub fn read_groups(
+    path: &Path,
+    mut parse: impl FnMut(usize, &str) -> Result<super::QueryGroup, DataError>,
+) -> Result<Vec<super::QueryGroup>, DataError> {
+    let mut groups = Vec::new();
+    let mut seen_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for_each_line(path, |line, text| {
+        let group = parse(line, text)?;
+        if let Some(first) = seen_ids.insert(group.id.clone(), line) {
+            return Err(DataError::new(path, format!("duplicate query id `{}` (first on line {first})", group.id))
+                .at_line(line)
+                .field("id"));
+        }
+        groups.push(group);
+        Ok(())
+    })?;
+    Ok(groups)
+}

@@ -246,16 +246,7 @@ pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Dataset, DataE
         if beir::is_beir_dir(path) {
             groups = beir::read(path, opts)?;
         } else {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| DataError::new(path, format!("cannot list directory: {e}")))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_jsonl(p))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(DataError::new(path, "no *.jsonl files and not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"));
-            }
-            for file in files {
+            for file in jsonl_files(path)? {
                 groups.extend(load_file(&file, opts)?);
             }
         }
@@ -273,6 +264,20 @@ pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Dataset, DataE
     Ok(Dataset { source: Some(path.to_path_buf()), groups })
 }
 
+/// The `*.jsonl` / `*.jsonl.xz` files of a directory in name order (at least one).
+fn jsonl_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::new(dir, format!("cannot list directory: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_jsonl(p))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::new(dir, "no *.jsonl files and not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"));
+    }
+    Ok(files)
+}
+
 fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError> {
     match detect_file_format(path)? {
         Format::Native => native::read(path),
@@ -287,14 +292,7 @@ pub fn detect_format(path: &std::path::Path) -> Result<Format, DataError> {
         if beir::is_beir_dir(path) {
             return Ok(Format::Beir);
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| DataError::new(path, format!("cannot list directory: {e}")))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_jsonl(p))
-            .collect();
-        files.sort();
-        let first = files.first().ok_or_else(|| DataError::new(path, "no *.jsonl files"))?;
-        detect_file_format(first)
+        detect_file_format(&jsonl_files(path)?[0])
     } else {
         detect_file_format(path)
     }

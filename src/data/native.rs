@@ -18,18 +18,7 @@ pub fn looks_native(obj: &serde_json::Map<String, Value>) -> bool {
 
 /// Reads a native JSONL file, validating every record.
 pub fn read(path: &Path) -> Result<Vec<QueryGroup>, DataError> {
-    let mut groups = Vec::new();
-    let mut seen_ids: HashMap<String, usize> = HashMap::new();
-    super::jsonl::for_each_line(path, |line, text| {
-        let at = RecordAt { file: path, line };
-        let group = parse_record(at, text)?;
-        if let Some(first) = seen_ids.insert(group.id.clone(), line) {
-            return Err(at.error("id", format!("duplicate query id `{}` (first on line {first})", group.id)));
-        }
-        groups.push(group);
-        Ok(())
-    })?;
-    Ok(groups)
+    super::jsonl::read_groups(path, |line, text| parse_record(RecordAt { file: path, line }, text))
 }
 
 /// Parses and validates one native record.

@@ -1,5 +1,74 @@
-//! The desktop app (eframe/egui).
+//! The desktop app (eframe/egui): `r2r` with no subcommand opens it.
+//!
+//! `app` holds the eframe App, `state` the UI state and the workspace of engine
+//! results, `jobs` the background work, `panels` one file per panel. Engine
+//! calls go through the `r2r::` library; nothing outside `gui` depends on egui.
 
-pub fn run(_args: crate::cli::AppArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the desktop app is not built yet; see `r2r --help` for the headless commands")
+pub mod app;
+pub mod frame_stats;
+pub mod jobs;
+pub mod panels;
+pub mod screenshot;
+pub mod state;
+pub mod systems;
+pub mod widgets;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail};
+
+use crate::gui::app::{StartOptions, WorkbenchApp};
+use crate::gui::frame_stats::FrameStats;
+use crate::gui::state::PanelKind;
+
+/// The window's default inner size (logical points).
+pub const DEFAULT_WINDOW_SIZE: [f32; 2] = [1400.0, 900.0];
+
+/// Opens the app window and returns when it closes.
+pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
+    let panel = match args.panel.as_deref() {
+        Some(name) => Some(PanelKind::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = PanelKind::ALL.iter().map(|p| p.title()).collect();
+            anyhow!("unknown panel `{name}` (expected one of: {})", names.join(", "))
+        })?),
+        None => None,
+    };
+    if let Some(path) = &args.data {
+        if !path.exists() {
+            bail!("{}: no such file or directory", path.display());
+        }
+    }
+    let frame_stats = args.frame_stats.then(|| Arc::new(FrameStats::default()));
+    let screenshot = args.screenshot.clone().map(|path| (path, Arc::new(Mutex::new(None))));
+    let outcome = screenshot.as_ref().map(|(_, outcome)| outcome.clone());
+    let start = StartOptions {
+        data: args.data.clone(),
+        open_bundled_data: true,
+        panel,
+        persist: screenshot.is_none(),
+        screenshot,
+        frame_stats: frame_stats.clone(),
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("R2R Workbench")
+            .with_inner_size(DEFAULT_WINDOW_SIZE)
+            .with_min_inner_size([1000.0, 640.0]),
+        persist_window: start.persist,
+        ..Default::default()
+    };
+
+    eframe::run_native("R2R Workbench", options, Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(cc, start)))))
+        .map_err(|err| anyhow!("cannot open the app window: {err} (it needs a desktop session, or Xvfb with Mesa's OpenGL/EGL drivers)"))?;
+    if let Some(stats) = frame_stats {
+        println!("{}", stats.report());
+    }
+    if let Some(outcome) = outcome {
+        match outcome.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(Ok(path)) => println!("wrote {}", path.display()),
+            Some(Err(err)) => bail!("the screenshot could not be saved: {err}"),
+            None => bail!("the window closed before the screenshot was taken"),
+        }
+    }
+    Ok(())
 }

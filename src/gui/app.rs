@@ -1,0 +1,346 @@
+//! The eframe app: navigation between panels, theme switch, status bar,
+//! drag-and-drop, persistence of settings, and the glue between background jobs
+//! and the shared workspace.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use egui::RichText;
+
+use crate::data::{DataError, LoadOptions};
+use crate::gui::frame_stats::FrameStats;
+use crate::gui::jobs::{JobId, JobOutput, Jobs};
+use crate::gui::panels::{self, PanelContext};
+use crate::gui::screenshot::{ScreenshotOutcome, ScreenshotTask};
+use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, ThemeChoice, Workspace};
+use crate::gui::systems::{SystemKind, SystemRun};
+
+/// How the app starts (from the command line, or set up by a test).
+#[derive(Default, Clone)]
+pub struct StartOptions {
+    /// Dataset to load at start.
+    pub data: Option<PathBuf>,
+    /// With no `data`: open the bundled sample data when it exists.
+    pub open_bundled_data: bool,
+    /// Panel to show first (overrides the remembered one).
+    pub panel: Option<PanelKind>,
+    /// Restore settings from eframe storage and save them at exit.
+    pub persist: bool,
+    /// Take a screenshot into this file once loaded, then close.
+    pub screenshot: Option<(PathBuf, ScreenshotOutcome)>,
+    pub frame_stats: Option<Arc<FrameStats>>,
+}
+
+/// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
+pub fn bundled_sample_data() -> Option<PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    path.is_dir().then_some(path)
+}
+
+/// The default fonts, with the monospace font (Hack) as a fallback for
+/// proportional text: it carries the arrows (↑ ↓ →) that Ubuntu-Light lacks.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack") {
+        fonts.families.entry(egui::FontFamily::Proportional).or_default().push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
+#[derive(Default)]
+struct Panels {
+    datasets: panels::datasets::DatasetsPanel,
+    abstraction: panels::abstraction::AbstractionPanel,
+    training: panels::training::TrainingPanel,
+    router: panels::router::RouterPanel,
+    rankings: panels::rankings::RankingsPanel,
+}
+
+pub struct WorkbenchApp {
+    settings: Settings,
+    workspace: Workspace,
+    jobs: Jobs,
+    requests: Vec<AppRequest>,
+    panels: Panels,
+    applied_theme: Option<ThemeChoice>,
+    persist: bool,
+    screenshot: Option<ScreenshotTask>,
+    frame_stats: Option<Arc<FrameStats>>,
+}
+
+impl WorkbenchApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: StartOptions) -> Self {
+        let mut settings = match (options.persist, cc.storage) {
+            (true, Some(storage)) => eframe::get_value::<Settings>(storage, eframe::APP_KEY).unwrap_or_default(),
+            _ => Settings::default(),
+        };
+        if let Some(panel) = options.panel {
+            settings.panel = panel;
+        }
+        install_fonts(&cc.egui_ctx);
+        let repaint_ctx = cc.egui_ctx.clone();
+        let mut app = WorkbenchApp {
+            settings,
+            workspace: Workspace::default(),
+            jobs: Jobs::new(Arc::new(move || repaint_ctx.request_repaint())),
+            requests: Vec::new(),
+            panels: Panels::default(),
+            applied_theme: None,
+            persist: options.persist,
+            screenshot: options.screenshot.map(|(path, outcome)| ScreenshotTask::new(path, outcome)),
+            frame_stats: options.frame_stats,
+        };
+        let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
+        if let Some(path) = initial {
+            app.start_load(path);
+        }
+        app
+    }
+
+    /// Read access for tests and tools.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// True while a load or a ranking run is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.workspace.loading.is_some() || self.jobs.any_running()
+    }
+
+    fn start_load(&mut self, path: PathBuf) {
+        if let Some((previous, _)) = self.workspace.loading.take() {
+            self.jobs.cancel(previous);
+        }
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let job_path = path.clone();
+        let id = self.jobs.spawn(format!("Load {name}"), move |job| {
+            job.progress(0.0, "reading");
+            let loaded = LoadedDataset::load(&job_path, &LoadOptions::default())?;
+            job.check_cancelled()?;
+            job.log(format!(
+                "{}: {} query groups in {} domains ({:.2} s)",
+                loaded.format,
+                loaded.dataset.groups.len(),
+                loaded.stats.len(),
+                loaded.load_seconds
+            ));
+            Ok(JobOutput::Dataset(Arc::new(loaded)))
+        });
+        self.workspace.loading = Some((id, path));
+    }
+
+    fn start_rankings(&mut self, loaded: &Arc<LoadedDataset>) {
+        for (_, state) in std::mem::take(&mut self.workspace.runs) {
+            if let RunState::Computing(id) = state {
+                self.jobs.cancel(id);
+            }
+        }
+        for system in SystemKind::ALL {
+            let loaded = loaded.clone();
+            let id = self.jobs.spawn(format!("Rank with {}", system.name()), move |job| {
+                Ok(JobOutput::Rankings(Arc::new(SystemRun::compute(system, &loaded.dataset, job)?)))
+            });
+            self.workspace.runs.insert(system, RunState::Computing(id));
+        }
+    }
+
+    /// Moves finished jobs' results into the workspace.
+    fn collect_jobs(&mut self) {
+        for (id, result) in self.jobs.poll() {
+            let is_load = self.workspace.loading.as_ref().is_some_and(|(load, _)| *load == id);
+            match result {
+                Ok(JobOutput::Dataset(loaded)) if is_load => {
+                    self.workspace.loading = None;
+                    self.workspace.load_failure = None;
+                    self.settings.remember_dataset(&loaded.path);
+                    self.workspace.dataset = Some(loaded.clone());
+                    self.start_rankings(&loaded);
+                }
+                Ok(JobOutput::Rankings(run)) => {
+                    if self.is_current_run(run.system, id) {
+                        self.workspace.runs.insert(run.system, RunState::Ready(run));
+                    }
+                }
+                Ok(JobOutput::Dataset(_)) => {} // a load that was superseded
+                Err(err) if is_load => {
+                    let (_, path) = self.workspace.loading.take().expect("is_load");
+                    self.workspace.load_failure = Some(LoadFailure {
+                        path,
+                        data_error: err.downcast_ref::<DataError>().cloned(),
+                        message: format!("{err:#}"),
+                    });
+                }
+                Err(err) => {
+                    let failed = self.workspace.runs.iter().find_map(|(system, state)| match state {
+                        RunState::Computing(job) if *job == id => Some(*system),
+                        _ => None,
+                    });
+                    if let Some(system) = failed {
+                        self.workspace.runs.insert(system, RunState::Failed(format!("{err:#}")));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_current_run(&self, system: SystemKind, id: JobId) -> bool {
+        matches!(self.workspace.runs.get(&system), Some(RunState::Computing(job)) if *job == id)
+    }
+
+    fn apply_theme(&mut self, ctx: &egui::Context) {
+        if self.applied_theme != Some(self.settings.theme) {
+            ctx.set_theme(match self.settings.theme {
+                ThemeChoice::Dark => egui::Theme::Dark,
+                ThemeChoice::Light => egui::Theme::Light,
+            });
+            self.applied_theme = Some(self.settings.theme);
+        }
+    }
+
+    fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        if let Some(path) = dropped.into_iter().next() {
+            self.settings.panel = PanelKind::Datasets;
+            self.requests.push(AppRequest::LoadDataset(path));
+        }
+    }
+
+    fn drop_overlay(&self, ctx: &egui::Context) {
+        let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
+        if !hovering {
+            return;
+        }
+        let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop_overlay")));
+        let rect = ctx.content_rect();
+        painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(170));
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "Drop to open the dataset",
+            egui::FontId::proportional(28.0),
+            egui::Color32::WHITE,
+        );
+    }
+
+    fn navigation(&mut self, ui: &mut egui::Ui) {
+        ui.add_space(8.0);
+        ui.heading("R2R Workbench");
+        ui.add_space(8.0);
+        ui.with_layout(egui::Layout::top_down_justified(egui::Align::LEFT), |ui| {
+            for (n, panel) in PanelKind::ALL.into_iter().enumerate() {
+                let button = egui::Button::selectable(self.settings.panel == panel, RichText::new(panel.title()).size(15.0));
+                let response = ui.add(button).on_hover_text(format!("{}  (Ctrl+{})", panel.hint(), n + 1));
+                if response.clicked() {
+                    self.settings.panel = panel;
+                }
+            }
+        });
+        let keys = [egui::Key::Num1, egui::Key::Num2, egui::Key::Num3, egui::Key::Num4, egui::Key::Num5];
+        for (key, panel) in keys.into_iter().zip(PanelKind::ALL) {
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, key)) {
+                self.settings.panel = panel;
+            }
+        }
+        ui.with_layout(egui::Layout::bottom_up(egui::Align::LEFT), |ui| {
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.settings.theme, ThemeChoice::Light, "Light").on_hover_text("Light theme");
+                ui.selectable_value(&mut self.settings.theme, ThemeChoice::Dark, "Dark").on_hover_text("Dark theme");
+            });
+            ui.label(RichText::new("Theme").weak());
+        });
+    }
+
+    fn status_bar(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let running: Vec<&str> = self.jobs.all().iter().filter(|j| j.status.is_running()).map(|j| j.title.as_str()).collect();
+            if running.is_empty() {
+                ui.label("Ready");
+            } else {
+                ui.spinner();
+                ui.label(format!("{} job(s) running: {}", running.len(), running.join(", ")));
+            }
+            if let Some(loaded) = &self.workspace.dataset {
+                ui.separator();
+                ui.label(format!("{} ({} queries)", loaded.path.display(), loaded.dataset.groups.len()));
+            }
+        });
+    }
+}
+
+impl eframe::App for WorkbenchApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let started = Instant::now();
+        let ctx = ui.ctx().clone();
+        if let Some(stats) = &self.frame_stats {
+            stats.frame_started();
+            if let Some(seconds) = frame.info().cpu_usage {
+                stats.record_frame(seconds, self.jobs.any_running());
+            }
+        }
+        self.apply_theme(&ctx);
+        self.collect_jobs();
+        self.take_dropped_files(&ctx);
+
+        egui::Panel::left("navigation").resizable(false).exact_size(170.0).show(ui, |ui| self.navigation(ui));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            let mut cx = PanelContext {
+                workspace: &self.workspace,
+                jobs: &mut self.jobs,
+                settings: &mut self.settings,
+                requests: &mut self.requests,
+            };
+            let panels = &mut self.panels;
+            match cx.settings.panel {
+                PanelKind::Datasets => panels.datasets.ui(ui, &mut cx),
+                PanelKind::Abstraction => panels.abstraction.ui(ui, &mut cx),
+                PanelKind::Training => panels.training.ui(ui, &mut cx),
+                PanelKind::Router => panels.router.ui(ui, &mut cx),
+                PanelKind::Rankings => panels.rankings.ui(ui, &mut cx),
+            }
+        });
+        for request in std::mem::take(&mut self.requests) {
+            match request {
+                AppRequest::LoadDataset(path) => self.start_load(path),
+            }
+        }
+        self.drop_overlay(&ctx);
+        let busy = self.is_busy();
+        if let Some(task) = &mut self.screenshot {
+            task.step(&ctx, busy);
+        }
+        let ui_seconds = started.elapsed().as_secs_f32();
+        if ui_seconds > 0.016 {
+            tracing::debug!("slow frame: {:.1} ms in the app's ui code ({:?} panel)", ui_seconds * 1e3, self.settings.panel);
+        }
+        if let Some(stats) = &self.frame_stats {
+            stats.record_app_ui(ui_seconds);
+            ctx.request_repaint(); // measure continuously, not only on input
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        }
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A screenshot shows the app as it is, without tooltips from wherever the
+        // (virtual) mouse pointer happens to rest.
+        if self.screenshot.is_some() {
+            raw_input.events.retain(|e| !matches!(e, egui::Event::PointerMoved(_) | egui::Event::PointerButton { .. }));
+            raw_input.events.push(egui::Event::PointerGone);
+        }
+    }
+
+    fn persist_egui_memory(&self) -> bool {
+        self.persist
+    }
+}

@@ -1,0 +1,200 @@
+//! The app's state, kept apart from drawing: persisted settings (theme, panel,
+//! recent paths, per-panel choices) and the workspace of engine results the
+//! panels display (the loaded dataset and the systems' rankings of it).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::stats::DatasetStats;
+use crate::data::{DataError, Dataset, Format, Split};
+use crate::gui::jobs::JobId;
+use crate::gui::systems::{SystemKind, SystemRun};
+
+/// The panels of the app, in navigation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PanelKind {
+    Datasets,
+    Abstraction,
+    Training,
+    Router,
+    Rankings,
+}
+
+impl PanelKind {
+    pub const ALL: [PanelKind; 5] =
+        [PanelKind::Datasets, PanelKind::Abstraction, PanelKind::Training, PanelKind::Router, PanelKind::Rankings];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            PanelKind::Datasets => "Datasets",
+            PanelKind::Abstraction => "Abstraction",
+            PanelKind::Training => "Training",
+            PanelKind::Router => "Router",
+            PanelKind::Rankings => "Rankings",
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            PanelKind::Datasets => "Open datasets, see per-domain statistics, browse queries and candidates",
+            PanelKind::Abstraction => "Entity abstraction preview: original and abstracted text side by side",
+            PanelKind::Training => "Train stage 1, experts, baselines and the router; watch loss curves",
+            PanelKind::Router => "Routing accuracy, confusion matrix and misrouted queries",
+            PanelKind::Rankings => "Compare the ranked candidate lists of several systems",
+        }
+    }
+
+    /// Parses a panel name as given to `--panel` (case-insensitive).
+    pub fn parse(name: &str) -> Option<PanelKind> {
+        PanelKind::ALL.into_iter().find(|p| p.title().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThemeChoice {
+    Dark,
+    Light,
+}
+
+/// Choices of the rankings panel that outlive a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RankingsSettings {
+    /// The systems shown side by side (2–4), left to right; the first is the reference for rank movement.
+    pub systems: Vec<SystemKind>,
+    pub split: Option<Split>,
+}
+
+impl Default for RankingsSettings {
+    fn default() -> Self {
+        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test) }
+    }
+}
+
+/// Everything persisted between sessions (eframe storage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub theme: ThemeChoice,
+    pub panel: PanelKind,
+    /// Datasets opened before, most recent first.
+    pub recent_datasets: Vec<PathBuf>,
+    /// Where the file dialog opened last.
+    pub last_dialog_dir: Option<PathBuf>,
+    pub rankings: RankingsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            theme: ThemeChoice::Dark,
+            panel: PanelKind::Datasets,
+            recent_datasets: Vec::new(),
+            last_dialog_dir: None,
+            rankings: RankingsSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub const MAX_RECENT: usize = 8;
+
+    pub fn remember_dataset(&mut self, path: &std::path::Path) {
+        self.recent_datasets.retain(|p| p != path);
+        self.recent_datasets.insert(0, path.to_path_buf());
+        self.recent_datasets.truncate(Self::MAX_RECENT);
+    }
+}
+
+/// A dataset loaded by the engine, with what the panels show about it.
+pub struct LoadedDataset {
+    pub path: PathBuf,
+    pub format: Format,
+    pub dataset: Dataset,
+    pub stats: DatasetStats,
+    pub load_seconds: f64,
+}
+
+impl LoadedDataset {
+    /// Loads and summarises a dataset (runs on a job thread).
+    pub fn load(path: &std::path::Path, options: &crate::data::LoadOptions) -> Result<LoadedDataset, DataError> {
+        let started = std::time::Instant::now();
+        let format = crate::data::detect_format(path)?;
+        let dataset = crate::data::load(path, options)?;
+        let stats = crate::data::stats::compute(&dataset);
+        Ok(LoadedDataset { path: path.to_path_buf(), format, dataset, stats, load_seconds: started.elapsed().as_secs_f64() })
+    }
+}
+
+/// Why the last load failed: the engine's error (file, line, field) or another cause.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    pub path: PathBuf,
+    pub data_error: Option<DataError>,
+    pub message: String,
+}
+
+/// A system's run over the current dataset.
+pub enum RunState {
+    Computing(JobId),
+    Ready(Arc<SystemRun>),
+    Failed(String),
+}
+
+/// Engine results shared by the panels.
+#[derive(Default)]
+pub struct Workspace {
+    pub dataset: Option<Arc<LoadedDataset>>,
+    /// The load in progress, if any.
+    pub loading: Option<(JobId, PathBuf)>,
+    pub load_failure: Option<LoadFailure>,
+    pub runs: BTreeMap<SystemKind, RunState>,
+}
+
+impl Workspace {
+    pub fn run(&self, system: SystemKind) -> Option<&Arc<SystemRun>> {
+        match self.runs.get(&system) {
+            Some(RunState::Ready(run)) => Some(run),
+            _ => None,
+        }
+    }
+}
+
+/// What a panel asks the app to do (the app owns loading and the workspace).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppRequest {
+    LoadDataset(PathBuf),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_tolerate_missing_fields() {
+        let mut settings = Settings { theme: ThemeChoice::Light, panel: PanelKind::Rankings, ..Default::default() };
+        for i in 0..10 {
+            settings.remember_dataset(std::path::Path::new(&format!("/data/{i}")));
+        }
+        settings.remember_dataset(std::path::Path::new("/data/3"));
+        assert_eq!(settings.recent_datasets.len(), Settings::MAX_RECENT);
+        assert_eq!(settings.recent_datasets[0], PathBuf::from("/data/3"), "re-opened path moves to the front");
+        assert_eq!(settings.recent_datasets.iter().filter(|p| p.ends_with("3")).count(), 1);
+        let json = serde_json::to_string(&settings).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&json).unwrap(), settings);
+        // Settings saved by an older version (fewer fields) still load.
+        let old: Settings = serde_json::from_str(r#"{"theme": "Light"}"#).unwrap();
+        assert_eq!(old.theme, ThemeChoice::Light);
+        assert_eq!(old.rankings, RankingsSettings::default());
+    }
+
+    #[test]
+    fn panel_names_parse_case_insensitively() {
+        assert_eq!(PanelKind::parse("rankings"), Some(PanelKind::Rankings));
+        assert_eq!(PanelKind::parse(" Router "), Some(PanelKind::Router));
+        assert_eq!(PanelKind::parse("plots"), None);
+    }
+}

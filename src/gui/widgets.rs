@@ -1,0 +1,232 @@
+//! Small widgets shared by several panels: the keyboard-navigable query list,
+//! relevance badges, the load-error box, empty states and metric explanations.
+
+use egui::{Color32, RichText};
+
+use crate::data::{Dataset, Split};
+use crate::gui::state::LoadFailure;
+
+/// Explanations shown as tooltips wherever a metric appears.
+pub fn metric_help(metric: &str) -> &'static str {
+    match metric {
+        "NDCG@10" => {
+            "Normalised discounted cumulative gain of the top 10: relevant candidates count more the higher they rank \
+             (gain = relevance, discount = 1/log2(rank+1)), divided by the best achievable value. 1 = ideal order; \
+             random order on 1-of-16 data gives about 0.3."
+        }
+        "MRR" => "Mean reciprocal rank: 1 / rank of the first relevant candidate, averaged over queries.",
+        "Recall@k" => "Share of a query's relevant candidates that appear in the top k.",
+        "Accuracy" => "Share of queries routed to their true domain.",
+        "Macro-F1" => "F1 score of each domain (class), averaged with equal weight per domain.",
+        _ => "",
+    }
+}
+
+/// A compact coloured mark for a candidate's relevance label.
+pub fn relevance_badge(ui: &mut egui::Ui, relevance: u32) -> egui::Response {
+    let (text, color) = if relevance > 0 {
+        (format!("rel {relevance}"), Color32::from_rgb(40, 150, 70))
+    } else {
+        ("rel 0".to_string(), ui.visuals().weak_text_color())
+    };
+    let text = RichText::new(text).monospace().strong().color(if relevance > 0 { Color32::WHITE } else { color });
+    let text = if relevance > 0 { text.background_color(color) } else { text };
+    ui.label(text).on_hover_text(if relevance > 0 {
+        format!("Relevant (graded relevance {relevance})")
+    } else {
+        "Not relevant (relevance 0)".to_string()
+    })
+}
+
+/// A framed, red-accented box explaining why a dataset could not be loaded.
+pub fn load_error_box(ui: &mut egui::Ui, failure: &LoadFailure) {
+    let stroke = egui::Stroke::new(1.5, ui.visuals().error_fg_color);
+    egui::Frame::group(ui.style()).stroke(stroke).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.label(RichText::new("Could not load the dataset").strong().color(ui.visuals().error_fg_color));
+        egui::Grid::new("load_error_grid").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
+            let row = |ui: &mut egui::Ui, name: &str, value: String| {
+                ui.label(RichText::new(name).strong());
+                ui.add(egui::Label::new(value).wrap());
+                ui.end_row();
+            };
+            match &failure.data_error {
+                Some(err) => {
+                    row(ui, "File", err.file.display().to_string());
+                    row(ui, "Line", err.line.map_or("—".to_string(), |l| format!("line {l}")));
+                    row(ui, "Field", err.field.clone().unwrap_or_else(|| "—".to_string()));
+                    row(ui, "Problem", err.message.clone());
+                }
+                None => {
+                    row(ui, "Path", failure.path.display().to_string());
+                    row(ui, "Problem", failure.message.clone());
+                }
+            }
+        });
+        ui.label(RichText::new("The previously loaded dataset (if any) stays open.").weak());
+    });
+}
+
+/// The message panels show while a part of the engine they need does not exist yet.
+pub fn not_available(ui: &mut egui::Ui, title: &str, needs: &str, will_show: &[&str]) {
+    ui.add_space(24.0);
+    ui.vertical_centered(|ui| {
+        ui.heading(title);
+        ui.add_space(8.0);
+        ui.label(RichText::new(format!("Not available yet: {needs}.")).strong());
+        ui.add_space(8.0);
+        ui.label("This panel will show:");
+    });
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        let indent = (ui.available_width() - 560.0).max(0.0) / 2.0;
+        ui.add_space(indent);
+        ui.vertical(|ui| {
+            ui.set_max_width(560.0);
+            for item in will_show {
+                ui.label(format!("•  {item}"));
+            }
+        });
+    });
+}
+
+/// A one-line preview of a text (first `max_chars` characters, whitespace collapsed).
+pub fn preview(text: &str, max_chars: usize) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= max_chars {
+        collapsed
+    } else {
+        let cut: String = collapsed.chars().take(max_chars.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+/// Which query groups a list shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryFilter {
+    pub domain: Option<String>,
+    pub split: Option<Split>,
+    pub search: String,
+}
+
+impl QueryFilter {
+    /// Indices of the groups that pass the filter, in dataset order.
+    pub fn apply(&self, dataset: &Dataset) -> Vec<usize> {
+        let needle = self.search.trim().to_lowercase();
+        dataset
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| self.domain.as_ref().is_none_or(|d| &g.domain == d))
+            .filter(|(_, g)| self.split.is_none_or(|s| g.split == s))
+            .filter(|(_, g)| {
+                needle.is_empty() || g.query.to_lowercase().contains(&needle) || g.id.to_lowercase().contains(&needle)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Combo boxes for a domain and a split filter ("all" = `None`), each after its label.
+pub fn filter_combos(ui: &mut egui::Ui, id: &str, domains: &[String], filter: &mut QueryFilter, allow_all_splits: bool) {
+    let label = ui.label("Domain:");
+    ui.label_inputs_by(label.id, |ui| {
+        egui::ComboBox::from_id_salt(format!("{id}_domain"))
+            .selected_text(filter.domain.clone().unwrap_or_else(|| "all domains".into()))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut filter.domain, None, "all domains");
+                for domain in domains {
+                    ui.selectable_value(&mut filter.domain, Some(domain.clone()), domain);
+                }
+            })
+    });
+    let label = ui.label("Split:");
+    ui.label_inputs_by(label.id, |ui| {
+        egui::ComboBox::from_id_salt(format!("{id}_split"))
+            .selected_text(filter.split.map_or("all splits", Split::as_str))
+            .show_ui(ui, |ui| {
+                if allow_all_splits {
+                    ui.selectable_value(&mut filter.split, None, "all splits");
+                }
+                for split in Split::ALL {
+                    ui.selectable_value(&mut filter.split, Some(split), split.as_str());
+                }
+            })
+    });
+}
+
+/// A scrolling list of query groups that only lays out the visible rows and
+/// follows keyboard navigation (↑/↓, Page Up/Down, Home/End).
+#[derive(Default)]
+pub struct QueryList {
+    scroll_to: Option<usize>,
+    view_height: f32,
+}
+
+impl QueryList {
+    /// Moves the selection with the keyboard when no text field has focus.
+    /// Returns true when the selection changed.
+    pub fn handle_keys(&mut self, ui: &egui::Ui, rows: &[usize], selected: &mut Option<usize>) -> bool {
+        if rows.is_empty() || ui.memory(|m| m.focused().is_some()) {
+            return false;
+        }
+        let page = ((self.view_height / 22.0) as usize).max(1);
+        let position = selected.and_then(|s| rows.iter().position(|&r| r == s));
+        let target = ui.input(|i| {
+            let last = rows.len() - 1;
+            let current = position.unwrap_or(0);
+            if i.key_pressed(egui::Key::ArrowDown) {
+                Some(if position.is_none() { 0 } else { (current + 1).min(last) })
+            } else if i.key_pressed(egui::Key::ArrowUp) {
+                Some(current.saturating_sub(1))
+            } else if i.key_pressed(egui::Key::PageDown) {
+                Some((current + page).min(last))
+            } else if i.key_pressed(egui::Key::PageUp) {
+                Some(current.saturating_sub(page))
+            } else if i.key_pressed(egui::Key::Home) {
+                Some(0)
+            } else if i.key_pressed(egui::Key::End) {
+                Some(last)
+            } else {
+                None
+            }
+        });
+        match target {
+            Some(t) if Some(t) != position => {
+                *selected = Some(rows[t]);
+                self.scroll_to = Some(t);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shows the rows; returns true when the user clicked another query.
+    pub fn show(&mut self, ui: &mut egui::Ui, id: &str, dataset: &Dataset, rows: &[usize], selected: &mut Option<usize>) -> bool {
+        let row_height = ui.spacing().interact_size.y;
+        let spacing = ui.spacing().item_spacing.y;
+        let mut area = egui::ScrollArea::vertical().id_salt(id).auto_shrink([false, false]);
+        if let Some(target) = self.scroll_to.take() {
+            let top = target as f32 * (row_height + spacing);
+            area = area.vertical_scroll_offset((top - self.view_height / 2.0).max(0.0));
+        }
+        let mut changed = false;
+        let output = area.show_rows(ui, row_height, rows.len(), |ui, range| {
+            ui.with_layout(egui::Layout::top_down_justified(egui::Align::LEFT), |ui| {
+                for &index in &rows[range] {
+                    let group = &dataset.groups[index];
+                    let text = format!("{}  ·  {}", group.id, preview(&group.query, 90));
+                    let button = egui::Button::selectable(*selected == Some(index), text).truncate();
+                    let response = ui.add(button.min_size(egui::vec2(0.0, row_height)));
+                    if response.clicked() {
+                        *selected = Some(index);
+                        changed = true;
+                    }
+                    response.on_hover_text(format!("{} ({}, {})\n{}", group.id, group.domain, group.split, group.query));
+                }
+            });
+        });
+        self.view_height = output.inner_rect.height();
+        changed
+    }
+}
