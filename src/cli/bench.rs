@@ -21,6 +21,8 @@ pub enum BenchCommand {
     MakeModel(MakeModelArgs),
     /// Entity-abstraction throughput (MB/s) on a dataset.
     Abstract(super::bench_abstract::BenchAbstractArgs),
+    /// Time EAG training (stage 1, the experts, the router) on the sample data.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +79,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         }
         BenchCommand::Score(a) => bench_score(a),
         BenchCommand::Abstract(a) => super::bench_abstract::run(a),
+        BenchCommand::Train(a) => super::bench_train::run(a),
     }
 }
 

@@ -3,14 +3,17 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod abstract_;
 pub mod bench_abstract;
-pub mod bench;
+pub mod bench_train;
 pub mod bm25;
 pub mod data;
 pub mod eval;
+pub mod route;
 pub mod sample_data;
 pub mod score;
+pub mod train;
 
 #[derive(Debug, Parser)]
 #[command(name = "r2r", version, about = "R2R Workbench: multi-domain decoder-only rerankers with Route-to-Rerank")]
@@ -57,6 +60,10 @@ pub enum Command {
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Train EAG stage 1, the domain experts, the baselines and the router from a TOML config.
+    Train(train::TrainArgs),
+    /// Route a split's queries with a router; print routing accuracy, macro-F1 and the confusion matrix.
+    Route(route::RouteArgs),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -69,9 +76,11 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::SampleData(cmd)) => sample_data::run(cmd),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bm25(args)) => bm25::run(args),
-        Some(Command::Abstract(args)) => abstract_::run(*args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Route(args)) => route::run(args),
+        Some(Command::Abstract(args)) => abstract_::run(*args),
     }
 }
 

@@ -2,7 +2,9 @@
 //! and the routing metrics used to compare them.
 
 pub mod metrics;
+pub mod mix;
 pub mod router;
 
 pub use metrics::{ClassStats, RoutingReport};
+pub use mix::{routed_scores, RoutingMode};
 pub use router::{argmax, Router, RouterKind, RouterTrainConfig, TrainedRouter};

@@ -8,11 +8,13 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::loss::ScoreForm;
+use crate::model::Proj;
 use crate::routing::RouterTrainConfig;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    pub run: RunConfig,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub lora: LoraConfig,
@@ -20,8 +22,71 @@ pub struct TrainConfig {
     pub optim: OptimConfig,
     pub stage1: StageConfig,
     pub stage2: StageConfig,
+    pub baselines: BaselineConfig,
     pub router: RouterConfig,
     pub output: OutputConfig,
+}
+
+/// The parts of the pipeline `r2r train` runs, in this order: `stage1` (EAG stage 1 on the
+/// entity-abstracted union), `experts` (stage 2: one expert per domain), `baselines` (direct and
+/// single-domain fine-tunes), `router` (routers on the frozen backbone's query states).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub stages: Vec<Stage>,
+}
+
+/// One part of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Stage1,
+    Experts,
+    Baselines,
+    Router,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Stage1 => "stage1",
+            Stage::Experts => "experts",
+            Stage::Baselines => "baselines",
+            Stage::Router => "router",
+        }
+    }
+}
+
+/// Which dev metric picks the kept checkpoint of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SelectMetric {
+    /// Precision@5 (the paper's choice for stage 1).
+    #[default]
+    #[serde(rename = "precision@5")]
+    PrecisionAt5,
+    #[serde(rename = "ndcg@10")]
+    NdcgAt10,
+}
+
+impl SelectMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectMetric::PrecisionAt5 => "precision@5",
+            SelectMetric::NdcgAt10 => "ndcg@10",
+        }
+    }
+}
+
+/// Baselines trained by the same loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// Direct fine-tune: one adapter on the pooled original training data of all target domains.
+    pub direct: bool,
+    /// Single-domain fine-tune: one adapter per domain on its original data, no stage 1.
+    pub single_domain: bool,
+    /// Epochs of each baseline (0 = `stage2.epochs`).
+    pub epochs: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +109,8 @@ pub struct DataConfig {
 pub struct ModelConfig {
     /// Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
     pub path: PathBuf,
-    /// `cpu` or `cuda` (needs a build with the `cuda` feature).
+    /// `cpu`, `cuda` (needs a build with the `cuda` feature and a GPU) or `auto` (CUDA when
+    /// this build has it and a device answers, else the CPU).
     pub device: String,
     /// Maximum prompt length in tokens; documents are truncated to fit.
     pub max_length: usize,
@@ -100,6 +166,11 @@ pub struct StageConfig {
     pub mask_intensity: f64,
     /// Evaluate on dev every this many optimiser steps (0 = at the end of each epoch).
     pub eval_every: usize,
+    /// Keep the checkpoint with the best dev metric (else the last one). Without dev data the
+    /// last one is kept.
+    pub select_best: bool,
+    /// The dev metric that selects: `precision@5` or `ndcg@10`.
+    pub select_metric: SelectMetric,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,14 +180,31 @@ pub struct RouterConfig {
     pub kind: String,
     pub mlp_hidden: usize,
     pub train: RouterTrainConfig,
+    /// Also rerank the test split through the experts with hard, soft and oracle routing and
+    /// report NDCG@10 (each expert scores every test query: costs experts × queries forwards).
+    pub eval_reranking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     pub dir: PathBuf,
-    /// Write a resumable checkpoint every this many optimiser steps.
+    /// Write a resumable checkpoint every this many optimiser steps (and at the end of a job).
     pub checkpoint_every: usize,
+    /// Continue from the checkpoints in `dir` (false: start every job afresh, overwriting them).
+    pub resume: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { stages: vec![Stage::Stage1, Stage::Experts, Stage::Router] }
+    }
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig { direct: true, single_domain: true, epochs: 0 }
+    }
 }
 
 impl Default for DataConfig {
@@ -171,35 +259,27 @@ impl Default for OptimConfig {
 
 impl Default for StageConfig {
     fn default() -> Self {
-        StageConfig { skip: false, epochs: 1, mask_types: Vec::new(), mask_intensity: 1.0, eval_every: 0 }
+        StageConfig {
+            skip: false,
+            epochs: 1,
+            mask_types: Vec::new(),
+            mask_intensity: 1.0,
+            eval_every: 0,
+            select_best: true,
+            select_metric: SelectMetric::PrecisionAt5,
+        }
     }
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig { kind: "linear".into(), mlp_hidden: 128, train: RouterTrainConfig::default() }
+        RouterConfig { kind: "linear".into(), mlp_hidden: 128, train: RouterTrainConfig::default(), eval_reranking: false }
     }
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: PathBuf::from("runs/default"), checkpoint_every: 50 }
-    }
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            lora: LoraConfig::default(),
-            objective: ObjectiveConfig::default(),
-            optim: OptimConfig::default(),
-            stage1: StageConfig::default(),
-            stage2: StageConfig::default(),
-            router: RouterConfig::default(),
-            output: OutputConfig::default(),
-        }
+        OutputConfig { dir: PathBuf::from("runs/default"), checkpoint_every: 50, resume: true }
     }
 }
 
@@ -232,8 +312,57 @@ impl TrainConfig {
             anyhow::ensure!(ok, "{message}");
         }
         anyhow::ensure!(!self.data.domains.is_empty(), "data.domains lists no target domain");
-        anyhow::ensure!(["cpu", "cuda"].contains(&self.model.device.as_str()), "model.device must be `cpu` or `cuda`");
+        anyhow::ensure!(["cpu", "cuda", "auto"].contains(&self.model.device.as_str()), "model.device must be `cpu`, `cuda` or `auto`");
+        anyhow::ensure!((0.0..1.0).contains(&self.lora.dropout), "lora.dropout must be in [0, 1)");
+        anyhow::ensure!((0.0..=1.0).contains(&self.optim.warmup_fraction), "optim.warmup_fraction must be in [0, 1]");
+        anyhow::ensure!(self.output.checkpoint_every > 0, "output.checkpoint_every must be > 0");
+        for name in &self.lora.target_modules {
+            anyhow::ensure!(
+                Proj::from_name(name).is_some(),
+                "lora.target_modules: `{name}` is not a linear layer (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"
+            );
+        }
         Ok(())
+    }
+
+    /// The adapter hyper-parameters in the model's terms.
+    pub fn lora_config(&self) -> crate::model::LoraConfig {
+        let mut targets: Vec<Proj> = self.lora.target_modules.iter().filter_map(|n| Proj::from_name(n)).collect();
+        targets.sort();
+        targets.dedup();
+        crate::model::LoraConfig {
+            r: self.lora.rank,
+            alpha: self.lora.alpha,
+            dropout: self.lora.dropout as f32,
+            target_modules: targets,
+            use_rslora: false,
+        }
+    }
+
+    /// Epochs of the baselines.
+    pub fn baseline_epochs(&self) -> usize {
+        if self.baselines.epochs == 0 {
+            self.stage2.epochs
+        } else {
+            self.baselines.epochs
+        }
+    }
+
+    /// The compute device named by `model.device`.
+    pub fn device(&self) -> anyhow::Result<candle_core::Device> {
+        match self.model.device.as_str() {
+            "cuda" => crate::model::select_device(true),
+            "auto" => Ok(crate::model::select_device(true).unwrap_or(candle_core::Device::Cpu)),
+            _ => Ok(candle_core::Device::Cpu),
+        }
+    }
+
+    /// A fingerprint of everything that shapes training results (not the output settings).
+    pub fn training_fingerprint(&self) -> String {
+        let mut copy = self.clone();
+        copy.output = OutputConfig::default();
+        copy.run = RunConfig::default();
+        crate::util::sha256_hex(copy.to_toml().as_bytes())
     }
 }
 
@@ -249,6 +378,14 @@ mod tests {
         assert_eq!(config.lora.target_modules, ["q_proj", "k_proj", "v_proj", "o_proj"]);
         let parsed: TrainConfig = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn the_shipped_configs_parse_and_default_toml_is_the_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
+        assert_eq!(TrainConfig::load(&dir.join("default.toml")).unwrap(), TrainConfig::default());
+        let tiny = TrainConfig::load(&dir.join("tiny.toml")).unwrap();
+        assert_eq!((tiny.lora.rank, tiny.objective.score), (8, ScoreForm::Logit));
     }
 
     #[test]

@@ -1,0 +1,134 @@
+//! `r2r train --config FILE [--only STAGE,..] [--out DIR] [--fresh]`: runs the training pipeline
+//! (EAG stage 1, experts, baselines, router) on a background job and shows its progress as
+//! indicatif bars; prints a summary at the end (or JSON with `--json`). Relative paths in the
+//! config are taken from the current directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::train::{run_training, spawn_job, JobEvent, RunSummary, Stage, TrainConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Training config (TOML; see assets/configs/default.toml for every field and its default).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run only these stages (comma-separated: stage1, experts, baselines, router); default: run.stages.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Stage>,
+    /// Output (run) directory; default: output.dir.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Ignore existing checkpoints in the run directory and overwrite them.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let mut config = TrainConfig::load(&args.config)?;
+    if !args.only.is_empty() {
+        config.run.stages = args.only.clone();
+    }
+    if let Some(out) = args.out {
+        config.output.dir = out;
+    }
+    if args.fresh {
+        config.output.resume = false;
+    }
+    let summary = run_with_progress(config)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", render_summary(&summary));
+    }
+    Ok(())
+}
+
+/// Runs `run_training` on a job thread and draws its events as progress bars (on stderr).
+pub fn run_with_progress(config: TrainConfig) -> Result<RunSummary> {
+    let mut job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&config, ctx)?)?));
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>18} [{bar:28}] {pos}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let mut stage_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    // Without a terminal the bars are hidden: print the log and each job's end as plain lines.
+    let say = |message: String| {
+        if bars.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            let _ = bars.println(message);
+        }
+    };
+    loop {
+        let Ok(event) = job.events.recv() else { bail!("the training job ended without a result") };
+        match event {
+            JobEvent::Log(message) => say(message),
+            JobEvent::Progress(p) => {
+                let bar = stage_bars.entry(p.stage.clone()).or_insert_with(|| {
+                    let bar = bars.add(ProgressBar::new(p.total_steps as u64));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(p.stage.clone());
+                    bar
+                });
+                bar.set_length(p.total_steps as u64);
+                bar.set_position(p.step as u64);
+                bar.set_message(format!("loss {:.4} lr {:.2e} {:.1} ex/s ETA {:.0}s", p.loss, p.learning_rate, p.examples_per_second, p.eta_seconds));
+                if p.step == p.total_steps {
+                    bar.finish();
+                    if bars.is_hidden() {
+                        say(format!("{}: {} steps done, last loss {:.4}", p.stage, p.total_steps, p.loss));
+                    }
+                }
+            }
+            JobEvent::DevMetrics { stage, step, metrics } => {
+                let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                say(format!("{stage} dev @ step {step}: {}", text.join(", ")));
+            }
+            JobEvent::Checkpoint(_) => {}
+            JobEvent::Finished(json) => {
+                job.join_timeout(std::time::Duration::from_secs(5));
+                return Ok(serde_json::from_str(&json)?);
+            }
+            JobEvent::Failed(message) => bail!("{message}"),
+            JobEvent::Cancelled => bail!("training was cancelled"),
+        }
+    }
+}
+
+/// A plain-text summary of a run.
+pub fn render_summary(s: &RunSummary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "\nrun {} (backbone {}, {}, score form {:?})", s.run_dir.display(), s.backbone, s.device, s.score_form);
+    let _ = writeln!(out, "{:<24} {:>6} {:>10} {:>10} {:>8} {:>8} {:>8}", "job", "steps", "loss start", "loss end", "P@5", "NDCG@10", "seconds");
+    let jobs = s.stage1.iter().chain(s.experts.values()).chain(s.baselines.values());
+    for j in jobs {
+        let dev = j.kept.or(j.dev.last().copied());
+        let (p5, ndcg) = dev.map_or(("-".into(), "-".into()), |d| (format!("{:.4}", d.precision_at_5), format!("{:.4}", d.ndcg_at_10)));
+        let _ = writeln!(out, "{:<24} {:>6} {:>10.4} {:>10.4} {:>8} {:>8} {:>8.1}", j.job, j.steps, j.loss_start, j.loss_end, p5, ndcg, j.seconds);
+    }
+    if let Some(r) = &s.router {
+        let _ = writeln!(out, "\nrouter {} on the test split ({} training queries):", r.router, r.train_queries);
+        let _ = write!(out, "{}", r.test.render());
+        let _ = writeln!(out, "\nother routers on the test split (accuracy, macro-F1):");
+        for (name, (acc, f1)) in &r.baselines {
+            let _ = writeln!(out, "  {name:<20} {acc:.4} {f1:.4}");
+        }
+        if let Some(reranking) = &r.reranking {
+            let _ = writeln!(out, "\ntest NDCG@10 by routing policy:");
+            for (name, v) in reranking {
+                let _ = writeln!(out, "  {name:<20} {v:.4}");
+            }
+        }
+    }
+    let stages: Vec<String> = s.stage_seconds.iter().map(|(k, v)| format!("{k} {v:.1}s")).collect();
+    let _ = writeln!(out, "\ntime: {} (total {:.1}s)", stages.join(", "), s.seconds);
+    out
+}

@@ -1,0 +1,138 @@
+//! Entity-Aware Generalisation (EAG) and the baselines, all trained by the same loop.
+//!
+//! - Stage 1: one adapter on the entity-abstracted union of every target domain's training data
+//!   (the abstraction engine replaces entities with type placeholders, consistently per group);
+//!   the checkpoint with the best dev metric (Precision@5 by default) on the *original* dev union
+//!   is kept in `RUN/stage1`.
+//! - Stage 2: per domain, a copy of the stage-1 adapter continues on that domain's original data,
+//!   giving `RUN/experts/<domain>`. With `stage1.skip` the experts start from a fresh adapter
+//!   ("R2R without EAG").
+//! - Baselines: a direct fine-tune on the pooled original data (`RUN/baselines/direct`) and
+//!   single-domain fine-tunes without stage 1 (`RUN/baselines/single-<domain>`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+
+use super::checkpoint::{load_published_adapter, publish_adapter};
+use super::expert::{JobSpec, JobSummary, Trainer};
+use super::groups::{encode_groups, EncodedGroup};
+use super::pipeline::PreparedData;
+use crate::abstraction::{abstract_dataset, AbstractionOptions, Abstractor, Numbering};
+use crate::data::{Dataset, QueryGroup};
+use crate::model::LoraAdapter;
+
+fn union<'a>(by_domain: &'a BTreeMap<String, Vec<QueryGroup>>, domains: &[String]) -> Vec<&'a QueryGroup> {
+    domains.iter().filter_map(|d| by_domain.get(d)).flatten().collect()
+}
+
+fn union_encoded(by_domain: &BTreeMap<String, Vec<EncodedGroup>>, domains: &[String]) -> Vec<EncodedGroup> {
+    domains.iter().filter_map(|d| by_domain.get(d)).flatten().cloned().collect()
+}
+
+/// The entity-abstracted union of the target domains' training groups.
+pub fn abstracted_union(data: &PreparedData, trainer: &Trainer) -> Result<Vec<QueryGroup>> {
+    let c = trainer.config;
+    let groups: Vec<QueryGroup> = union(&data.train, &c.data.domains).into_iter().cloned().collect();
+    let abstractor = Abstractor::bundled().context("loading the bundled entity abstraction engine")?;
+    let types: BTreeSet<String> = c.stage1.mask_types.iter().cloned().collect();
+    let options = AbstractionOptions {
+        types: if types.is_empty() { None } else { Some(types) },
+        intensity: c.stage1.mask_intensity,
+        numbering: Numbering::Ordered,
+    };
+    options.validate(abstractor.recognizer()).context("stage1.mask_types / stage1.mask_intensity")?;
+    let dataset = Dataset { source: None, groups };
+    Ok(abstract_dataset(&dataset, &abstractor, &options, c.optim.seed).into_iter().map(|a| a.group).collect())
+}
+
+/// EAG stage 1; publishes the kept adapter to `RUN/stage1`.
+pub fn run_stage1(trainer: &Trainer, data: &PreparedData) -> Result<JobSummary> {
+    let c = trainer.config;
+    let abstracted = abstracted_union(data, trainer)?;
+    let placeholders = abstracted.iter().filter(|g| g.query.contains('[')).count();
+    trainer.ctx.log(format!("stage1: {} abstracted training groups ({placeholders} queries with placeholders)", abstracted.len()));
+    let refs: Vec<&QueryGroup> = abstracted.iter().collect();
+    let train = encode_groups(trainer.reranker, &refs)?;
+    let dev = union_encoded(&data.dev_encoded, &c.data.domains);
+    let spec = JobSpec {
+        job: "stage1".into(),
+        train: &train,
+        dev: &dev,
+        init: None,
+        epochs: c.stage1.epochs,
+        eval_every: c.stage1.eval_every,
+        select_best: c.stage1.select_best,
+        select_metric: c.stage1.select_metric,
+    };
+    let (adapter, summary) = trainer.train(&spec)?;
+    publish_adapter(&trainer.run.stage1_dir(), &adapter, &trainer.reranker.model_dir.display().to_string())?;
+    Ok(summary)
+}
+
+/// The adapter stage 2 starts from: the published stage-1 adapter, or none when stage 1 is skipped.
+pub fn stage2_init(trainer: &Trainer) -> Result<Option<LoraAdapter>> {
+    if trainer.config.stage1.skip {
+        return Ok(None);
+    }
+    let dir = trainer.run.stage1_dir();
+    super::checkpoint::recover_dir(&dir)?;
+    if !dir.join(crate::model::adapter_io::CONFIG_FILE).is_file() {
+        anyhow::bail!("{} holds no stage-1 adapter: run stage 1 first (`--only stage1`) or set stage1.skip = true", dir.display());
+    }
+    Ok(Some(load_published_adapter(&dir, trainer.reranker.config(), trainer.reranker.device())?))
+}
+
+/// EAG stage 2: one expert per target domain, published to `RUN/experts/<domain>`.
+pub fn run_experts(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<String, JobSummary>> {
+    let c = trainer.config;
+    let init = stage2_init(trainer)?;
+    let mut out = BTreeMap::new();
+    for domain in &c.data.domains {
+        let spec = JobSpec {
+            job: format!("expert:{domain}"),
+            train: &data.train_encoded[domain],
+            dev: &data.dev_encoded[domain],
+            init: init.as_ref(),
+            epochs: c.stage2.epochs,
+            eval_every: c.stage2.eval_every,
+            select_best: c.stage2.select_best,
+            select_metric: c.stage2.select_metric,
+        };
+        let (adapter, summary) = trainer.train(&spec)?;
+        publish_adapter(&trainer.run.expert_dir(domain), &adapter, &trainer.reranker.model_dir.display().to_string())?;
+        out.insert(domain.clone(), summary);
+    }
+    Ok(out)
+}
+
+/// The baselines selected in `[baselines]`.
+pub fn run_baselines(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<String, JobSummary>> {
+    let c = trainer.config;
+    let mut jobs: Vec<(String, Vec<EncodedGroup>, Vec<EncodedGroup>)> = Vec::new();
+    if c.baselines.direct {
+        jobs.push(("direct".into(), union_encoded(&data.train_encoded, &c.data.domains), union_encoded(&data.dev_encoded, &c.data.domains)));
+    }
+    if c.baselines.single_domain {
+        for domain in &c.data.domains {
+            jobs.push((format!("single-{domain}"), data.train_encoded[domain].clone(), data.dev_encoded[domain].clone()));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, train, dev) in jobs {
+        let spec = JobSpec {
+            job: format!("baseline:{name}"),
+            train: &train,
+            dev: &dev,
+            init: None,
+            epochs: c.baseline_epochs(),
+            eval_every: c.stage2.eval_every,
+            select_best: c.stage2.select_best,
+            select_metric: c.stage2.select_metric,
+        };
+        let (adapter, summary) = trainer.train(&spec)?;
+        publish_adapter(&trainer.run.baseline_dir(&name), &adapter, &trainer.reranker.model_dir.display().to_string())?;
+        out.insert(name, summary);
+    }
+    Ok(out)
+}
