@@ -209,6 +209,19 @@ fn rankings_panel_compares_two_systems_side_by_side() {
     assert!(has_label(&harness, "Mean NDCG@10, split test"));
     assert!(harness.query_all_by_label("1.000").count() >= 2, "BM25 is perfect in both domains");
 
+    // Significance of the random order against BM25, one mark per domain (few queries: not significant).
+    step_until(&mut harness, "the significance tests", |h| has_label_containing(h, "paired randomization test"));
+    let marks = harness.query_all_by_label("n.s.").count() + harness.query_all_by_label("*").count() + harness.query_all_by_label("**").count();
+    assert_eq!(marks, 2, "one mark per domain for the second system");
+
+    // Another metric: MRR@10 in the table header and the per-query line.
+    harness.get_by_role_and_label(Role::ComboBox, "Metric:").click();
+    harness.run_steps(2);
+    harness.get_by_label("MRR@10").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Mean MRR@10, split test"));
+    assert!(has_label(&harness, "MRR@10 of this query: 1.000"));
+
     // Another query from the list updates both columns.
     harness.get_by_label_contains("med-2  ·").click();
     harness.step();
@@ -227,7 +240,8 @@ fn training_panel_is_honest_and_lists_the_real_jobs() {
     assert!(has_label_containing(&harness, "Not available yet"));
     assert!(has_label(&harness, "#1 Load tiny.jsonl"));
     assert!(has_label(&harness, "#2 Rank with BM25"));
-    assert_eq!(harness.query_all_by_label("done").count(), 3);
+    assert!(has_label(&harness, "#4 Significance tests"), "tests start once both runs are ready");
+    assert_eq!(harness.query_all_by_label("done").count(), 4);
     // Theme switch.
     assert_eq!(harness.ctx.theme(), egui::Theme::Dark);
     harness.get_by_label("Light").click();

@@ -14,7 +14,7 @@ use crate::gui::jobs::{JobId, JobOutput, Jobs};
 use crate::gui::panels::{self, PanelContext};
 use crate::gui::screenshot::{ScreenshotOutcome, ScreenshotTask};
 use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, ThemeChoice, Workspace};
-use crate::gui::systems::{SystemKind, SystemRun};
+use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// How the app starts (from the command line, or set up by a test).
 #[derive(Default, Clone)]
@@ -119,7 +119,7 @@ impl WorkbenchApp {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let job_path = path.clone();
         let id = self.jobs.spawn(format!("Load {name}"), move |job| {
-            job.progress(0.0, "reading");
+            crate::gui::jobs::report_steps(job, "reading", 0, 1);
             let loaded = LoadedDataset::load(&job_path, &LoadOptions::default())?;
             job.check_cancelled()?;
             job.log(format!(
@@ -147,6 +147,15 @@ impl WorkbenchApp {
             });
             self.workspace.runs.insert(system, RunState::Computing(id));
         }
+        self.workspace.significance = None;
+    }
+
+    /// Once every system's run is ready: paired randomization tests between them.
+    fn start_significance(&mut self) {
+        let runs: Option<Vec<Arc<SystemRun>>> = SystemKind::ALL.iter().map(|&s| self.workspace.run(s).cloned()).collect();
+        let Some(runs) = runs else { return };
+        let id = self.jobs.spawn("Significance tests", move |job| Ok(JobOutput::Significance(Arc::new(SignificanceTable::compute(&runs, job)?))));
+        self.workspace.significance = Some(RunState::Computing(id));
     }
 
     /// Moves finished jobs' results into the workspace.
@@ -164,6 +173,12 @@ impl WorkbenchApp {
                 Ok(JobOutput::Rankings(run)) => {
                     if self.is_current_run(run.system, id) {
                         self.workspace.runs.insert(run.system, RunState::Ready(run));
+                        self.start_significance();
+                    }
+                }
+                Ok(JobOutput::Significance(table)) => {
+                    if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.significance = Some(RunState::Ready(table));
                     }
                 }
                 Ok(JobOutput::Dataset(_)) => {} // a load that was superseded
@@ -182,6 +197,8 @@ impl WorkbenchApp {
                     });
                     if let Some(system) = failed {
                         self.workspace.runs.insert(system, RunState::Failed(format!("{err:#}")));
+                    } else if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.significance = Some(RunState::Failed(format!("{err:#}")));
                     }
                 }
             }

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::stats::DatasetStats;
 use crate::data::{DataError, Dataset, Format, Split};
 use crate::gui::jobs::JobId;
-use crate::gui::systems::{SystemKind, SystemRun};
+use crate::metrics::Metric;
+use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// The panels of the app, in navigation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,11 +67,13 @@ pub struct RankingsSettings {
     /// The systems shown side by side (2–4), left to right; the first is the reference for rank movement.
     pub systems: Vec<SystemKind>,
     pub split: Option<Split>,
+    /// The metric of the per-domain chart, the table and the per-query line.
+    pub metric: Metric,
 }
 
 impl Default for RankingsSettings {
     fn default() -> Self {
-        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test) }
+        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test), metric: Metric::Ndcg(Some(10)) }
     }
 }
 
@@ -137,10 +140,10 @@ pub struct LoadFailure {
     pub message: String,
 }
 
-/// A system's run over the current dataset.
-pub enum RunState {
+/// A result computed in the background for the current dataset.
+pub enum RunState<T = Arc<SystemRun>> {
     Computing(JobId),
-    Ready(Arc<SystemRun>),
+    Ready(T),
     Failed(String),
 }
 
@@ -152,6 +155,8 @@ pub struct Workspace {
     pub loading: Option<(JobId, PathBuf)>,
     pub load_failure: Option<LoadFailure>,
     pub runs: BTreeMap<SystemKind, RunState>,
+    /// Paired tests between the systems' runs (once all are ready).
+    pub significance: Option<RunState<Arc<SignificanceTable>>>,
 }
 
 impl Workspace {

@@ -14,8 +14,8 @@ pub fn metric_help(metric: &str) -> &'static str {
              (gain = relevance, discount = 1/log2(rank+1)), divided by the best achievable value. 1 = ideal order; \
              random order on 1-of-16 data gives about 0.3."
         }
-        "MRR" => "Mean reciprocal rank: 1 / rank of the first relevant candidate, averaged over queries.",
-        "Recall@k" => "Share of a query's relevant candidates that appear in the top k.",
+        "MRR@10" => "Mean reciprocal rank: 1 / rank of the first relevant candidate within the top 10 (0 below), averaged over queries.",
+        "Recall@10" => "Share of a query's relevant candidates that appear in the top 10, averaged over queries.",
         "Accuracy" => "Share of queries routed to their true domain.",
         "Macro-F1" => "F1 score of each domain (class), averaged with equal weight per domain.",
         _ => "",
