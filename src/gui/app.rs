@@ -13,7 +13,7 @@ use crate::gui::frame_stats::FrameStats;
 use crate::gui::jobs::{JobId, JobOutput, Jobs};
 use crate::gui::panels::{self, PanelContext};
 use crate::gui::screenshot::{ScreenshotOutcome, ScreenshotTask};
-use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, ThemeChoice, Workspace};
+use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, SharedSelection, ThemeChoice, Workspace};
 use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// How the app starts (from the command line, or set up by a test).
@@ -30,6 +30,8 @@ pub struct StartOptions {
     /// Take a screenshot into this file once loaded, then close.
     pub screenshot: Option<(PathBuf, ScreenshotOutcome)>,
     pub frame_stats: Option<Arc<FrameStats>>,
+    /// The expert corrections file of the Abstraction panel (overrides the remembered one).
+    pub corrections: Option<PathBuf>,
 }
 
 /// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
@@ -62,6 +64,7 @@ pub struct WorkbenchApp {
     workspace: Workspace,
     jobs: Jobs,
     requests: Vec<AppRequest>,
+    selection: SharedSelection,
     panels: Panels,
     applied_theme: Option<ThemeChoice>,
     persist: bool,
@@ -78,6 +81,9 @@ impl WorkbenchApp {
         if let Some(panel) = options.panel {
             settings.panel = panel;
         }
+        if let Some(path) = options.corrections {
+            settings.abstraction.corrections_path = Some(path);
+        }
         install_fonts(&cc.egui_ctx);
         let repaint_ctx = cc.egui_ctx.clone();
         let mut app = WorkbenchApp {
@@ -85,6 +91,7 @@ impl WorkbenchApp {
             workspace: Workspace::default(),
             jobs: Jobs::new(Arc::new(move || repaint_ctx.request_repaint())),
             requests: Vec::new(),
+            selection: SharedSelection::default(),
             panels: Panels::default(),
             applied_theme: None,
             persist: options.persist,
@@ -312,6 +319,7 @@ impl eframe::App for WorkbenchApp {
                 jobs: &mut self.jobs,
                 settings: &mut self.settings,
                 requests: &mut self.requests,
+                selection: &mut self.selection,
             };
             let panels = &mut self.panels;
             match cx.settings.panel {

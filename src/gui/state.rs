@@ -2,12 +2,13 @@
 //! recent paths, per-panel choices) and the workspace of engine results the
 //! panels display (the loaded dataset and the systems' rankings of it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::abstraction::Numbering;
 use crate::data::stats::DatasetStats;
 use crate::data::{DataError, Dataset, Format, Split};
 use crate::gui::jobs::JobId;
@@ -77,6 +78,25 @@ impl Default for RankingsSettings {
     }
 }
 
+/// Choices of the abstraction panel that outlive a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AbstractionSettings {
+    /// The user's corrections file (default: `corrections.json` in the app's data directory).
+    pub corrections_path: Option<PathBuf>,
+    /// Types left unmasked (every other type is masked).
+    pub unmasked_types: BTreeSet<String>,
+    pub intensity: f64,
+    pub seed: u64,
+    pub numbering: Numbering,
+}
+
+impl Default for AbstractionSettings {
+    fn default() -> Self {
+        AbstractionSettings { corrections_path: None, unmasked_types: BTreeSet::new(), intensity: 1.0, seed: 0, numbering: Numbering::Ordered }
+    }
+}
+
 /// Everything persisted between sessions (eframe storage).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -88,6 +108,7 @@ pub struct Settings {
     /// Where the file dialog opened last.
     pub last_dialog_dir: Option<PathBuf>,
     pub rankings: RankingsSettings,
+    pub abstraction: AbstractionSettings,
 }
 
 impl Default for Settings {
@@ -98,6 +119,7 @@ impl Default for Settings {
             recent_datasets: Vec::new(),
             last_dialog_dir: None,
             rankings: RankingsSettings::default(),
+            abstraction: AbstractionSettings::default(),
         }
     }
 }
@@ -166,6 +188,13 @@ impl Workspace {
             _ => None,
         }
     }
+}
+
+/// What several panels show at once (kept by the app, not persisted).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedSelection {
+    /// The chosen query group's id.
+    pub query: Option<String>,
 }
 
 /// What a panel asks the app to do (the app owns loading and the workspace).
