@@ -293,11 +293,11 @@ fn abstraction_panel_masks_toggles_and_applies_corrections() {
     assert_eq!(shown.as_deref(), Some(corrections.display().to_string().as_str()), "the corrections file is shown");
 
     // Untick DOSAGE: the dosage stays in the abstracted text.
-    harness.get_by_role_and_label(Role::CheckBox, "DOSAGE").click();
+    harness.get_by_role_and_label(Role::CheckBox, " DOSAGE ").click();
     harness.run_steps(2);
     assert_eq!(harness.query_all_by_label("[DOSAGE_1]").count(), 0);
     assert!(has_label(&harness, "2 found, 0 masked"));
-    harness.get_by_role_and_label(Role::CheckBox, "DOSAGE").click();
+    harness.get_by_role_and_label(Role::CheckBox, " DOSAGE ").click();
     harness.run_steps(2);
     assert_eq!(harness.query_all_by_label("[DOSAGE_1]").count(), 2);
 

@@ -221,7 +221,7 @@ fn corrections_bar(ui: &mut egui::Ui, engine: &Engine, group: &QueryGroup, edits
                 "{} additions, {} not-entity marks{}",
                 corrections.add_to_gazetteer.len(),
                 corrections.not_entity.len(),
-                if engine.path.exists() { "" } else { " (file created on the first correction)" }
+                if engine.path.exists() { "" } else { " (no file yet)" }
             ))
             .weak(),
         );
@@ -365,22 +365,26 @@ fn type_legend(ui: &mut egui::Ui, group: &QueryGroup, schema: &EntitySchema, pre
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Types to mask:").strong()).on_hover_text("Untick a type to leave its entities in the abstracted text");
         for label in &types {
-            ui.horizontal(|ui| {
-                ui.spacing_mut().item_spacing.x = 3.0;
-                let mut on = !settings.unmasked_types.contains(label);
-                let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                ui.painter().rect_filled(rect, 3.0, type_color(label));
-                if ui.checkbox(&mut on, label.as_str()).changed() {
-                    if on {
-                        settings.unmasked_types.remove(label);
-                    } else {
-                        settings.unmasked_types.insert(label.clone());
-                    }
+            // Items straight in the wrapped row (a nested `horizontal` would not
+            // wrap); a new row starts when a type's items would not fit together.
+            let (f, m) = (found.get(label.as_str()).copied().unwrap_or(0), masked.get(label.as_str()).copied().unwrap_or(0));
+            let counts = format!("{f} found, {m} masked");
+            let text_width = |text: &str| ui.fonts_mut(|fonts| fonts.layout_no_wrap(text.to_string(), egui::TextStyle::Body.resolve(ui.style()), egui::Color32::WHITE).size().x);
+            if ui.available_size_before_wrap().x < text_width(label) + text_width(&counts) + 60.0 {
+                ui.end_row();
+            }
+            let mut on = !settings.unmasked_types.contains(label);
+            let chip = RichText::new(format!(" {label} ")).color(egui::Color32::from_gray(20)).background_color(type_color(label));
+            if ui.checkbox(&mut on, chip).changed() {
+                if on {
+                    settings.unmasked_types.remove(label);
+                } else {
+                    settings.unmasked_types.insert(label.clone());
                 }
-                let (f, m) = (found.get(label.as_str()).copied().unwrap_or(0), masked.get(label.as_str()).copied().unwrap_or(0));
-                ui.label(RichText::new(format!("{f} found, {m} masked")).weak()).on_hover_text(format!("{label}: {f} mentions found in this group, {m} replaced by placeholders"));
-            });
-            ui.add_space(8.0);
+            }
+            ui.add(egui::Label::new(RichText::new(counts).weak()).extend())
+                .on_hover_text(format!("{label}: {f} mentions found in this group, {m} replaced by placeholders"));
+            ui.add_space(10.0);
         }
     });
 }
@@ -398,6 +402,18 @@ fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bo
         .chain(preview.abstracted.maps.candidates.iter().map(|c| c.spans.as_slice()))
         .collect();
     let gold: Vec<&[EntitySpan]> = std::iter::once(group.query_entities.as_slice()).chain(group.candidates.iter().map(|c| c.entities.as_slice())).collect();
+    if gold_mode {
+        let (mut hits, mut missed, mut false_alarms) = (0, 0, 0);
+        for (spans, found) in gold.iter().zip(&preview.detections) {
+            let found: BTreeSet<(usize, usize, &str)> = found.iter().map(|d| (d.start, d.end, d.label.as_str())).collect();
+            let gold: BTreeSet<(usize, usize, &str)> = spans.iter().map(|g| (g.start, g.end, g.label.as_str())).collect();
+            hits += gold.intersection(&found).count();
+            missed += gold.difference(&found).count();
+            false_alarms += found.difference(&gold).count();
+        }
+        ui.label(format!("Gold spans in this group: {} · found {hits} · missed {missed} · false alarms {false_alarms}", hits + missed))
+            .on_hover_text("Exact matches of start, end and type, as `r2r abstract eval` counts them");
+    }
     let output = egui::ScrollArea::vertical().id_salt("abstraction_texts").auto_shrink([false, false]).show(ui, |ui| {
         ui.columns(2, |columns| {
             columns[0].label(RichText::new(if gold_mode { "Original, gold spans" } else { "Original, detected entities" }).strong());
@@ -576,3 +592,4 @@ mod tests {
         assert!(!types.contains("DRUG") && types.contains("DOSAGE") && types.contains("NAME"));
     }
 }
+
