@@ -327,7 +327,8 @@ fn abstraction_panel_masks_toggles_and_applies_corrections() {
     harness.get_by_label("Gold spans").click();
     harness.run_steps(2);
     assert!(has_label(&harness, "ibuprofen DRUG"));
-    assert!(!has_label_containing(&harness, "missed"));
+    assert!(!has_label_containing(&harness, "DRUG · missed"));
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 2 · missed 0 · false alarms 2"));
     assert!(has_label(&harness, "3200 mg DOSAGE · false alarm"), "the candidate has no gold spans");
 
     // A corrections file written by the panel is read back by a new session.
@@ -354,10 +355,31 @@ fn abstraction_gold_mode_marks_misses() {
     harness.run_steps(2);
     assert!(has_label(&harness, "ibuprofen DRUG · missed"), "ibuprofen is in no bundled gazetteer");
     assert!(has_label(&harness, "3200 mg DOSAGE"), "a hit");
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 1 · missed 1 · false alarms 2"));
     // Clicking a missed span adds it to its type's gazetteer.
     harness.get_by_label("ibuprofen DRUG · missed").click();
     harness.run_steps(3);
     assert!(has_label(&harness, "ibuprofen DRUG"));
-    assert!(!has_label_containing(&harness, "· missed"));
-    assert!(!dir.path().join("tiny.jsonl").exists());
+    assert!(!has_label_containing(&harness, "DRUG · missed"));
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 2 · missed 0 · false alarms 3"), "Ibuprofen in the candidate is now found too");
+}
+
+#[test]
+fn the_query_chosen_in_datasets_opens_in_abstraction_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_dataset(dir.path());
+    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("c.json")), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label_contains("law-2  ·").click();
+    harness.run_steps(2);
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "law-2"), "the Abstraction panel shows the query chosen in Datasets");
+    assert!(has_label_containing(&harness, "Court fees after a lawsuit"));
+    harness.get_by_label_contains("med-2  ·").click();
+    harness.run_steps(2);
+    harness.get_by_label("Datasets").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Iron deficiency anaemia symptoms include fatigue, pale skin and shortness of breath."));
 }
