@@ -250,6 +250,7 @@ pub struct SignificanceTable {
 
 impl SignificanceTable {
     pub fn compute(runs: &[Arc<SystemRun>], job: &JobContext) -> anyhow::Result<SignificanceTable> {
+        let started = std::time::Instant::now();
         let mut tests = BTreeMap::new();
         let Some(first) = runs.first() else { return Ok(SignificanceTable { tests }) };
         let domains: BTreeSet<&str> = first.cells.keys().map(|(d, _)| d.as_str()).collect();
@@ -273,6 +274,11 @@ impl SignificanceTable {
                 }
             }
         }
+        job.log(format!(
+            "{} randomization tests ({SIGNIFICANCE_PERMUTATIONS} permutations each) in {:.2} s",
+            tests.len(),
+            started.elapsed().as_secs_f64()
+        ));
         Ok(SignificanceTable { tests })
     }
 
