@@ -39,6 +39,9 @@ pub struct AppArgs {
     /// Print frame-time percentiles (p50/p95/p99) when the app exits.
     #[arg(long)]
     pub frame_stats: bool,
+    /// Expert corrections file of the Abstraction panel (default: corrections.json in the app's data directory).
+    #[arg(long, value_name = "FILE")]
+    pub corrections: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
