@@ -4,6 +4,7 @@
 //! The engine never depends on egui: the desktop app (`gui`, behind the default
 //! `gui` feature) and the headless CLI (`cli`) are thin layers over it.
 
+pub mod backbone;
 pub mod bm25;
 pub mod cli;
 pub mod data;

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod backbone;
 pub mod bench;
 pub mod bm25;
 pub mod data;
@@ -41,6 +42,9 @@ pub enum Command {
     Bm25(bm25::Bm25Args),
     /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
     Score(score::ScoreArgs),
+    /// The bundled generalist backbone: pretrain it from scratch, or evaluate a model on held-out groups.
+    #[command(subcommand)]
+    Backbone(backbone::BackboneCommand),
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -58,6 +62,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Bm25(args)) => bm25::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Backbone(cmd)) => backbone::run(cmd),
     }
 }
 
