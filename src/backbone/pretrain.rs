@@ -77,6 +77,11 @@ pub struct PretrainConfig {
     /// In the first `tie_qk_layers` layers, each key head starts equal to its first query head (so equal
     /// tokens attend to each other from the start).
     pub tie_qk_layers: usize,
+    /// In tied heads, start with the high-frequency RoPE dimensions zeroed (matching by content, not position).
+    pub tie_qk_content_only: bool,
+    /// Initial q/k RMSNorm weight in the tied layers (sets how sharply equal tokens attend to each other).
+    pub tie_qk_norm_weight: f64,
+    pub rope_theta: f64,
     /// Dev evaluations during reranking (the best one is kept).
     pub dev_evals: usize,
 }
@@ -112,7 +117,10 @@ impl Default for PretrainConfig {
             hard_from: 0.25,
             hard_full: 0.75,
             tie_qk_layers: 2,
-            dev_evals: 6,
+            tie_qk_content_only: true,
+            tie_qk_norm_weight: 0.6,
+            rope_theta: 1_000_000.0,
+            dev_evals: 4,
         }
     }
 }
@@ -126,7 +134,7 @@ impl PretrainConfig {
             "hidden_size": self.hidden_size, "initializer_range": 0.02, "intermediate_size": self.intermediate_size,
             "max_position_embeddings": 512, "max_window_layers": self.num_layers, "num_attention_heads": self.num_heads,
             "num_hidden_layers": self.num_layers, "num_key_value_heads": self.num_kv_heads, "rms_norm_eps": 1e-6, "rope_scaling": null,
-            "rope_theta": 10000.0, "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "float32", "use_cache": true,
+            "rope_theta": self.rope_theta, "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "float32", "use_cache": true,
             "use_sliding_window": false, "vocab_size": vocab,
         })
     }
@@ -146,6 +154,18 @@ impl PretrainConfig {
         let p = self.progress_at(rank_step);
         self.label_weight_start + (self.label_weight_end - self.label_weight_start) * p
     }
+}
+
+/// The tied query/key initialisation (see `PretrainConfig::tie_qk_layers`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TieInit {
+    pub layers: usize,
+    pub content_only: bool,
+    pub norm_weight: f64,
+}
+
+impl TieInit {
+    pub const NONE: TieInit = TieInit { layers: 0, content_only: false, norm_weight: 1.0 };
 }
 
 /// The model's weights as trainable variables (HF names), plus the learned log-scale of yes − no.
@@ -168,7 +188,7 @@ fn normal_vec(rng: &mut crate::util::SeededRng, n: usize, std: f32) -> Vec<f32> 
 impl TrainableBackbone {
     /// Seeded init like transformers' Qwen3 (N(0, 0.02²), residual projections scaled by 1/√(2·layers),
     /// norms 1), with the optional tied query/key heads in the first layers.
-    pub fn init(config: ModelConfig, seed: u64, tie_qk_layers: usize, device: &Device) -> Result<Self> {
+    pub fn init(config: ModelConfig, seed: u64, tie: &TieInit, device: &Device) -> Result<Self> {
         let c = &config;
         let mut rng = crate::util::seeded_rng(seed, crate::util::stable_hash("backbone-init"));
         let mut vars = BTreeMap::new();
@@ -185,8 +205,19 @@ impl TrainableBackbone {
                 let std = if matches!(proj, crate::model::Proj::O | crate::model::Proj::Down) { residual_std } else { 0.02 };
                 let mut w = normal_vec(&mut rng, fan_in * fan_out, std);
                 match proj {
+                    crate::model::Proj::Q if layer < tie.layers && tie.content_only => {
+                        // Zero the rows of the fastest-rotating RoPE pairs (dims i and i + d/2, i < d/4) of tied query heads.
+                        let groups = c.num_heads / c.num_kv_heads;
+                        for j in 0..c.num_kv_heads {
+                            for i in (0..c.head_dim / 4).chain(c.head_dim / 2..c.head_dim / 2 + c.head_dim / 4) {
+                                let row = j * groups * c.head_dim + i;
+                                w[row * fan_in..(row + 1) * fan_in].fill(0.0);
+                            }
+                        }
+                        q = w.clone();
+                    }
                     crate::model::Proj::Q => q = w.clone(),
-                    crate::model::Proj::K if layer < tie_qk_layers => {
+                    crate::model::Proj::K if layer < tie.layers => {
                         // Key head j := query head j·groups (rows are output features of hidden inputs).
                         let groups = c.num_heads / c.num_kv_heads;
                         let head_rows = c.head_dim * fan_in;
@@ -202,8 +233,9 @@ impl TrainableBackbone {
             for norm in ["input_layernorm", "post_attention_layernorm"] {
                 add(format!("model.layers.{layer}.{norm}.weight"), vec![c.hidden_size], vec![1.0; c.hidden_size])?;
             }
+            let qk_weight = if layer < tie.layers { tie.norm_weight as f32 } else { 1.0 };
             for norm in ["q_norm", "k_norm"] {
-                add(format!("model.layers.{layer}.self_attn.{norm}.weight"), vec![c.head_dim], vec![1.0; c.head_dim])?;
+                add(format!("model.layers.{layer}.self_attn.{norm}.weight"), vec![c.head_dim], vec![qk_weight; c.head_dim])?;
             }
         }
         add("model.norm.weight".into(), vec![c.hidden_size], vec![1.0; c.hidden_size])?;
@@ -336,7 +368,7 @@ pub fn lm_loss(model: &Transformer, rows: &[&[u32]]) -> Result<Tensor> {
 }
 
 /// One optimiser step with global-norm gradient clipping; returns the loss value.
-fn optimise(loss: &Tensor, vars: &[Var], opt: &mut AdamW, clip: f64) -> Result<f64> {
+pub fn optimise(loss: &Tensor, vars: &[Var], opt: &mut AdamW, clip: f64) -> Result<f64> {
     let value = f64::from(loss.to_scalar::<f32>()?);
     if !value.is_finite() {
         bail!("the loss is not finite ({value})");
@@ -454,7 +486,8 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let eos = tokenizer.token_to_id("<|im_end|>").context("tokenizer lacks <|im_end|>")?;
     let config_json = config.config_json(vocab, prompt.pad_id, eos);
     let model_config = ModelConfig::from_json(&config_json.to_string())?;
-    let model = TrainableBackbone::init(model_config, config.seed, config.tie_qk_layers, &device)?;
+    let tie = TieInit { layers: config.tie_qk_layers, content_only: config.tie_qk_content_only, norm_weight: config.tie_qk_norm_weight };
+    let model = TrainableBackbone::init(model_config, config.seed, &tie, &device)?;
     let template_tokens = prompt.encode_pair(None, "", "")?.ids().len();
     ctx.log(format!("tokenizer: {vocab} tokens in {seconds_tokenizer:.0} s; template {template_tokens} tokens; model {} parameters", model.num_parameters()));
 

@@ -130,20 +130,26 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
     });
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{prefix:>5} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").expect("valid template"));
+    // Without a terminal the bar is hidden: print lines (and every 10th step) to stderr instead.
+    let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
     for event in job.events.iter() {
         match event {
-            JobEvent::Log(m) => bar.println(m),
+            JobEvent::Log(m) => say(&bar, m),
             JobEvent::Progress(p) => {
                 bar.set_prefix(p.stage.clone());
                 bar.set_length(p.total_steps as u64);
                 bar.set_position(p.step as u64);
-                bar.set_message(format!("loss {:.4} lr {:.1e} eta {:.0}s", p.loss, p.learning_rate, p.eta_seconds));
+                let message = format!("loss {:.4} lr {:.1e} eta {:.0}s", p.loss, p.learning_rate, p.eta_seconds);
+                if bar.is_hidden() && (p.step % 10 == 0 || p.step == p.total_steps) {
+                    eprintln!("{} step {}/{}: {message} ({:.1} examples/s)", p.stage, p.step, p.total_steps, p.examples_per_second);
+                }
+                bar.set_message(message);
             }
             JobEvent::DevMetrics { step, metrics, .. } => {
                 let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                bar.println(format!("dev @ step {step}: {}", text.join(", ")));
+                say(&bar, format!("dev @ step {step}: {}", text.join(", ")));
             }
-            JobEvent::Checkpoint(dir) => bar.println(format!("checkpoint {dir}")),
+            JobEvent::Checkpoint(dir) => say(&bar, format!("checkpoint {dir}")),
             JobEvent::Finished(summary) => {
                 bar.finish_and_clear();
                 println!("{summary}");
