@@ -183,3 +183,21 @@ fn a_safetensors_file_whose_first_byte_is_0x80_is_not_taken_for_a_pickle() {
     let back = read_safetensors(&path, candle_core::DType::F32, &Device::Cpu).unwrap();
     assert_eq!(back[0].0, "w");
 }
+
+#[test]
+fn the_lexical_init_ranks_overlapping_passages_first_before_any_training() {
+    use r2r::backbone::{evaluate_groups, lexical_init};
+    let groups = synthetic_groups(30, Split::Train, 8);
+    let tok = train_tokenizer(texts(&groups).iter(), 700).unwrap();
+    let marker: Vec<String> = tok.encode("\n<Document>:", false).unwrap().get_tokens().to_vec();
+    let cfg = PretrainConfig { hidden_size: 96, num_layers: 3, num_heads: 2, num_kv_heads: 1, head_dim: 16, intermediate_size: 32, ..tiny_config() };
+    let prompt = PromptEncoder::new(tok.clone(), PromptTemplate { max_length: cfg.max_length, ..Default::default() }, Path::new("mem")).unwrap();
+    let config = ModelConfig::from_json(&cfg.config_json(tok.get_vocab_size(true), prompt.pad_id, prompt.pad_id).to_string()).unwrap();
+    let model = TrainableBackbone::init(config, 1, &TieInit::NONE, &Device::Cpu).unwrap();
+    let reranker = |m: &TrainableBackbone| Reranker::from_parts(m.transformer(true).unwrap(), prompt.clone(), Path::new("mem")).unwrap();
+    let random_init = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| {}).unwrap();
+    lexical_init::apply(&model, &prompt, &tok, 1).unwrap_or_else(|e| panic!("{e}; marker tokens {marker:?}"));
+    let lexical = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| {}).unwrap();
+    let (r, l) = (random_init.model.unwrap().ndcg10, lexical.model.unwrap().ndcg10);
+    assert!(l > 0.9 && l > r + 0.2, "lexical init NDCG@10 {l:.3}, random init {r:.3}, BM25 {:.3}", lexical.bm25.ndcg10);
+}

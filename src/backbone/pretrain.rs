@@ -82,6 +82,10 @@ pub struct PretrainConfig {
     /// Initial q/k RMSNorm weight in the tied layers (sets how sharply equal tokens attend to each other).
     pub tie_qk_norm_weight: f64,
     pub rope_theta: f64,
+    /// Start from the hand-set lexical-matching circuit (`lexical_init`) instead of random weights only.
+    pub lexical_init: bool,
+    /// Evaluate on dev before the first step (the init's own quality).
+    pub eval_at_start: bool,
     /// Dev evaluations during reranking (the best one is kept).
     pub dev_evals: usize,
 }
@@ -120,6 +124,8 @@ impl Default for PretrainConfig {
             tie_qk_content_only: true,
             tie_qk_norm_weight: 0.6,
             rope_theta: 1_000_000.0,
+            lexical_init: false,
+            eval_at_start: false,
             dev_evals: 4,
         }
     }
@@ -488,6 +494,9 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let model_config = ModelConfig::from_json(&config_json.to_string())?;
     let tie = TieInit { layers: config.tie_qk_layers, content_only: config.tie_qk_content_only, norm_weight: config.tie_qk_norm_weight };
     let model = TrainableBackbone::init(model_config, config.seed, &tie, &device)?;
+    if config.lexical_init {
+        super::lexical_init::apply(&model, &prompt, &tokenizer, config.seed)?;
+    }
     let template_tokens = prompt.encode_pair(None, "", "")?.ids().len();
     ctx.log(format!("tokenizer: {vocab} tokens in {seconds_tokenizer:.0} s; template {template_tokens} tokens; model {} parameters", model.num_parameters()));
 
@@ -550,6 +559,9 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
         }
         Ok(())
     };
+    if config.eval_at_start {
+        evaluate(0, f64::NAN, &mut best, &mut dev_curve)?;
+    }
     for step in 0..config.rank_steps {
         ctx.check_cancelled()?;
         if past_deadline() {
