@@ -58,6 +58,8 @@ fn tiny_config() -> PretrainConfig {
         candidates_per_group: 4,
         warmup_steps: 2,
         dev_evals: 2,
+        lexical_init: false,
+        eval_at_start: false,
         ..PretrainConfig::default()
     }
 }

@@ -1,9 +1,12 @@
-//! The backbone recipe. Every weight of a small Qwen3-architecture decoder is trained from a seeded
-//! random init on general-domain text:
+//! The backbone recipe: every weight of a small Qwen3-architecture decoder is trained as a reranker on
+//! general-domain text:
 //!
 //! 1. a byte-level BPE tokenizer is trained on the training passages, queries and the prompt template;
-//! 2. (optional) causal-LM warm-up on packed training passages;
-//! 3. reranking: each step takes groups of (query, positive, negatives) in the Qwen3-Reranker prompt and
+//! 2. the weights start random (seeded; optionally with tied query/key heads), and by default are then
+//!    overwritten by the hand-set lexical-matching circuit of `lexical_init` (without it, reranking
+//!    stayed at random order within the CPU budget);
+//! 3. (optional) causal-LM warm-up on packed training passages;
+//! 4. reranking: each step takes groups of (query, positive, negatives) in the Qwen3-Reranker prompt and
 //!    minimises the cross-entropy between a target distribution over the group's candidates and
 //!    softmax(scale · (yes − no)). The target mixes the listwise BM25 teacher (z-scored BM25 of the
 //!    truncated document the model actually sees, over temperature T) with the one-hot label, the label's
@@ -96,11 +99,11 @@ impl Default for PretrainConfig {
             seed: 7,
             vocab_size: 8192,
             hidden_size: 256,
-            num_layers: 4,
+            num_layers: 3,
             num_heads: 4,
             num_kv_heads: 2,
             head_dim: 64,
-            intermediate_size: 768,
+            intermediate_size: 512,
             max_length: 128,
             tokenizer_texts: 40_000,
             lm_steps: 0,
@@ -111,22 +114,22 @@ impl Default for PretrainConfig {
             lm_seq_len: 64,
             groups_per_step: 4,
             candidates_per_group: 8,
-            peak_lr: 1e-3,
-            warmup_steps: 30,
+            peak_lr: 1e-4,
+            warmup_steps: 10,
             weight_decay: 0.01,
             grad_clip: 1.0,
             teacher_temperature: 0.5,
-            label_weight_start: 0.1,
-            label_weight_end: 0.6,
-            hard_from: 0.25,
-            hard_full: 0.75,
+            label_weight_start: 0.5,
+            label_weight_end: 1.0,
+            hard_from: 0.0,
+            hard_full: 0.1,
             tie_qk_layers: 2,
             tie_qk_content_only: true,
             tie_qk_norm_weight: 0.6,
             rope_theta: 1_000_000.0,
-            lexical_init: false,
+            lexical_init: true,
             eval_at_start: false,
-            dev_evals: 4,
+            dev_evals: 2,
         }
     }
 }
