@@ -401,6 +401,11 @@ pub fn optimise(loss: &Tensor, vars: &[Var], opt: &mut AdamW, clip: f64) -> Resu
     Ok(value)
 }
 
+/// (reranking step, dev NDCG@10, dev MRR@10, smoothed training loss).
+type DevPoint = (usize, f64, f64, f64);
+/// (dev NDCG@10, reranking step, weight snapshot) of the best evaluation so far.
+type Best = (f64, usize, (BTreeMap<String, Tensor>, Tensor));
+
 /// What a run did, for the model's README and `training_report.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PretrainReport {
@@ -549,10 +554,10 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let eval_every = (config.rank_steps / config.dev_evals.max(1)).max(1);
     let mut rng = crate::util::seeded_rng(config.seed, crate::util::stable_hash("rank-batches"));
     let mut order: Vec<usize> = Vec::new();
-    let (mut dev_curve, mut best): (Vec<(usize, f64, f64, f64)>, Option<(f64, usize, _)>) = (Vec::new(), None);
+    let (mut dev_curve, mut best): (Vec<DevPoint>, Option<Best>) = (Vec::new(), None);
     let mut ema: Option<f64> = None;
     let mut rank_done = 0;
-    let evaluate = |step: usize, loss: f64, best: &mut Option<(f64, usize, _)>, curve: &mut Vec<(usize, f64, f64, f64)>| -> Result<()> {
+    let evaluate = |step: usize, loss: f64, best: &mut Option<Best>, curve: &mut Vec<DevPoint>| -> Result<()> {
         let dev = eval::evaluate_groups(Some(&reranker_of(&model, true)?), &corpus.dev, config.seed, &mut |_| ctx.check_cancelled().unwrap_or(()))?;
         let m = dev.model.expect("model metrics");
         curve.push((step, m.ndcg10, m.mrr10, loss));
