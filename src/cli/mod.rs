@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod backbone;
 pub mod bench;
 pub mod abstract_;
 pub mod bench_abstract;
@@ -60,6 +61,9 @@ pub enum Command {
     Abstract(Box<abstract_::AbstractArgs>),
     /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
     Score(score::ScoreArgs),
+    /// The bundled generalist backbone: pretrain it from scratch, or evaluate a model on held-out groups.
+    #[command(subcommand)]
+    Backbone(backbone::BackboneCommand),
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -84,6 +88,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Route(args)) => route::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
+        Some(Command::Backbone(cmd)) => backbone::run(cmd),
     }
 }
 
