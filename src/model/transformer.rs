@@ -139,6 +139,13 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 }
 
 impl Transformer {
+    /// True when no gradient can be needed: no trainable adapter in `run` and frozen
+    /// base weights (a base built from `Var`s, as in backbone pretraining, trains).
+    /// Only then may the forward use candle's fused kernels, which have no backward.
+    fn inference_only(&self, run: &AdapterRun) -> bool {
+        !run.needs_grad() && !self.embed.is_variable()
+    }
+
     /// Builds the model from loaded weights (HF names, with or without the `model.` prefix).
     pub fn new(config: ModelConfig, weights: &Weights, device: &Device, dtype: DType) -> Result<Self> {
         let c = &config;
@@ -233,7 +240,7 @@ impl Transformer {
         let cos = angles.cos()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
         let sin = angles.sin()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
         let mut cache = keep_cache.then(|| PrefixCache { keys: vec![], values: vec![], len: t });
-        let fused = !run.needs_grad();
+        let fused = self.inference_only(run);
         for (i, layer) in self.layers.iter().enumerate() {
             let last = last_only && i + 1 == self.layers.len();
             x = self.layer_forward(i, layer, &x, input, (&cos, &sin), run, last, cache.as_mut())?;
@@ -247,7 +254,7 @@ impl Transformer {
         let (b, t, hidden) = x.dims3()?;
         let (heads, kv_heads, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
         let groups = heads / kv_heads;
-        let fused = !run.needs_grad();
+        let fused = self.inference_only(run);
         let h = rms_norm(x, &layer.input_norm, c.rms_norm_eps, fused)?; // [b, t, hidden]
         let h_flat = h.reshape((b * t, hidden))?;
         let k = self.linear(li, Proj::K, &h_flat, run)?.reshape((b, t, kv_heads, d))?;
