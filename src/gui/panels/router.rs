@@ -77,12 +77,16 @@ impl RouterPanel {
             }
         });
         ui.horizontal(|ui| {
-            ui.label("Split");
-            egui::ComboBox::from_id_salt("router_split").selected_text(self.split.as_str()).show_ui(ui, |ui| {
-                for split in Split::ALL {
-                    ui.selectable_value(&mut self.split, split, split.as_str());
-                }
-            });
+            let label = ui.label("Split");
+            egui::ComboBox::from_id_salt("router_split")
+                .selected_text(self.split.as_str())
+                .show_ui(ui, |ui| {
+                    for split in Split::ALL {
+                        ui.selectable_value(&mut self.split, split, split.as_str());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
             let data = match &cx.workspace.dataset {
                 Some(loaded) => format!("queries of the open dataset {}", loaded.path.display()),
                 None => "queries of the dataset named in the run's config.toml".into(),
