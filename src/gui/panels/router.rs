@@ -160,11 +160,11 @@ impl RouterPanel {
                     let fill = base.lerp_to_gamma(hot, share);
                     let color = if share > 0.5 { Color32::WHITE } else { ui.visuals().text_color() };
                     let selected = self.cell == Some((t, p));
+                    let name = format!("{} → {}: {text}", report.labels[t], report.labels[p]);
                     let button = egui::Button::new(RichText::new(text).color(color).size(15.0)).fill(fill).min_size(egui::vec2(84.0, 40.0)).selected(selected);
-                    let name = format!("{} → {}: {count}", report.labels[t], report.labels[p]);
                     let response = ui.add(button);
                     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
-                    if response.on_hover_text(format!("{name} ({:.0}% of {} queries)", share * 100.0, report.labels[t])).clicked() {
+                    if response.on_hover_text(format!("{count} of {total} {} queries ({:.0}%) routed to {}", report.labels[t], share * 100.0, report.labels[p])).clicked() {
                         self.cell = Some((t, p));
                     }
                 }
