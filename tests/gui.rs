@@ -241,6 +241,20 @@ fn training_panel_is_honest_and_lists_the_real_jobs() {
     harness.step();
     assert!(has_label(&harness, "No training job yet"));
     assert!(has_label(&harness, "Start training"));
+    // The form starts at the paper's defaults; the tiny demo preset loads assets/configs/tiny.toml.
+    let spin = |h: &Harness<'static, WorkbenchApp>, label: &str| {
+        h.query_all_by_label(label).find(|n| n.accesskit_node().role() == Role::SpinButton).and_then(|n| n.accesskit_node().numeric_value())
+    };
+    assert_eq!(spin(&harness, "LoRA rank"), Some(32.0));
+    assert_eq!(spin(&harness, "Negatives"), Some(7.0));
+    harness.get_by_label("Tiny demo").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(8.0));
+    assert_eq!(spin(&harness, "Max train queries"), Some(32.0));
+    assert_eq!(spin(&harness, "Negatives"), Some(3.0));
+    harness.get_by_label("Paper defaults").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(32.0));
     assert!(has_label(&harness, "#1 Load tiny.jsonl"));
     assert!(has_label(&harness, "#2 Rank with BM25"));
     assert!(has_label(&harness, "#4 Significance tests"), "tests start once both runs are ready");
