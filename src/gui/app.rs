@@ -34,6 +34,8 @@ pub struct StartOptions {
     pub corrections: Option<PathBuf>,
     /// The Training panel's form (default: the paper's config).
     pub training_config: Option<crate::train::TrainConfig>,
+    /// Start training with the form's config at start.
+    pub train_at_start: bool,
     /// The Router panel's run directory.
     pub router_path: Option<PathBuf>,
     /// Route the test split with `router_path` at start.
@@ -103,10 +105,14 @@ impl WorkbenchApp {
             }
         }
         let repaint_ctx = cc.egui_ctx.clone();
+        let mut jobs = Jobs::new(Arc::new(move || repaint_ctx.request_repaint()));
+        if options.train_at_start {
+            panels.training.start(&mut jobs);
+        }
         let mut app = WorkbenchApp {
             settings,
             workspace: Workspace::default(),
-            jobs: Jobs::new(Arc::new(move || repaint_ctx.request_repaint())),
+            jobs,
             requests,
             selection: SharedSelection::default(),
             panels,

@@ -52,7 +52,8 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         screenshot,
         frame_stats: frame_stats.clone(),
         corrections: args.corrections.clone(),
-        training_config: None,
+        training_config: args.train.as_deref().map(crate::train::TrainConfig::load).transpose()?,
+        train_at_start: args.train.is_some(),
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),
     };

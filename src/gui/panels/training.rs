@@ -189,14 +189,15 @@ impl TrainingPanel {
         let running = self.job.and_then(|id| cx.jobs.get(id)).is_some_and(|j| j.status.is_running());
         let start = ui.add_enabled(!running, egui::Button::new(RichText::new("Start training").strong()));
         if start.clicked() {
-            self.start(cx);
+            self.start(cx.jobs);
         }
         if let Some(err) = &self.form_error {
             ui.colored_label(ui.visuals().error_fg_color, err);
         }
     }
 
-    fn start(&mut self, cx: &mut PanelContext<'_>) {
+    /// Validates the form and starts `run_training` as a background job.
+    pub fn start(&mut self, jobs: &mut crate::gui::jobs::Jobs) {
         let mut config = self.config.clone();
         config.data.domains = self.domains.split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
         if let Err(err) = config.validate() {
@@ -205,7 +206,7 @@ impl TrainingPanel {
         }
         self.form_error = None;
         let title = format!("Train {}", config.output.dir.display());
-        self.job = Some(cx.jobs.spawn(title, move |job| {
+        self.job = Some(jobs.spawn(title, move |job| {
             let summary = crate::train::run_training(&config, job)?;
             job.log(format!("finished in {:.1} s; run directory {}", summary.seconds, summary.run_dir.display()));
             Ok(JobOutput::Training(Arc::new(summary)))
