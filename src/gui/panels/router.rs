@@ -148,7 +148,7 @@ impl RouterPanel {
         egui::Grid::new("router_confusion").spacing([3.0, 3.0]).show(ui, |ui| {
             ui.label(RichText::new("true ↓  routed →").weak());
             for label in &report.labels {
-                ui.label(RichText::new(label).strong());
+                ui.vertical_centered(|ui| ui.label(RichText::new(label).strong()));
             }
             ui.end_row();
             for (t, row) in report.confusion.iter().enumerate() {
