@@ -11,6 +11,8 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use r2r::gui::app::{StartOptions, WorkbenchApp};
+use r2r::gui::state::{PanelKind, RunState};
+use r2r::train::{Stage, TrainConfig};
 
 /// One native JSONL record.
 fn record(id: &str, domain: &str, split: &str, query: &str, candidates: &[(&str, u32)]) -> String {
@@ -237,7 +239,22 @@ fn training_panel_is_honest_and_lists_the_real_jobs() {
     step_until(&mut harness, "all jobs", |h| !h.state().is_busy());
     harness.get_by_label("Training").click();
     harness.step();
-    assert!(has_label_containing(&harness, "Not available yet"));
+    assert!(has_label(&harness, "No training job yet"));
+    assert!(has_label(&harness, "Start training"));
+    // The form starts at the paper's defaults; the tiny demo preset loads assets/configs/tiny.toml.
+    let spin = |h: &Harness<'static, WorkbenchApp>, label: &str| {
+        h.query_all_by_label(label).find(|n| n.accesskit_node().role() == Role::SpinButton).and_then(|n| n.accesskit_node().numeric_value())
+    };
+    assert_eq!(spin(&harness, "LoRA rank"), Some(32.0));
+    assert_eq!(spin(&harness, "Negatives"), Some(7.0));
+    harness.get_by_label("Tiny demo").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(8.0));
+    assert_eq!(spin(&harness, "Max train queries"), Some(32.0));
+    assert_eq!(spin(&harness, "Negatives"), Some(3.0));
+    harness.get_by_label("Paper defaults").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(32.0));
     assert!(has_label(&harness, "#1 Load tiny.jsonl"));
     assert!(has_label(&harness, "#2 Rank with BM25"));
     assert!(has_label(&harness, "#4 Significance tests"), "tests start once both runs are ready");
@@ -382,4 +399,127 @@ fn the_query_chosen_in_datasets_opens_in_abstraction_and_back() {
     harness.get_by_label("Datasets").click();
     harness.run_steps(2);
     assert!(has_label(&harness, "Iron deficiency anaemia symptoms include fatigue, pale skin and shortness of breath."));
+}
+
+/// The shared tiny fixture model, else a seeded random model of the same family written to `scratch`.
+fn tiny_model(scratch: &Path) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qwen3-tiny/model");
+    if fixture.join("config.json").is_file() {
+        return fixture;
+    }
+    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
+    let dir = scratch.join("model");
+    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
+    dir
+}
+
+/// The tiny demo config on the bundled sample data, two domains, a few queries.
+fn tiny_training_config(scratch: &Path, stages: &[Stage]) -> TrainConfig {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut c = TrainConfig::load(&root.join("assets/configs/tiny.toml")).unwrap();
+    c.model.path = tiny_model(scratch);
+    c.data.path = root.join("sample_data");
+    c.data.domains = vec!["legal".into(), "medical".into()];
+    c.data.max_train_queries = 4;
+    c.data.max_dev_queries = 2;
+    c.output.dir = scratch.join("run");
+    c.run.stages = stages.to_vec();
+    c
+}
+
+/// As `step_until`, with a longer deadline for training.
+fn step_for_long(harness: &mut Harness<'static, WorkbenchApp>, what: &str, done: impl Fn(&Harness<'static, WorkbenchApp>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        harness.step();
+        if done(harness) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn training_panel_starts_a_tiny_run_and_cancels_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_training_config(dir.path(), &[Stage::Stage1, Stage::Experts, Stage::Router]);
+    let options = StartOptions { panel: Some(PanelKind::Training), training_config: Some(config), ..Default::default() };
+    let mut harness = harness(options);
+    harness.run_steps(2);
+    assert!(has_label(&harness, "No training job yet"));
+    harness.get_by_label("Start training").click();
+    harness.run_steps(2);
+    assert!(harness.state().is_busy(), "the training job runs in the background");
+    assert!(has_label(&harness, "running"));
+    harness.get_by_label("Cancel training").click();
+    step_until(&mut harness, "the job to stop", |h| !h.state().is_busy());
+    harness.run_steps(2);
+    assert!(harness.query_all_by_label("Cancelled").count() >= 2, "the job header and the job list say Cancelled");
+    assert!(!dir.path().join("run/summary.json").exists(), "a cancelled run writes no summary");
+}
+
+#[test]
+fn a_finished_tiny_run_shows_curves_and_its_router_confusion_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_training_config(dir.path(), &[Stage::Experts, Stage::Router]);
+    config.stage1.skip = true; // experts straight from the backbone: faster
+    let options = StartOptions { panel: Some(PanelKind::Training), training_config: Some(config), ..Default::default() };
+    let mut harness = harness(options);
+    harness.run_steps(2);
+    harness.get_by_label("Start training").click();
+    step_for_long(&mut harness, "the tiny run", |h| !h.state().is_busy());
+    harness.run_steps(2);
+    let failure: Vec<String> = harness.query_all_by_label_contains("failed").map(|n| format!("{:?} {:?}", n.accesskit_node().value(), n.accesskit_node().role())).collect();
+    assert!(has_label(&harness, "done"), "the run finished: {failure:?}");
+    assert!(has_label(&harness, "Training loss"), "loss curves from the run's progress events");
+    assert!(has_label_containing(&harness, "expert:legal"), "one curve per stage");
+    let summary = harness.state().workspace().last_training.clone().expect("the summary reached the workspace");
+    assert!(dir.path().join("run/router/router.json").is_file());
+
+    harness.get_by_label("Router").click();
+    harness.run_steps(2);
+    harness.get_by_label("Use last training run").click();
+    harness.run_steps(2);
+    harness.get_by_label("Route").click();
+    step_until(&mut harness, "routing", |h| !h.state().is_busy());
+    harness.run_steps(2);
+    let Some(RunState::Ready(run)) = &harness.state().workspace().routing else { panic!("routing did not finish") };
+    let run = run.clone();
+    assert_eq!(run.router_dir, summary.run_dir.join("router"));
+    assert_eq!(run.report.labels, vec!["legal".to_string(), "medical".to_string()]);
+    let test_queries = r2r::data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data"), &Default::default())
+        .unwrap()
+        .select(None, Some(r2r::data::Split::Test))
+        .filter(|g| g.domain == "legal" || g.domain == "medical")
+        .count();
+    assert_eq!(run.report.queries, test_queries);
+    assert!(has_label(&harness, &format!("Accuracy {:.3}", run.report.accuracy)));
+    assert!(has_label(&harness, &format!("macro-F1 {:.3}", run.report.macro_f1)));
+    // Every cell of the matrix is there with its count.
+    for (t, row) in run.report.confusion.iter().enumerate() {
+        for (p, count) in row.iter().enumerate() {
+            let name = format!("{} → {}: {count}", run.report.labels[t], run.report.labels[p]);
+            assert!(has_label(&harness, &name), "missing cell {name}");
+        }
+    }
+    // Click the fullest cell: its queries appear with the router's probabilities.
+    let (t, p) = (0..2).flat_map(|t| (0..2).map(move |p| (t, p))).max_by_key(|&(t, p)| run.report.confusion[t][p]).unwrap();
+    let count = run.report.confusion[t][p];
+    assert!(count > 0);
+    let name = format!("{} → {}: {count}", run.report.labels[t], run.report.labels[p]);
+    harness.get_by_label(&name).click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, &format!("{count} queries of {} routed to {}", run.report.labels[t], run.report.labels[p])));
+    let first = run.cell(t, p).next().unwrap();
+    assert!(has_label(&harness, &first.id));
+    let bar = format!("{} {:.2}", run.report.labels[p], first.probabilities[p]);
+    assert!(has_label_containing(&harness, &bar), "probability bar {bar}");
+    // Row-normalised view.
+    harness.get_by_label("Row-normalised").click();
+    harness.run_steps(2);
+    let total: usize = run.report.confusion[t].iter().sum();
+    let share = format!("{} → {}: {:.0}%", run.report.labels[t], run.report.labels[p], 100.0 * count as f64 / total as f64);
+    assert!(has_label(&harness, &share), "missing {share}");
+    assert!(!has_label(&harness, &name), "counts are replaced by shares");
 }

@@ -43,6 +43,12 @@ pub struct AppArgs {
     /// Expert corrections file of the Abstraction panel (default: corrections.json in the app's data directory).
     #[arg(long, value_name = "FILE")]
     pub corrections: Option<std::path::PathBuf>,
+    /// A training config (TOML): the Training panel starts it at launch.
+    #[arg(long, value_name = "CONFIG")]
+    pub train: Option<std::path::PathBuf>,
+    /// A trained run directory: the Router panel routes its test split at start.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,6 +32,14 @@ pub struct StartOptions {
     pub frame_stats: Option<Arc<FrameStats>>,
     /// The expert corrections file of the Abstraction panel (overrides the remembered one).
     pub corrections: Option<PathBuf>,
+    /// The Training panel's form (default: the paper's config).
+    pub training_config: Option<crate::train::TrainConfig>,
+    /// Start training with the form's config at start.
+    pub train_at_start: bool,
+    /// The Router panel's run directory.
+    pub router_path: Option<PathBuf>,
+    /// Route the test split with `router_path` at start.
+    pub route_at_start: bool,
 }
 
 /// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
@@ -85,14 +93,29 @@ impl WorkbenchApp {
             settings.abstraction.corrections_path = Some(path);
         }
         install_fonts(&cc.egui_ctx);
+        let mut panels = Panels::default();
+        if let Some(config) = options.training_config {
+            panels.training = panels::training::TrainingPanel::with_config(config);
+        }
+        let mut requests = Vec::new();
+        if let Some(path) = options.router_path {
+            panels.router = panels::router::RouterPanel::with_path(path.clone());
+            if options.route_at_start {
+                requests.push(AppRequest::Route { path, split: crate::data::Split::Test });
+            }
+        }
         let repaint_ctx = cc.egui_ctx.clone();
+        let mut jobs = Jobs::new(Arc::new(move || repaint_ctx.request_repaint()));
+        if options.train_at_start {
+            panels.training.start(&mut jobs);
+        }
         let mut app = WorkbenchApp {
             settings,
             workspace: Workspace::default(),
-            jobs: Jobs::new(Arc::new(move || repaint_ctx.request_repaint())),
-            requests: Vec::new(),
+            jobs,
+            requests,
             selection: SharedSelection::default(),
-            panels: Panels::default(),
+            panels,
             applied_theme: None,
             persist: options.persist,
             screenshot: options.screenshot.map(|(path, outcome)| ScreenshotTask::new(path, outcome)),
@@ -157,6 +180,17 @@ impl WorkbenchApp {
         self.workspace.significance = None;
     }
 
+    fn start_routing(&mut self, path: PathBuf, split: crate::data::Split) {
+        if let Some(RunState::Computing(previous)) = self.workspace.routing.take() {
+            self.jobs.cancel(previous);
+        }
+        let loaded = self.workspace.dataset.clone();
+        let id = self.jobs.spawn(format!("Route {split} queries"), move |job| {
+            Ok(JobOutput::Routing(Arc::new(crate::gui::routing_run::RoutingRun::compute(&path, loaded, split, job)?)))
+        });
+        self.workspace.routing = Some(RunState::Computing(id));
+    }
+
     /// Once every system's run is ready: paired randomization tests between them.
     fn start_significance(&mut self) {
         let runs: Option<Vec<Arc<SystemRun>>> = SystemKind::ALL.iter().map(|&s| self.workspace.run(s).cloned()).collect();
@@ -188,6 +222,12 @@ impl WorkbenchApp {
                         self.workspace.significance = Some(RunState::Ready(table));
                     }
                 }
+                Ok(JobOutput::Training(summary)) => self.workspace.last_training = Some(summary),
+                Ok(JobOutput::Routing(run)) => {
+                    if matches!(self.workspace.routing, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.routing = Some(RunState::Ready(run));
+                    }
+                }
                 Ok(JobOutput::Dataset(_)) => {} // a load that was superseded
                 Err(err) if is_load => {
                     let (_, path) = self.workspace.loading.take().expect("is_load");
@@ -206,6 +246,8 @@ impl WorkbenchApp {
                         self.workspace.runs.insert(system, RunState::Failed(format!("{err:#}")));
                     } else if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
                         self.workspace.significance = Some(RunState::Failed(format!("{err:#}")));
+                    } else if matches!(self.workspace.routing, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.routing = Some(RunState::Failed(format!("{err:#}")));
                     }
                 }
             }
@@ -333,6 +375,7 @@ impl eframe::App for WorkbenchApp {
         for request in std::mem::take(&mut self.requests) {
             match request {
                 AppRequest::LoadDataset(path) => self.start_load(path),
+                AppRequest::Route { path, split } => self.start_routing(path, split),
             }
         }
         self.drop_overlay(&ctx);

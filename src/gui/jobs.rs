@@ -17,6 +17,8 @@ pub enum JobOutput {
     Dataset(Arc<crate::gui::state::LoadedDataset>),
     Rankings(Arc<crate::gui::systems::SystemRun>),
     Significance(Arc<crate::gui::systems::SignificanceTable>),
+    Training(Arc<crate::train::RunSummary>),
+    Routing(Arc<crate::gui::routing_run::RoutingRun>),
 }
 
 /// Where a job stands.
@@ -41,6 +43,8 @@ pub struct JobInfo {
     pub status: JobStatus,
     /// The latest progress report, when the job sent one.
     pub progress: Option<Progress>,
+    /// Every progress report with a finite loss (training jobs), in order: the loss and learning-rate curves.
+    pub history: Vec<Progress>,
     pub log: Vec<String>,
     pub started: Instant,
     pub finished: Option<Instant>,
@@ -143,7 +147,7 @@ impl Jobs {
                 Err(message)
             }
         });
-        self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, log: Vec::new(), started: Instant::now(), finished: None });
+        self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, history: Vec::new(), log: Vec::new(), started: Instant::now(), finished: None });
         self.running.push(Running { id, handle, result });
         id
     }
@@ -181,6 +185,9 @@ impl Jobs {
                         continue;
                     }
                     JobEvent::Progress(progress) => {
+                        if progress.loss.is_finite() {
+                            info.history.push(progress.clone());
+                        }
                         info.progress = Some(progress);
                         continue;
                     }

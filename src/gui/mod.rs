@@ -9,6 +9,7 @@ pub mod entity_text;
 pub mod frame_stats;
 pub mod jobs;
 pub mod panels;
+pub mod routing_run;
 pub mod screenshot;
 pub mod selection_capture;
 pub mod state;
@@ -51,6 +52,10 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         screenshot,
         frame_stats: frame_stats.clone(),
         corrections: args.corrections.clone(),
+        training_config: args.train.as_deref().map(crate::train::TrainConfig::load).transpose()?,
+        train_at_start: args.train.is_some(),
+        route_at_start: args.run.is_some(),
+        router_path: args.run.clone(),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -179,6 +179,10 @@ pub struct Workspace {
     pub runs: BTreeMap<SystemKind, RunState>,
     /// Paired tests between the systems' runs (once all are ready).
     pub significance: Option<RunState<Arc<SignificanceTable>>>,
+    /// The last training run that finished in this session.
+    pub last_training: Option<Arc<crate::train::RunSummary>>,
+    /// The Router panel's routing of a split.
+    pub routing: Option<RunState<Arc<crate::gui::routing_run::RoutingRun>>>,
 }
 
 impl Workspace {
@@ -201,6 +205,8 @@ pub struct SharedSelection {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppRequest {
     LoadDataset(PathBuf),
+    /// Route a split with the trained router of a run (or router) directory.
+    Route { path: PathBuf, split: Split },
 }
 
 #[cfg(test)]

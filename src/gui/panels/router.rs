@@ -1,30 +1,202 @@
-//! Router panel. Needs a trained Latent Semantic Router (from the training
-//! engine, not in this build yet), so it shows what it will hold and no data.
-//!
-//! Planned layout: a router picker; a confusion-matrix heatmap (egui_plot
-//! `Heatmap`, counts or row-normalised) with accuracy, macro-F1 and a per-class
-//! table; a clicked cell lists its queries with the router's probability bars;
-//! a misrouted query opens its ranked candidates under the chosen and the correct
-//! expert side by side.
+//! Router panel: open a trained run directory (its `router/`, saved by the
+//! training pipeline) or the last training run of the session, route a split
+//! of the data in a background job, and show the engine's `RoutingReport`:
+//! accuracy, macro-F1, a confusion-matrix grid (counts or row-normalised), a
+//! per-class table, and the queries of a clicked cell with the router's
+//! probability bars.
+
+use std::path::PathBuf;
+
+use egui::{Color32, RichText};
 
 use super::PanelContext;
+use crate::data::Split;
+use crate::gui::routing_run::RoutingRun;
+use crate::gui::state::{AppRequest, RunState};
 use crate::gui::widgets;
 
-#[derive(Default)]
-pub struct RouterPanel {}
+pub struct RouterPanel {
+    /// Run directory (or router directory) to route with.
+    path: String,
+    split: Split,
+    row_normalised: bool,
+    /// The clicked confusion-matrix cell: (true, predicted).
+    cell: Option<(usize, usize)>,
+}
+
+impl Default for RouterPanel {
+    fn default() -> Self {
+        RouterPanel { path: String::new(), split: Split::Test, row_normalised: false, cell: None }
+    }
+}
 
 impl RouterPanel {
-    pub fn ui(&mut self, ui: &mut egui::Ui, _cx: &mut PanelContext<'_>) {
-        widgets::not_available(
-            ui,
-            "Router",
-            "needs a trained router from the training engine, which is not in this build",
-            &[
-                "the confusion matrix of any trained router (counts or row-normalised), with accuracy and macro-F1",
-                "a per-class table of precision, recall and F1",
-                "the queries of a clicked cell with the router's probability bars",
-                "a misrouted query's candidates under the chosen expert and the correct one, side by side",
-            ],
-        );
+    pub fn with_path(path: PathBuf) -> Self {
+        RouterPanel { path: path.display().to_string(), ..Default::default() }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        ui.add_space(4.0);
+        self.controls(ui, cx);
+        ui.separator();
+        match &cx.workspace.routing {
+            None => {
+                ui.label(RichText::new("Open a trained run directory (or use the last training run) and press Route.").weak());
+            }
+            Some(RunState::Computing(id)) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    let message = cx.jobs.get(*id).map(|j| j.message()).unwrap_or_default();
+                    ui.label(format!("Routing… {message}"));
+                });
+            }
+            Some(RunState::Failed(err)) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Routing failed: {err}"));
+            }
+            Some(RunState::Ready(run)) => {
+                let run = run.clone();
+                self.report(ui, &run);
+            }
+        }
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Run directory");
+            ui.add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("RUN (holding router/) or a router directory"))
+                .labelled_by(label.id);
+            if ui.button("Browse…").clicked() {
+                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                    self.path = dir.display().to_string();
+                }
+            }
+            let last = cx.workspace.last_training.as_ref().filter(|s| s.router.is_some());
+            let use_last = ui.add_enabled(last.is_some(), egui::Button::new("Use last training run"));
+            if let (true, Some(summary)) = (use_last.clicked(), last) {
+                self.path = summary.run_dir.display().to_string();
+            }
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("Split");
+            egui::ComboBox::from_id_salt("router_split")
+                .selected_text(self.split.as_str())
+                .show_ui(ui, |ui| {
+                    for split in Split::ALL {
+                        ui.selectable_value(&mut self.split, split, split.as_str());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            let data = match &cx.workspace.dataset {
+                Some(loaded) => format!("queries of the open dataset {}", loaded.path.display()),
+                None => "queries of the dataset named in the run's config.toml".into(),
+            };
+            let busy = matches!(cx.workspace.routing, Some(RunState::Computing(_)));
+            if ui.add_enabled(!busy && !self.path.trim().is_empty(), egui::Button::new(RichText::new("Route").strong())).clicked() {
+                self.cell = None;
+                cx.requests.push(AppRequest::Route { path: PathBuf::from(self.path.trim()), split: self.split });
+            }
+            ui.label(RichText::new(data).weak());
+        });
+    }
+
+    fn report(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
+        let report = &run.report;
+        ui.horizontal(|ui| {
+            ui.heading(format!("Accuracy {:.3}", report.accuracy));
+            ui.heading(format!("macro-F1 {:.3}", report.macro_f1));
+            ui.label(RichText::new(format!("{} {} queries, router {}", report.queries, run.split, run.router_dir.display())).weak());
+        });
+        ui.add_space(6.0);
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("Confusion matrix").strong());
+                    ui.selectable_value(&mut self.row_normalised, false, "Counts");
+                    ui.selectable_value(&mut self.row_normalised, true, "Row-normalised");
+                });
+                self.confusion(ui, run);
+            });
+            ui.add_space(24.0);
+            ui.vertical(|ui| {
+                ui.label(RichText::new("Per class").strong());
+                egui::Grid::new("router_per_class").striped(true).num_columns(5).spacing([14.0, 4.0]).show(ui, |ui| {
+                    for head in ["domain", "precision", "recall", "F1", "support"] {
+                        ui.label(RichText::new(head).strong());
+                    }
+                    ui.end_row();
+                    for c in &report.per_class {
+                        ui.label(&c.label);
+                        ui.label(format!("{:.3}", c.precision));
+                        ui.label(format!("{:.3}", c.recall));
+                        ui.label(format!("{:.3}", c.f1));
+                        ui.label(c.support.to_string());
+                        ui.end_row();
+                    }
+                });
+            });
+        });
+        ui.add_space(8.0);
+        ui.separator();
+        self.cell_queries(ui, run);
+    }
+
+    fn confusion(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
+        let report = &run.report;
+        let base = ui.visuals().extreme_bg_color;
+        let hot = Color32::from_rgb(66, 133, 244);
+        egui::Grid::new("router_confusion").spacing([3.0, 3.0]).show(ui, |ui| {
+            ui.label(RichText::new("true ↓  routed →").weak());
+            for label in &report.labels {
+                ui.vertical_centered(|ui| ui.label(RichText::new(label).strong()));
+            }
+            ui.end_row();
+            for (t, row) in report.confusion.iter().enumerate() {
+                ui.label(RichText::new(&report.labels[t]).strong());
+                let total: usize = row.iter().sum();
+                for (p, &count) in row.iter().enumerate() {
+                    let share = if total == 0 { 0.0 } else { count as f32 / total as f32 };
+                    let text = if self.row_normalised { format!("{:.0}%", share * 100.0) } else { count.to_string() };
+                    let fill = base.lerp_to_gamma(hot, share);
+                    let color = if share > 0.5 { Color32::WHITE } else { ui.visuals().text_color() };
+                    let selected = self.cell == Some((t, p));
+                    let name = format!("{} → {}: {text}", report.labels[t], report.labels[p]);
+                    let button = egui::Button::new(RichText::new(text).color(color).size(15.0)).fill(fill).min_size(egui::vec2(84.0, 40.0)).selected(selected);
+                    let response = ui.add(button);
+                    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
+                    if response.on_hover_text(format!("{count} of {total} {} queries ({:.0}%) routed to {}", report.labels[t], share * 100.0, report.labels[p])).clicked() {
+                        self.cell = Some((t, p));
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    }
+
+    fn cell_queries(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
+        let labels = &run.report.labels;
+        let Some((t, p)) = self.cell.filter(|&(t, p)| t < labels.len() && p < labels.len()) else {
+            ui.label(RichText::new("Click a cell to list its queries with the router's probabilities.").weak());
+            return;
+        };
+        let queries: Vec<_> = run.cell(t, p).collect();
+        ui.label(RichText::new(format!("{} queries of {} routed to {}", queries.len(), labels[t], labels[p])).strong());
+        egui::ScrollArea::vertical().id_salt("router_cell_queries").auto_shrink([false, false]).show(ui, |ui| {
+            for q in queries {
+                ui.push_id(&q.id, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(&q.id).monospace().weak());
+                        ui.label(widgets::preview(&q.query, 140));
+                    });
+                    ui.horizontal(|ui| {
+                        for (label, &prob) in labels.iter().zip(&q.probabilities) {
+                            let bar = egui::ProgressBar::new(prob).desired_width(150.0).text(format!("{label} {prob:.2}"));
+                            ui.add(bar);
+                        }
+                    });
+                    ui.add_space(4.0);
+                });
+            }
+        });
     }
 }

@@ -1,39 +1,249 @@
-//! Training panel. The training engine (stage 1, experts, baselines, router, the
-//! full experiment) is not in this build yet, so the panel says so; the job list
-//! is real: every background job of the session (dataset loads, ranking runs)
-//! with its progress, ETA, status, log and a cancel button.
-//!
-//! Planned layout once `r2r::train` lands: a config form with the paper's
-//! defaults (left), job launch buttons, per-stage loss and learning-rate curves
-//! (egui_plot), and a device picker; the job list below stays as it is.
+//! Training panel: a form over the engine's `TrainConfig` (defaults = the
+//! paper's, or the tiny demo preset), a device picker, Start (runs
+//! `r2r::train::run_training` as a background job), the job's progress with ETA,
+//! live loss and learning-rate curves per stage, Cancel, and the list of every
+//! background job of the session with its status and log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use egui::RichText;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::PanelContext;
-use crate::gui::jobs::{JobInfo, JobStatus};
-use crate::gui::widgets;
+use crate::gui::jobs::{JobId, JobInfo, JobOutput, JobStatus};
+use crate::train::loss::ScoreForm;
+use crate::train::{Stage, TrainConfig};
 
-#[derive(Default)]
+/// The tiny demo config, relative to the repository.
+pub const TINY_PRESET: &str = "assets/configs/tiny.toml";
+
 pub struct TrainingPanel {
+    config: TrainConfig,
+    /// Comma-separated target domains (edited as text).
+    domains: String,
+    /// Why the last Start or preset failed, if it did.
+    form_error: Option<String>,
+    /// A note about the loaded preset (e.g. a substituted model path).
+    preset_note: Option<String>,
+    /// The training job whose progress and curves are shown.
+    job: Option<JobId>,
     expanded_log: Option<u64>,
 }
 
+impl Default for TrainingPanel {
+    fn default() -> Self {
+        TrainingPanel::with_config(TrainConfig::default())
+    }
+}
+
+/// `path` made absolute against the repository when it is relative and exists there.
+fn in_repo(path: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if path.is_relative() && repo.join(path).exists() {
+        repo.join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// The tiny demo config with paths resolved against the repository; without
+/// `assets/backbone`, the shared tiny fixture model when it is there.
+pub fn tiny_preset() -> anyhow::Result<(TrainConfig, Option<String>)> {
+    let mut config = TrainConfig::load(&in_repo(Path::new(TINY_PRESET)))?;
+    config.data.path = in_repo(&config.data.path);
+    config.model.path = in_repo(&config.model.path);
+    let mut note = None;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qwen3-tiny/model");
+    if !config.model.path.join("config.json").is_file() && fixture.join("config.json").is_file() {
+        note = Some(format!("{} is absent: using the shared qwen3-tiny fixture", config.model.path.display()));
+        config.model.path = fixture;
+    }
+    Ok((config, note))
+}
+
 impl TrainingPanel {
+    pub fn with_config(config: TrainConfig) -> Self {
+        TrainingPanel { domains: config.data.domains.join(", "), config, form_error: None, preset_note: None, job: None, expanded_log: None }
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
-        widgets::not_available(
-            ui,
-            "Training",
-            "needs the training engine (stage 1, experts, baselines, router), which is not in this build",
-            &[
-                "a training-config form with the paper's defaults (LoRA rank 32, alpha 64, InfoNCE τ 1.0)",
-                "buttons to start stage 1, the domain experts, the baselines, the router or the full experiment",
-                "progress bars with ETA and live loss / learning-rate curves per stage",
-                "a device picker (CPU, CUDA when built with it)",
-            ],
-        );
-        ui.add_space(16.0);
-        ui.separator();
-        self.job_list(ui, cx);
+        egui::Panel::left("training_form").resizable(true).default_size(380.0).size_range(320.0..=560.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().id_salt("training_form_scroll").show(ui, |ui| self.form(ui, cx));
+        });
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            self.current_job(ui, cx);
+            ui.add_space(8.0);
+            ui.separator();
+            self.job_list(ui, cx);
+        });
+    }
+
+    fn form(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.heading("Training config");
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Paper defaults").on_hover_text("TrainConfig::default: LoRA rank 32, alpha 64, InfoNCE τ 1.0").clicked() {
+                *self = TrainingPanel { job: self.job, ..TrainingPanel::with_config(TrainConfig::default()) };
+            }
+            if ui.button("Tiny demo").on_hover_text(format!("Load {TINY_PRESET}: a few queries, rank-8 adapters, one epoch per stage")).clicked() {
+                match tiny_preset() {
+                    Ok((config, note)) => *self = TrainingPanel { job: self.job, preset_note: note, ..TrainingPanel::with_config(config) },
+                    Err(err) => self.form_error = Some(format!("{err:#}")),
+                }
+            }
+        });
+        if let Some(note) = &self.preset_note {
+            ui.label(RichText::new(note).weak());
+        }
+        let c = &mut self.config;
+        let path_row = |ui: &mut egui::Ui, label: &str, hint: &str, path: &mut PathBuf| {
+            let label = ui.label(label).on_hover_text(hint);
+            let mut text = path.display().to_string();
+            if ui.add(egui::TextEdit::singleline(&mut text).desired_width(f32::INFINITY)).labelled_by(label.id).changed() {
+                *path = PathBuf::from(text);
+            }
+            ui.end_row();
+        };
+        section(ui, "Data and model");
+        egui::Grid::new("training_paths").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
+            path_row(ui, "Data", "Dataset directory or file (any supported format)", &mut c.data.path);
+            path_row(ui, "Model", "Backbone directory (config.json, model.safetensors, tokenizer.json)", &mut c.model.path);
+            path_row(ui, "Output", "Run directory (checkpoints, experts, router, summary.json)", &mut c.output.dir);
+            let label = ui.label("Domains").on_hover_text("Target domains, comma-separated: one expert each");
+            ui.add(egui::TextEdit::singleline(&mut self.domains).desired_width(f32::INFINITY)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Max train queries").on_hover_text("Per domain; 0 = all");
+            ui.add(egui::DragValue::new(&mut c.data.max_train_queries).range(0..=1_000_000)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Max dev queries").on_hover_text("Per domain, for checkpoint selection; 0 = all");
+            ui.add(egui::DragValue::new(&mut c.data.max_dev_queries).range(0..=1_000_000)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Device");
+            egui::ComboBox::from_id_salt("training_device").selected_text(c.model.device.clone()).show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.model.device, "cpu".to_string(), "cpu");
+                #[cfg(feature = "cuda")]
+                {
+                    ui.selectable_value(&mut c.model.device, "cuda".to_string(), "cuda");
+                    ui.selectable_value(&mut c.model.device, "auto".to_string(), "auto (CUDA if present)");
+                }
+            }).response.labelled_by(label.id);
+            ui.end_row();
+        });
+        section(ui, "Adapters and objective");
+        egui::Grid::new("training_objective").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
+            let label = ui.label("LoRA rank");
+            ui.add(egui::DragValue::new(&mut c.lora.rank).range(1..=512)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("LoRA alpha");
+            ui.add(egui::DragValue::new(&mut c.lora.alpha).range(0.1..=2048.0).speed(0.5)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("τ (InfoNCE temperature)");
+            ui.add(egui::DragValue::new(&mut c.objective.temperature).range(0.01..=100.0).speed(0.01)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Score form").on_hover_text("probability = sigmoid(yes − no) as in the paper; logit = yes − no");
+            egui::ComboBox::from_id_salt("training_score").selected_text(format!("{:?}", c.objective.score).to_lowercase()).show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.objective.score, ScoreForm::Probability, "probability");
+                ui.selectable_value(&mut c.objective.score, ScoreForm::Logit, "logit");
+            }).response.labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Negatives").on_hover_text("Hard negatives per query group");
+            ui.add(egui::DragValue::new(&mut c.objective.negatives).range(1..=255)).labelled_by(label.id);
+            ui.end_row();
+        });
+        section(ui, "Optimisation");
+        egui::Grid::new("training_optim").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
+            let label = ui.label("Stage 1 epochs").on_hover_text("EAG stage 1, entity-abstracted data");
+            ui.add(egui::DragValue::new(&mut c.stage1.epochs).range(1..=100)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Stage 2 epochs").on_hover_text("Domain experts, original data");
+            ui.add(egui::DragValue::new(&mut c.stage2.epochs).range(1..=100)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Learning rate");
+            ui.add(egui::DragValue::new(&mut c.optim.learning_rate).range(1e-7..=1.0).speed(1e-5).custom_formatter(|v, _| format!("{v:.1e}"))).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Batch (query groups)");
+            ui.add(egui::DragValue::new(&mut c.optim.batch_groups).range(1..=1024)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Seed");
+            ui.add(egui::DragValue::new(&mut c.optim.seed)).labelled_by(label.id);
+            ui.end_row();
+        });
+        section(ui, "Stages");
+        ui.horizontal_wrapped(|ui| {
+            for stage in [Stage::Stage1, Stage::Experts, Stage::Baselines, Stage::Router] {
+                let mut on = c.run.stages.contains(&stage);
+                if ui.checkbox(&mut on, stage.as_str()).changed() {
+                    c.run.stages.retain(|s| *s != stage);
+                    if on {
+                        c.run.stages.push(stage);
+                        c.run.stages.sort();
+                    }
+                }
+            }
+        });
+        ui.add_space(10.0);
+        let running = self.job.and_then(|id| cx.jobs.get(id)).is_some_and(|j| j.status.is_running());
+        let start = ui.add_enabled(!running, egui::Button::new(RichText::new("Start training").strong()));
+        if start.clicked() {
+            self.start(cx.jobs);
+        }
+        if let Some(err) = &self.form_error {
+            ui.colored_label(ui.visuals().error_fg_color, err);
+        }
+    }
+
+    /// Validates the form and starts `run_training` as a background job.
+    pub fn start(&mut self, jobs: &mut crate::gui::jobs::Jobs) {
+        let mut config = self.config.clone();
+        config.data.domains = self.domains.split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+        if let Err(err) = config.validate() {
+            self.form_error = Some(format!("{err:#}"));
+            return;
+        }
+        self.form_error = None;
+        let title = format!("Train {}", config.output.dir.display());
+        self.job = Some(jobs.spawn(title, move |job| {
+            let summary = crate::train::run_training(&config, job)?;
+            job.log(format!("finished in {:.1} s; run directory {}", summary.seconds, summary.run_dir.display()));
+            Ok(JobOutput::Training(Arc::new(summary)))
+        }));
+    }
+
+    /// The shown training job: status, progress with ETA, Cancel, curves.
+    fn current_job(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        let Some(job) = self.job.and_then(|id| cx.jobs.get(id)) else {
+            ui.heading("No training job yet");
+            ui.label(RichText::new("Fill in the config on the left (or load the tiny demo) and press Start training.").weak());
+            return;
+        };
+        let mut cancel = false;
+        ui.horizontal(|ui| {
+            ui.heading(&job.title);
+            ui.label(status_text(ui, &job.status));
+        });
+        ui.horizontal(|ui| {
+            let fraction = job.fraction().unwrap_or(0.0);
+            ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).show_percentage());
+            if let Some(eta) = job.eta() {
+                ui.label(format!("ETA {:.0} s", eta.as_secs_f64().ceil()));
+            }
+            if job.status.is_running() {
+                cancel = ui.button("Cancel training").on_hover_text("Stop at the next step; the last checkpoint is kept").clicked();
+            }
+        });
+        if let Some(p) = &job.progress {
+            let loss = if p.loss.is_finite() { format!(", loss {:.4}", p.loss) } else { String::new() };
+            let lr = if p.learning_rate.is_finite() { format!(", lr {:.2e}", p.learning_rate) } else { String::new() };
+            ui.label(RichText::new(format!("{}{loss}{lr}", job.message())).weak());
+        }
+        curves(ui, job);
+        if cancel {
+            cx.jobs.cancel(job.id);
+        }
     }
 
     fn job_list(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
@@ -61,14 +271,8 @@ impl TrainingPanel {
     fn job_row(&mut self, ui: &mut egui::Ui, job: &JobInfo) -> bool {
         let mut cancel = false;
         ui.horizontal(|ui| {
-            let (status, color) = match &job.status {
-                JobStatus::Running => ("running".to_string(), ui.visuals().text_color()),
-                JobStatus::Succeeded => ("done".to_string(), egui::Color32::from_rgb(52, 168, 83)),
-                JobStatus::Cancelled => ("cancelled".to_string(), ui.visuals().weak_text_color()),
-                JobStatus::Failed(err) => (format!("failed: {err}"), ui.visuals().error_fg_color),
-            };
             ui.label(RichText::new(format!("#{} {}", job.id, job.title)).strong());
-            ui.colored_label(color, status);
+            ui.label(status_text(ui, &job.status));
             if job.status.is_running() {
                 ui.add(egui::ProgressBar::new(job.fraction().unwrap_or(0.0)).desired_width(180.0).show_percentage());
                 if let Some(eta) = job.eta() {
@@ -97,4 +301,51 @@ impl TrainingPanel {
         }
         cancel
     }
+}
+
+fn section(ui: &mut egui::Ui, title: &str) {
+    ui.add_space(8.0);
+    ui.label(RichText::new(title).strong());
+    ui.separator();
+}
+
+fn status_text(ui: &egui::Ui, status: &JobStatus) -> RichText {
+    match status {
+        JobStatus::Running => RichText::new("running").color(ui.visuals().text_color()),
+        JobStatus::Succeeded => RichText::new("done").color(egui::Color32::from_rgb(52, 168, 83)),
+        JobStatus::Cancelled => RichText::new("Cancelled").color(ui.visuals().weak_text_color()),
+        JobStatus::Failed(err) => RichText::new(format!("failed: {err}")).color(ui.visuals().error_fg_color),
+    }
+}
+
+/// Loss and learning-rate curves per stage (x = the stage's step).
+fn curves(ui: &mut egui::Ui, job: &JobInfo) {
+    if job.history.is_empty() {
+        ui.label(RichText::new("The loss and learning-rate curves appear with the first training step.").weak());
+        return;
+    }
+    let mut by_stage: BTreeMap<&str, (Vec<[f64; 2]>, Vec<[f64; 2]>)> = BTreeMap::new();
+    for p in &job.history {
+        let (loss, lr) = by_stage.entry(p.stage.as_str()).or_default();
+        loss.push([p.step as f64, p.loss]);
+        if p.learning_rate.is_finite() {
+            lr.push([p.step as f64, p.learning_rate]);
+        }
+    }
+    let height = (ui.available_height() * 0.45).clamp(160.0, 320.0);
+    ui.columns(2, |columns| {
+        for (column, (title, is_loss)) in columns.iter_mut().zip([("Training loss", true), ("Learning rate", false)]) {
+            column.label(RichText::new(title).strong());
+            Plot::new(if is_loss { "training_loss_plot" } else { "training_lr_plot" })
+                .height(height)
+                .legend(Legend::default())
+                .x_axis_label("step")
+                .show(column, |plot| {
+                    for (stage, (loss, lr)) in &by_stage {
+                        let points = if is_loss { loss.clone() } else { lr.clone() };
+                        plot.line(Line::new(stage.to_string(), PlotPoints::from(points)));
+                    }
+                });
+        }
+    });
 }
