@@ -8,6 +8,7 @@ pub mod abstraction;
 pub mod bm25;
 pub mod cli;
 pub mod data;
+pub mod experiment;
 pub mod metrics;
 pub mod model;
 pub mod routing;
