@@ -106,6 +106,18 @@ fn experiment_end_to_end_schema_report_and_determinism() {
     assert!(results["timings"]["total"].as_f64().unwrap() > 0.0);
     assert_eq!(results["config"]["train"]["lora"]["rank"].as_u64(), Some(4));
 
+    // The sweep's oracle and LSR rows are the r2r_oracle and r2r_lsr systems.
+    for (router, system) in [("oracle", "r2r_oracle"), ("lsr", "r2r_lsr")] {
+        for split in ["test", "test_unseen"] {
+            for domain in ["legal", "medical", "macro"] {
+                let a = results["router_sweep"][router][split][domain].as_f64().unwrap();
+                let b = results["systems"][system][split][domain]["ndcg@10"].as_f64().unwrap();
+                assert!((a - b).abs() < 1e-12, "{router}/{split}/{domain}: {a} vs {b}");
+            }
+        }
+    }
+    assert!(results["router_sweep"]["random"]["test"]["macro"].as_f64().is_some());
+
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for heading in ["## test: ndcg@10 per domain", "## test_unseen: macro average", "## ood: ndcg@10 per domain", "## Routing", "## Significance", "## Misroute impact"] {
         assert!(report.contains(heading), "report lacks {heading}:\n{report}");
@@ -123,9 +135,19 @@ fn experiment_end_to_end_schema_report_and_determinism() {
     assert_eq!(queries.len(), 6, "3 test queries of each of 2 domains");
     assert!(out.join("runs/bm25.ood.trec").is_file() && !out.join("runs/r2r_oracle.ood.trec").exists());
 
-    // Same seed, fresh directory: identical numbers.
-    let again = run(&config, &scratch.path().join("exp2"));
-    for key in ["systems", "routing", "significance", "misroute", "fingerprints"] {
+    // Same seed, fresh directory: identical numbers (this run adds the masking ablation).
+    let mut with_ablation = config.clone();
+    with_ablation.experiment.mask_intensities = vec![0.0];
+    let again = run(&with_ablation, &scratch.path().join("exp2"));
+    let ablation = &again["ablations"]["mask_intensity:0"];
+    for split in ["test", "test_unseen"] {
+        for domain in ["legal", "medical", "macro"] {
+            let v = ablation[split][domain].as_f64().unwrap_or_else(|| panic!("ablation {split}/{domain} missing"));
+            assert!((0.0..=1.0).contains(&v));
+        }
+    }
+    assert!(std::fs::read_to_string(scratch.path().join("exp2/report.md")).unwrap().contains("## Ablations"));
+    for key in ["systems", "routing", "significance", "misroute", "fingerprints", "router_sweep"] {
         assert_eq!(results[key], again[key], "{key} differs between runs");
     }
 }

@@ -28,6 +28,12 @@ pub struct ExperimentArgs {
     /// Dataset (overrides train.data.path).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Masking-intensity ablation (slow; overrides experiment.mask_intensities), e.g. 0,0.25,0.5,1.
+    #[arg(long, value_delimiter = ',')]
+    pub mask_intensities: Vec<f64>,
+    /// Evaluate at most this many queries per domain and split (overrides experiment.max_eval_queries).
+    #[arg(long)]
+    pub max_eval_queries: Option<usize>,
 }
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
@@ -41,6 +47,13 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     if let Some(data) = args.data {
         config.train.data.path = data;
     }
+    if !args.mask_intensities.is_empty() {
+        config.experiment.mask_intensities = args.mask_intensities.clone();
+    }
+    if let Some(n) = args.max_eval_queries {
+        config.experiment.max_eval_queries = n;
+    }
+    config.validate()?;
     let out = args.out.clone();
     std::fs::create_dir_all(&out)?;
     let job_out = out.clone();

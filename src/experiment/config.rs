@@ -25,11 +25,14 @@ pub struct ExperimentOptions {
     pub permutations: usize,
     /// Seed of the randomization test.
     pub seed: u64,
+    /// Masking-intensity ablation (slow: retrains stage 1 and the experts per value; empty = off),
+    /// e.g. `[0.0, 0.25, 0.5, 1.0]`.
+    pub mask_intensities: Vec<f64>,
 }
 
 impl Default for ExperimentOptions {
     fn default() -> Self {
-        ExperimentOptions { max_eval_queries: 0, permutations: crate::metrics::significance::DEFAULT_PERMUTATIONS, seed: 13 }
+        ExperimentOptions { max_eval_queries: 0, permutations: crate::metrics::significance::DEFAULT_PERMUTATIONS, seed: 13, mask_intensities: Vec::new() }
     }
 }
 
@@ -45,6 +48,9 @@ impl ExperimentConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.train.validate()?;
         anyhow::ensure!(self.experiment.permutations > 0, "experiment.permutations must be > 0");
+        for x in &self.experiment.mask_intensities {
+            anyhow::ensure!((0.0..=1.0).contains(x), "experiment.mask_intensities: {x} is outside [0, 1]");
+        }
         Ok(())
     }
 

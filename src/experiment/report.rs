@@ -24,6 +24,10 @@ pub fn write_outputs(results: &ExperimentResults, out: &Path) -> Result<()> {
     atomic_write(&out.join("routing.csv"), routing_csv(results).as_bytes())?;
     atomic_write(&out.join("significance.csv"), significance_csv(results).as_bytes())?;
     atomic_write(&out.join("misroute.csv"), misroute_csv(results).as_bytes())?;
+    atomic_write(&out.join("router_sweep.csv"), nested_csv("router", &results.router_sweep).as_bytes())?;
+    if !results.ablations.is_empty() {
+        atomic_write(&out.join("ablations.csv"), nested_csv("ablation", &results.ablations).as_bytes())?;
+    }
     for ((system, split), run) in &results.runs {
         run.write(&out.join("runs").join(format!("{system}.{split}.trec")))?;
     }
@@ -65,6 +69,28 @@ pub fn systems_csv(results: &ExperimentResults, split: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// `name,split,domain,ndcg@10` rows of a name → split → domain → value table.
+fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>) -> String {
+    let mut out = format!("{what},split,domain,{KEY_METRIC}\n");
+    for (name, splits) in table {
+        for (split, domains) in splits {
+            for (domain, v) in domains {
+                let _ = writeln!(out, "{name},{split},{domain},{v:.6}");
+            }
+        }
+    }
+    out
+}
+
+/// Markdown table of name → split → macro value.
+fn macro_table(out: &mut String, what: &str, table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>) {
+    let _ = writeln!(out, "| {what} | test | test_unseen |\n|---|---:|---:|");
+    for (name, splits) in table {
+        let cell = |split: &str| splits.get(split).and_then(|d| d.get(MACRO)).map_or("-".into(), |v| format!("{v:.4}"));
+        let _ = writeln!(out, "| {name} | {} | {} |", cell("test"), cell("test_unseen"));
+    }
 }
 
 fn routing_csv(results: &ExperimentResults) -> String {
@@ -138,6 +164,12 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
     for (domain, counts) in &results.ood_routing {
         let parts: Vec<String> = counts.iter().map(|(e, n)| format!("{e} {n}")).collect();
         let _ = writeln!(out, "\nOOD `{domain}` queries routed by the LSR to: {}.", parts.join(", "));
+    }
+    let _ = writeln!(out, "\n## Router sweep: experts under each router's choice ({KEY_METRIC}, macro over domains)\n");
+    macro_table(&mut out, "router", &results.router_sweep);
+    if !results.ablations.is_empty() {
+        let _ = writeln!(out, "\n## Ablations: R2R (LSR) {KEY_METRIC}, macro over domains\n");
+        macro_table(&mut out, "ablation", &results.ablations);
     }
     let _ = writeln!(out, "\n## Significance (randomization test, {KEY_METRIC}, R2R minus baseline)\n");
     let _ = writeln!(out, "| split | domain | baseline | queries | mean difference | p-value |\n|---|---|---|---:|---:|---:|");

@@ -119,6 +119,12 @@ pub struct ExperimentResults {
     pub config: ExperimentConfig,
     /// data, backbone, config (from the training run) and `adapter:<name>` fingerprints.
     pub fingerprints: BTreeMap<String, String>,
+    /// Router sweep: router → split → domain (and `macro`) → NDCG@10 of the experts under that
+    /// router's hard choice (target domains).
+    pub router_sweep: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
+    /// Ablations (when enabled): `mask_intensity:<x>` → split → domain (and `macro`) → NDCG@10 of
+    /// R2R (LSR-routed experts trained with that stage-1 masking intensity).
+    pub ablations: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
     /// Seconds: training stages, features, evaluation, total.
     pub timings: BTreeMap<String, f64>,
     pub training: RunSummary,
@@ -166,6 +172,14 @@ fn mean(values: &[f64]) -> f64 {
     } else {
         values.iter().sum::<f64>() / values.len() as f64
     }
+}
+
+/// Per-domain means of per-query values, plus their macro average.
+fn with_macro(values: BTreeMap<String, Vec<f64>>) -> BTreeMap<String, f64> {
+    let mut means: BTreeMap<String, f64> = values.into_iter().map(|(d, v)| (d, mean(&v))).collect();
+    let macro_avg = mean(&means.values().copied().collect::<Vec<_>>());
+    means.insert(MACRO.into(), macro_avg);
+    means
 }
 
 /// Trains (or resumes) the adapters, then evaluates every system; `out` receives the training run.
@@ -248,6 +262,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     let mut routed_queries = 0usize;
     let mut misroute_cost = 0.0;
     let mut queries: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut sweep_values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
+    let mut lsr_picks: Vec<Vec<usize>> = Vec::new();
     let bm25_params = Bm25Params::default();
     for set in &sets {
         ctx.check_cancelled()?;
@@ -258,6 +274,11 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         let truth: Option<Vec<usize>> = set.truth.map(|t| vec![t; refs.len()]);
         let p_lsr = lsr.probabilities(&x, &ids, truth.as_deref())?;
         let p_mlp = mlp.probabilities(&x, &ids, truth.as_deref())?;
+        lsr_picks.push(p_lsr.iter().map(|p| argmax(p)).collect());
+        let sweep_picks: Vec<(String, Vec<usize>)> = match &truth {
+            Some(t) => sweep.iter().map(|(name, r)| Ok((name.clone(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
         if let Some(t) = &truth {
             if set.split == "test" {
                 for (name, router) in &sweep {
@@ -295,6 +316,10 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
                 ("r2r_mlp", expert_scores[mlp_pick].clone()),
                 ("r2r_soft", routed_scores(&p_lsr[q], &expert_probs, RoutingMode::Soft)?),
             ];
+            for (name, picks) in &sweep_picks {
+                let v = group_metric(KEY_METRIC, &expert_scores[picks[q]], &enc.relevance);
+                sweep_values.entry(name.clone()).or_default().entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(v);
+            }
             if let Some(t) = set.truth {
                 systems.push(("r2r_oracle", expert_scores[t].clone()));
                 routed_queries += 1;
@@ -386,6 +411,33 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         aggregate_cost: if routed_queries == 0 { 0.0 } else { misroute_cost / routed_queries as f64 },
         items: misroutes,
     };
+    let router_sweep = sweep_values.into_iter().map(|(name, splits)| (name, splits.into_iter().map(|(split, d)| (split, with_macro(d))).collect())).collect();
+
+    // Masking-intensity ablation: stage 1 + experts retrained per intensity, LSR-routed.
+    let mut ablations = BTreeMap::new();
+    for &intensity in &config.experiment.mask_intensities {
+        ctx.check_cancelled()?;
+        let ablation_started = Instant::now();
+        let mut ac = tc.clone();
+        ac.stage1.mask_intensity = intensity;
+        ac.output.dir = out.join("ablations").join(format!("mask-{intensity}"));
+        ac.run.stages = vec![Stage::Stage1, Stage::Experts];
+        ctx.log(format!("ablation: stage-1 masking intensity {intensity}"));
+        run_training(&ac, ctx).with_context(|| format!("training the mask-intensity {intensity} ablation"))?;
+        let arun = RunDir::new(&ac.output.dir);
+        let aexperts: Vec<LoraAdapter> = labels.iter().map(|d| load(arun.expert_dir(d))).collect::<Result<_>>()?;
+        let mut values: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+        for (set, picks) in sets.iter().zip(&lsr_picks).filter(|(s, _)| s.truth.is_some()) {
+            let refs: Vec<&QueryGroup> = set.groups.iter().collect();
+            for (enc, &pick) in encode_groups(&reranker, &refs)?.iter().zip(picks) {
+                ctx.check_cancelled()?;
+                let scores = group_margins(&reranker, Some(&aexperts[pick]), enc)?;
+                values.entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(group_metric(KEY_METRIC, &scores, &enc.relevance));
+            }
+        }
+        ablations.insert(format!("mask_intensity:{intensity}"), values.into_iter().map(|(split, d)| (split, with_macro(d))).collect());
+        timings.insert(format!("ablation:mask_intensity:{intensity}"), ablation_started.elapsed().as_secs_f64());
+    }
     timings.insert("total".into(), started.elapsed().as_secs_f64());
     Ok(ExperimentResults {
         systems,
@@ -398,6 +450,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         fingerprints,
         timings,
         training,
+        router_sweep,
+        ablations,
         runs,
     })
 }
