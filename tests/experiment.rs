@@ -161,3 +161,19 @@ fn a_missing_model_is_a_clear_error() {
     let err = format!("{:#}", run_experiment(&config, &scratch.path().join("out"), &ctx).unwrap_err());
     assert!(err.contains("--model") && err.contains("no-model"), "{err}");
 }
+
+#[test]
+fn cli_names_the_missing_model_and_bad_config_keys() {
+    let scratch = tempfile::tempdir().unwrap();
+    let r2r = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(root()).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let out = scratch.path().join("out");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--model", "/nonexistent/backbone"]);
+    assert!(!ok && stderr.contains("--model") && stderr.contains("/nonexistent/backbone"), "{stderr}");
+    let config = scratch.path().join("bad.toml");
+    std::fs::write(&config, "[experiment]\nmask_intensities = [2.0]\n").unwrap();
+    let (ok, stderr) = r2r(&["experiment", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("bad.toml") && stderr.contains("mask_intensities"), "{stderr}");
+}
