@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 
-const STOPWORDS: &[&str] = &[
+pub const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
     "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
     "what", "which", "who", "how", "does", "do", "did", "can", "its", "from", "has", "have",

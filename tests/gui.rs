@@ -209,6 +209,19 @@ fn rankings_panel_compares_two_systems_side_by_side() {
     assert!(has_label(&harness, "Mean NDCG@10, split test"));
     assert!(harness.query_all_by_label("1.000").count() >= 2, "BM25 is perfect in both domains");
 
+    // Significance of the random order against BM25, one mark per domain (few queries: not significant).
+    step_until(&mut harness, "the significance tests", |h| has_label_containing(h, "paired randomization test"));
+    let marks = harness.query_all_by_label("n.s.").count() + harness.query_all_by_label("*").count() + harness.query_all_by_label("**").count();
+    assert_eq!(marks, 2, "one mark per domain for the second system");
+
+    // Another metric: MRR@10 in the table header and the per-query line.
+    harness.get_by_role_and_label(Role::ComboBox, "Metric:").click();
+    harness.run_steps(2);
+    harness.get_by_label("MRR@10").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Mean MRR@10, split test"));
+    assert!(has_label(&harness, "MRR@10 of this query: 1.000"));
+
     // Another query from the list updates both columns.
     harness.get_by_label_contains("med-2  ·").click();
     harness.step();
@@ -227,11 +240,146 @@ fn training_panel_is_honest_and_lists_the_real_jobs() {
     assert!(has_label_containing(&harness, "Not available yet"));
     assert!(has_label(&harness, "#1 Load tiny.jsonl"));
     assert!(has_label(&harness, "#2 Rank with BM25"));
-    assert_eq!(harness.query_all_by_label("done").count(), 3);
+    assert!(has_label(&harness, "#4 Significance tests"), "tests start once both runs are ready");
+    assert_eq!(harness.query_all_by_label("done").count(), 4);
     // Theme switch.
     assert_eq!(harness.ctx.theme(), egui::Theme::Dark);
     harness.get_by_label("Light").click();
     harness.run_steps(2);
     assert_eq!(harness.state().settings().theme, r2r::gui::state::ThemeChoice::Light);
     assert_eq!(harness.ctx.theme(), egui::Theme::Light);
+}
+
+/// A medical group whose query has gold spans: `ibuprofen` (a DRUG the bundled
+/// gazetteers do not know: missed) and `3200 mg` (a DOSAGE the patterns find: a hit).
+fn write_annotated_dataset(dir: &Path) -> PathBuf {
+    let query = "is 3200 mg of ibuprofen a safe daily dose";
+    let start = |s: &str| query.find(s).unwrap();
+    let group = serde_json::json!({
+        "id": "med-gold", "domain": "medical", "split": "test", "query": query,
+        "query_entities": [
+            {"start": start("3200 mg"), "end": start("3200 mg") + 7, "label": "DOSAGE"},
+            {"start": start("ibuprofen"), "end": start("ibuprofen") + 9, "label": "DRUG"},
+        ],
+        "candidates": [
+            {"id": "c0", "text": "Ibuprofen: adults may take a maximum daily dose of 3200 mg under supervision.", "relevance": 1},
+            {"id": "c1", "text": "Knee replacement surgery usually needs several weeks of rehabilitation.", "relevance": 0},
+        ],
+    });
+    let path = dir.join("annotated.jsonl");
+    std::fs::write(&path, format!("{group}\n")).unwrap();
+    path
+}
+
+#[test]
+fn abstraction_panel_masks_toggles_and_applies_corrections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_annotated_dataset(dir.path());
+    let corrections = dir.path().join("my-corrections.json");
+    let options = StartOptions { data: Some(path), corrections: Some(corrections.clone()), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(3);
+    harness.check_accessibility();
+
+    // Placeholders in the abstracted texts: the dosage in the query and the
+    // candidate (same surface, same placeholder), the procedure in the second candidate.
+    assert_eq!(harness.query_all_by_label("[DOSAGE_1]").count(), 2);
+    assert_eq!(harness.query_all_by_label("[PROCEDURE_1]").count(), 1);
+    assert!(has_label(&harness, "3200 mg DOSAGE"), "the original shows the span with its type");
+    assert!(has_label(&harness, "1 found, 1 masked"), "per-type counts (PROCEDURE)");
+    let shown = harness.get_by_role_and_label(Role::TextInput, "Corrections file:").value();
+    assert_eq!(shown.as_deref(), Some(corrections.display().to_string().as_str()), "the corrections file is shown");
+
+    // Untick DOSAGE: the dosage stays in the abstracted text.
+    harness.get_by_role_and_label(Role::CheckBox, " DOSAGE ").click();
+    harness.run_steps(2);
+    assert_eq!(harness.query_all_by_label("[DOSAGE_1]").count(), 0);
+    assert!(has_label(&harness, "2 found, 0 masked"));
+    harness.get_by_role_and_label(Role::CheckBox, " DOSAGE ").click();
+    harness.run_steps(2);
+    assert_eq!(harness.query_all_by_label("[DOSAGE_1]").count(), 2);
+
+    // Add "ibuprofen" as a DRUG: masked at once in the query and the candidate, and saved.
+    let surface = harness.get_by_role_and_label(Role::TextInput, "Add to gazetteer:");
+    surface.click();
+    surface.type_text("ibuprofen");
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::ComboBox, "Type:").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "DRUG").click();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Add").click();
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("[DRUG_1]").count(), 2, "query and candidate");
+    let saved = std::fs::read_to_string(&corrections).unwrap();
+    assert!(saved.contains("\"ibuprofen\"") && saved.contains("\"DRUG\""), "{saved}");
+
+    // Click the procedure span: not an entity any more, unmasked, saved.
+    harness.get_by_label("Knee replacement PROCEDURE").click();
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("[PROCEDURE_1]").count(), 0);
+    let saved = std::fs::read_to_string(&corrections).unwrap();
+    assert!(saved.contains("not_entity") && saved.contains("Knee replacement"), "{saved}");
+
+    // Gold spans: both query spans are now found (no misses); the candidate's spans are false alarms.
+    harness.get_by_label("Gold spans").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "ibuprofen DRUG"));
+    assert!(!has_label_containing(&harness, "DRUG · missed"));
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 2 · missed 0 · false alarms 2"));
+    assert!(has_label(&harness, "3200 mg DOSAGE · false alarm"), "the candidate has no gold spans");
+
+    // A corrections file written by the panel is read back by a new session.
+    drop(harness);
+    let options = StartOptions { data: Some(dir.path().join("annotated.jsonl")), corrections: Some(corrections), ..Default::default() };
+    let mut harness = self::harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(3);
+    assert_eq!(harness.query_all_by_label("[DRUG_1]").count(), 2);
+    assert_eq!(harness.query_all_by_label("[PROCEDURE_1]").count(), 0);
+}
+
+#[test]
+fn abstraction_gold_mode_marks_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_annotated_dataset(dir.path());
+    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("none.json")), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(3);
+    harness.get_by_label("Gold spans").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "ibuprofen DRUG · missed"), "ibuprofen is in no bundled gazetteer");
+    assert!(has_label(&harness, "3200 mg DOSAGE"), "a hit");
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 1 · missed 1 · false alarms 2"));
+    // Clicking a missed span adds it to its type's gazetteer.
+    harness.get_by_label("ibuprofen DRUG · missed").click();
+    harness.run_steps(3);
+    assert!(has_label(&harness, "ibuprofen DRUG"));
+    assert!(!has_label_containing(&harness, "DRUG · missed"));
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 2 · missed 0 · false alarms 3"), "Ibuprofen in the candidate is now found too");
+}
+
+#[test]
+fn the_query_chosen_in_datasets_opens_in_abstraction_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_dataset(dir.path());
+    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("c.json")), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label_contains("law-2  ·").click();
+    harness.run_steps(2);
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "law-2"), "the Abstraction panel shows the query chosen in Datasets");
+    assert!(has_label_containing(&harness, "Court fees after a lawsuit"));
+    harness.get_by_label_contains("med-2  ·").click();
+    harness.run_steps(2);
+    harness.get_by_label("Datasets").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Iron deficiency anaemia symptoms include fatigue, pale skin and shortness of breath."));
 }

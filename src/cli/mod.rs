@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod backbone;
 pub mod bench;
 pub mod abstract_;
 pub mod bench_abstract;
@@ -40,6 +41,9 @@ pub struct AppArgs {
     /// Print frame-time percentiles (p50/p95/p99) when the app exits.
     #[arg(long)]
     pub frame_stats: bool,
+    /// Expert corrections file of the Abstraction panel (default: corrections.json in the app's data directory).
+    #[arg(long, value_name = "FILE")]
+    pub corrections: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +62,9 @@ pub enum Command {
     Abstract(Box<abstract_::AbstractArgs>),
     /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
     Score(score::ScoreArgs),
+    /// The bundled generalist backbone: pretrain it from scratch, or evaluate a model on held-out groups.
+    #[command(subcommand)]
+    Backbone(backbone::BackboneCommand),
     /// Performance measurements.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -85,6 +92,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Route(args)) => route::run(args),
         Some(Command::Experiment(args)) => experiment::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
+        Some(Command::Backbone(cmd)) => backbone::run(cmd),
     }
 }
 

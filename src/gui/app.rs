@@ -13,8 +13,8 @@ use crate::gui::frame_stats::FrameStats;
 use crate::gui::jobs::{JobId, JobOutput, Jobs};
 use crate::gui::panels::{self, PanelContext};
 use crate::gui::screenshot::{ScreenshotOutcome, ScreenshotTask};
-use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, ThemeChoice, Workspace};
-use crate::gui::systems::{SystemKind, SystemRun};
+use crate::gui::state::{AppRequest, LoadFailure, LoadedDataset, PanelKind, RunState, Settings, SharedSelection, ThemeChoice, Workspace};
+use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// How the app starts (from the command line, or set up by a test).
 #[derive(Default, Clone)]
@@ -30,6 +30,8 @@ pub struct StartOptions {
     /// Take a screenshot into this file once loaded, then close.
     pub screenshot: Option<(PathBuf, ScreenshotOutcome)>,
     pub frame_stats: Option<Arc<FrameStats>>,
+    /// The expert corrections file of the Abstraction panel (overrides the remembered one).
+    pub corrections: Option<PathBuf>,
 }
 
 /// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
@@ -62,6 +64,7 @@ pub struct WorkbenchApp {
     workspace: Workspace,
     jobs: Jobs,
     requests: Vec<AppRequest>,
+    selection: SharedSelection,
     panels: Panels,
     applied_theme: Option<ThemeChoice>,
     persist: bool,
@@ -78,6 +81,9 @@ impl WorkbenchApp {
         if let Some(panel) = options.panel {
             settings.panel = panel;
         }
+        if let Some(path) = options.corrections {
+            settings.abstraction.corrections_path = Some(path);
+        }
         install_fonts(&cc.egui_ctx);
         let repaint_ctx = cc.egui_ctx.clone();
         let mut app = WorkbenchApp {
@@ -85,6 +91,7 @@ impl WorkbenchApp {
             workspace: Workspace::default(),
             jobs: Jobs::new(Arc::new(move || repaint_ctx.request_repaint())),
             requests: Vec::new(),
+            selection: SharedSelection::default(),
             panels: Panels::default(),
             applied_theme: None,
             persist: options.persist,
@@ -119,7 +126,7 @@ impl WorkbenchApp {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let job_path = path.clone();
         let id = self.jobs.spawn(format!("Load {name}"), move |job| {
-            job.progress(0.0, "reading");
+            crate::gui::jobs::report_steps(job, "reading", 0, 1);
             let loaded = LoadedDataset::load(&job_path, &LoadOptions::default())?;
             job.check_cancelled()?;
             job.log(format!(
@@ -147,6 +154,15 @@ impl WorkbenchApp {
             });
             self.workspace.runs.insert(system, RunState::Computing(id));
         }
+        self.workspace.significance = None;
+    }
+
+    /// Once every system's run is ready: paired randomization tests between them.
+    fn start_significance(&mut self) {
+        let runs: Option<Vec<Arc<SystemRun>>> = SystemKind::ALL.iter().map(|&s| self.workspace.run(s).cloned()).collect();
+        let Some(runs) = runs else { return };
+        let id = self.jobs.spawn("Significance tests", move |job| Ok(JobOutput::Significance(Arc::new(SignificanceTable::compute(&runs, job)?))));
+        self.workspace.significance = Some(RunState::Computing(id));
     }
 
     /// Moves finished jobs' results into the workspace.
@@ -164,6 +180,12 @@ impl WorkbenchApp {
                 Ok(JobOutput::Rankings(run)) => {
                     if self.is_current_run(run.system, id) {
                         self.workspace.runs.insert(run.system, RunState::Ready(run));
+                        self.start_significance();
+                    }
+                }
+                Ok(JobOutput::Significance(table)) => {
+                    if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.significance = Some(RunState::Ready(table));
                     }
                 }
                 Ok(JobOutput::Dataset(_)) => {} // a load that was superseded
@@ -182,6 +204,8 @@ impl WorkbenchApp {
                     });
                     if let Some(system) = failed {
                         self.workspace.runs.insert(system, RunState::Failed(format!("{err:#}")));
+                    } else if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
+                        self.workspace.significance = Some(RunState::Failed(format!("{err:#}")));
                     }
                 }
             }
@@ -295,6 +319,7 @@ impl eframe::App for WorkbenchApp {
                 jobs: &mut self.jobs,
                 settings: &mut self.settings,
                 requests: &mut self.requests,
+                selection: &mut self.selection,
             };
             let panels = &mut self.panels;
             match cx.settings.panel {

@@ -1,13 +1,14 @@
-//! Background work for the app: every long task runs on its own thread and talks
-//! to the UI over a crossbeam channel. Each send wakes the UI (`request_repaint`),
-//! so nothing ever polls or blocks a frame. Jobs report progress, log lines and a
-//! final result, and can be cancelled cooperatively.
+//! The UI's view of background work. Every job runs through the engine's
+//! [`spawn_job`](crate::train::jobs::spawn_job) (own thread, events over a
+//! crossbeam channel, cooperative cancellation, panics caught); each event wakes
+//! the UI (`request_repaint`), so nothing polls on a timer or blocks a frame.
+//! This module only keeps the bookkeeping the panels show (title, status,
+//! progress, log) and hands each job's typed result back to the app.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crate::train::jobs::{spawn_job, Cancelled, JobContext, JobEvent, JobHandle, Progress};
 
 pub type JobId = u64;
 
@@ -15,6 +16,7 @@ pub type JobId = u64;
 pub enum JobOutput {
     Dataset(Arc<crate::gui::state::LoadedDataset>),
     Rankings(Arc<crate::gui::systems::SystemRun>),
+    Significance(Arc<crate::gui::systems::SignificanceTable>),
 }
 
 /// Where a job stands.
@@ -37,13 +39,11 @@ pub struct JobInfo {
     pub id: JobId,
     pub title: String,
     pub status: JobStatus,
-    /// Fraction done in 0..=1, when the job knows it.
-    pub progress: Option<f32>,
-    pub message: String,
+    /// The latest progress report, when the job sent one.
+    pub progress: Option<Progress>,
     pub log: Vec<String>,
     pub started: Instant,
     pub finished: Option<Instant>,
-    cancel: Arc<AtomicBool>,
 }
 
 impl JobInfo {
@@ -51,81 +51,75 @@ impl JobInfo {
         self.finished.unwrap_or_else(Instant::now) - self.started
     }
 
-    /// Remaining time extrapolated from the progress so far.
+    /// Fraction done in 0..=1, when the job reported steps.
+    pub fn fraction(&self) -> Option<f32> {
+        if self.status == JobStatus::Succeeded {
+            return Some(1.0);
+        }
+        let p = self.progress.as_ref()?;
+        (p.total_steps > 0).then(|| (p.step as f32 / p.total_steps as f32).clamp(0.0, 1.0))
+    }
+
+    /// What the job is doing now, e.g. `rank: 120 / 800`.
+    pub fn message(&self) -> String {
+        self.progress.as_ref().map_or_else(String::new, |p| format!("{}: {} / {}", p.stage, p.step, p.total_steps))
+    }
+
+    /// Remaining time: the job's own estimate when it gives one, else
+    /// extrapolated from the progress so far.
     pub fn eta(&self) -> Option<Duration> {
-        let done = self.progress?;
-        if !self.status.is_running() || done <= 0.01 {
+        if !self.status.is_running() {
             return None;
         }
-        Some(self.elapsed().mul_f32((1.0 - done) / done))
-    }
-}
-
-enum JobEvent {
-    Progress { id: JobId, fraction: Option<f32>, message: String },
-    Log { id: JobId, line: String },
-    Finished { id: JobId, result: anyhow::Result<JobOutput> },
-}
-
-/// The handle a job's thread uses to report back.
-#[derive(Clone)]
-pub struct JobContext {
-    id: JobId,
-    sender: Sender<JobEvent>,
-    cancel: Arc<AtomicBool>,
-    repaint: Arc<dyn Fn() + Send + Sync>,
-}
-
-/// Returned by [`JobContext::check_cancelled`] so a job can stop with `?`.
-#[derive(Debug, thiserror::Error)]
-#[error("cancelled")]
-pub struct Cancelled;
-
-impl JobContext {
-    fn send(&self, event: JobEvent) {
-        // The receiver lives as long as the app; a failed send means it is closing.
-        let _ = self.sender.send(event);
-        (self.repaint)();
-    }
-
-    pub fn progress(&self, fraction: f32, message: impl Into<String>) {
-        self.send(JobEvent::Progress { id: self.id, fraction: Some(fraction.clamp(0.0, 1.0)), message: message.into() });
-    }
-
-    pub fn log(&self, line: impl Into<String>) {
-        self.send(JobEvent::Log { id: self.id, line: line.into() });
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-
-    pub fn check_cancelled(&self) -> Result<(), Cancelled> {
-        if self.is_cancelled() {
-            Err(Cancelled)
-        } else {
-            Ok(())
+        if let Some(p) = &self.progress {
+            if p.eta_seconds.is_finite() && p.eta_seconds > 0.0 {
+                return Some(Duration::from_secs_f64(p.eta_seconds));
+            }
         }
+        let done = self.fraction()?;
+        (done > 0.01).then(|| self.elapsed().mul_f32((1.0 - done) / done))
     }
+}
+
+/// Reports `step` of `total_steps` of a non-training job (no loss, no learning
+/// rate: those fields are NaN, and the UI extrapolates the ETA).
+pub fn report_steps(job: &JobContext, stage: &str, step: usize, total_steps: usize) {
+    job.send(JobEvent::Progress(Progress {
+        stage: stage.to_string(),
+        step,
+        total_steps,
+        loss: f64::NAN,
+        learning_rate: f64::NAN,
+        examples_per_second: f64::NAN,
+        eta_seconds: f64::NAN,
+    }));
+}
+
+/// Where a job body leaves its typed result (the engine's final event carries
+/// only a summary string).
+type ResultSlot = Arc<Mutex<Option<anyhow::Result<JobOutput>>>>;
+
+struct Running {
+    id: JobId,
+    handle: JobHandle,
+    result: ResultSlot,
 }
 
 /// All jobs of the session, finished ones included (the job list shows them).
 pub struct Jobs {
     next_id: JobId,
     jobs: Vec<JobInfo>,
-    sender: Sender<JobEvent>,
-    receiver: Receiver<JobEvent>,
-    repaint: Arc<dyn Fn() + Send + Sync>,
+    running: Vec<Running>,
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Jobs {
-    /// `repaint` wakes the UI; the app passes `ctx.request_repaint`.
-    pub fn new(repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
-        let (sender, receiver) = crossbeam_channel::unbounded();
-        Jobs { next_id: 1, jobs: Vec::new(), sender, receiver, repaint }
+    /// `wake` wakes the UI; the app passes `ctx.request_repaint`.
+    pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Jobs { next_id: 1, jobs: Vec::new(), running: Vec::new(), wake }
     }
 
-    /// Runs `work` on a new thread and returns the job's id at once.
+    /// Runs `work` through the engine's job runner and returns the job's id at once.
     pub fn spawn(
         &mut self,
         title: impl Into<String>,
@@ -133,35 +127,31 @@ impl Jobs {
     ) -> JobId {
         let id = self.next_id;
         self.next_id += 1;
-        let cancel = Arc::new(AtomicBool::new(false));
         let title = title.into();
-        self.jobs.push(JobInfo {
-            id,
-            title: title.clone(),
-            status: JobStatus::Running,
-            progress: None,
-            message: String::new(),
-            log: Vec::new(),
-            started: Instant::now(),
-            finished: None,
-            cancel: cancel.clone(),
+        let result: ResultSlot = Arc::default();
+        let slot = result.clone();
+        let handle = spawn_job(title.clone(), Some(self.wake.clone()), move |job| match work(job) {
+            Ok(output) => {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ok(output));
+                Ok("done".into())
+            }
+            Err(err) if err.is::<Cancelled>() => Err(err),
+            Err(err) => {
+                // The engine reports the message; the app gets the typed error.
+                let message = anyhow::anyhow!("{err:#}");
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Err(err));
+                Err(message)
+            }
         });
-        let job = JobContext { id, sender: self.sender.clone(), cancel, repaint: self.repaint.clone() };
-        let spawned = std::thread::Builder::new().name(format!("job-{id}")).spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&job)))
-                .unwrap_or_else(|panic| Err(anyhow::anyhow!("the job panicked: {}", panic_message(&panic))));
-            job.send(JobEvent::Finished { id: job.id, result });
-        });
-        if let Err(err) = spawned {
-            self.finish(id, JobStatus::Failed(format!("cannot start a thread: {err}")));
-        }
+        self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, log: Vec::new(), started: Instant::now(), finished: None });
+        self.running.push(Running { id, handle, result });
         id
     }
 
     /// Asks a running job to stop; it ends at its next cancellation check.
     pub fn cancel(&self, id: JobId) {
-        if let Some(job) = self.get(id) {
-            job.cancel.store(true, Ordering::Relaxed);
+        if let Some(running) = self.running.iter().find(|r| r.id == id) {
+            running.handle.cancel();
         }
     }
 
@@ -181,57 +171,54 @@ impl Jobs {
     /// results of the jobs that finished, with their ids. Never blocks.
     pub fn poll(&mut self) -> Vec<(JobId, anyhow::Result<JobOutput>)> {
         let mut finished = Vec::new();
-        while let Ok(event) = self.receiver.try_recv() {
-            match event {
-                JobEvent::Progress { id, fraction, message } => {
-                    if let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) {
-                        job.progress = fraction;
-                        job.message = message;
+        let jobs = &mut self.jobs;
+        self.running.retain(|running| {
+            let Some(info) = jobs.iter_mut().find(|j| j.id == running.id) else { return false };
+            for event in running.handle.events.try_iter() {
+                let status = match event {
+                    JobEvent::Log(line) => {
+                        info.log.push(line);
+                        continue;
                     }
-                }
-                JobEvent::Log { id, line } => {
-                    if let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) {
-                        job.log.push(line);
+                    JobEvent::Progress(progress) => {
+                        info.progress = Some(progress);
+                        continue;
                     }
-                }
-                JobEvent::Finished { id, result } => {
-                    let status = match &result {
-                        Ok(_) => JobStatus::Succeeded,
-                        Err(err) if err.is::<Cancelled>() => JobStatus::Cancelled,
-                        Err(err) => JobStatus::Failed(format!("{err:#}")),
-                    };
-                    self.finish(id, status);
-                    finished.push((id, result));
-                }
+                    JobEvent::DevMetrics { stage, step, metrics } => {
+                        let values: Vec<String> = metrics.iter().map(|(name, value)| format!("{name} {value:.4}")).collect();
+                        info.log.push(format!("{stage} step {step}: {}", values.join(", ")));
+                        continue;
+                    }
+                    JobEvent::Checkpoint(dir) => {
+                        info.log.push(format!("checkpoint written: {dir}"));
+                        continue;
+                    }
+                    JobEvent::Finished(_) => JobStatus::Succeeded,
+                    JobEvent::Failed(message) => JobStatus::Failed(message),
+                    JobEvent::Cancelled => JobStatus::Cancelled,
+                };
+                let result = running.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let result = match (&status, result) {
+                    (JobStatus::Cancelled, _) => Err(Cancelled.into()),
+                    (_, Some(result)) => result,
+                    (JobStatus::Failed(message), None) => Err(anyhow::anyhow!("{message}")), // e.g. a panic
+                    (_, None) => Err(anyhow::anyhow!("the job finished without a result")),
+                };
+                info.status = status;
+                info.finished = Some(Instant::now());
+                finished.push((running.id, result));
+                return false;
             }
-        }
+            true
+        });
         finished
-    }
-
-    fn finish(&mut self, id: JobId, status: JobStatus) {
-        if let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) {
-            job.finished = Some(Instant::now());
-            if status == JobStatus::Succeeded {
-                job.progress = Some(1.0);
-            }
-            job.status = status;
-        }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn wait_for(jobs: &mut Jobs, id: JobId) -> anyhow::Result<JobOutput> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -247,23 +234,29 @@ mod tests {
     }
 
     #[test]
-    fn failures_progress_logs_and_cancellation_are_reported() {
-        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    fn failures_progress_logs_panics_and_cancellation_are_reported() {
+        let wakes = Arc::new(AtomicUsize::new(0));
         let counter = wakes.clone();
         let mut jobs = Jobs::new(Arc::new(move || {
             counter.fetch_add(1, Ordering::Relaxed);
         }));
         let failing = jobs.spawn("fails", |job| {
-            job.progress(0.5, "half");
+            report_steps(job, "read", 1, 2);
             job.log("about to fail");
-            anyhow::bail!("broken input")
+            Err(anyhow::Error::new(std::io::Error::other("broken input")))
         });
-        assert!(wait_for(&mut jobs, failing).is_err());
+        let err = wait_for(&mut jobs, failing).err().expect("the job failed");
+        assert!(err.downcast_ref::<std::io::Error>().is_some(), "the app gets the typed error back");
         let info = jobs.get(failing).unwrap();
         assert_eq!(info.status, JobStatus::Failed("broken input".into()));
         assert_eq!(info.log, vec!["about to fail".to_string()]);
-        assert_eq!(info.message, "half");
+        assert_eq!(info.message(), "read: 1 / 2");
+        assert_eq!(info.fraction(), Some(0.5));
         assert!(wakes.load(Ordering::Relaxed) >= 3, "every event wakes the UI");
+
+        let panicking = jobs.spawn("panics", |_| panic!("boom"));
+        assert!(wait_for(&mut jobs, panicking).is_err());
+        assert!(matches!(&jobs.get(panicking).unwrap().status, JobStatus::Failed(m) if m.contains("boom")));
 
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
         let looping = jobs.spawn("loops until cancelled", move |job| {

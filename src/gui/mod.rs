@@ -5,10 +5,12 @@
 //! calls go through the `r2r::` library; nothing outside `gui` depends on egui.
 
 pub mod app;
+pub mod entity_text;
 pub mod frame_stats;
 pub mod jobs;
 pub mod panels;
 pub mod screenshot;
+pub mod selection_capture;
 pub mod state;
 pub mod systems;
 pub mod widgets;
@@ -48,6 +50,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         persist: screenshot.is_none(),
         screenshot,
         frame_stats: frame_stats.clone(),
+        corrections: args.corrections.clone(),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -2,16 +2,18 @@
 //! recent paths, per-panel choices) and the workspace of engine results the
 //! panels display (the loaded dataset and the systems' rankings of it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::abstraction::Numbering;
 use crate::data::stats::DatasetStats;
 use crate::data::{DataError, Dataset, Format, Split};
 use crate::gui::jobs::JobId;
-use crate::gui::systems::{SystemKind, SystemRun};
+use crate::metrics::Metric;
+use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// The panels of the app, in navigation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,11 +68,32 @@ pub struct RankingsSettings {
     /// The systems shown side by side (2–4), left to right; the first is the reference for rank movement.
     pub systems: Vec<SystemKind>,
     pub split: Option<Split>,
+    /// The metric of the per-domain chart, the table and the per-query line.
+    pub metric: Metric,
 }
 
 impl Default for RankingsSettings {
     fn default() -> Self {
-        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test) }
+        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test), metric: Metric::Ndcg(Some(10)) }
+    }
+}
+
+/// Choices of the abstraction panel that outlive a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AbstractionSettings {
+    /// The user's corrections file (default: `corrections.json` in the app's data directory).
+    pub corrections_path: Option<PathBuf>,
+    /// Types left unmasked (every other type is masked).
+    pub unmasked_types: BTreeSet<String>,
+    pub intensity: f64,
+    pub seed: u64,
+    pub numbering: Numbering,
+}
+
+impl Default for AbstractionSettings {
+    fn default() -> Self {
+        AbstractionSettings { corrections_path: None, unmasked_types: BTreeSet::new(), intensity: 1.0, seed: 0, numbering: Numbering::Ordered }
     }
 }
 
@@ -85,6 +108,7 @@ pub struct Settings {
     /// Where the file dialog opened last.
     pub last_dialog_dir: Option<PathBuf>,
     pub rankings: RankingsSettings,
+    pub abstraction: AbstractionSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +119,7 @@ impl Default for Settings {
             recent_datasets: Vec::new(),
             last_dialog_dir: None,
             rankings: RankingsSettings::default(),
+            abstraction: AbstractionSettings::default(),
         }
     }
 }
@@ -137,10 +162,10 @@ pub struct LoadFailure {
     pub message: String,
 }
 
-/// A system's run over the current dataset.
-pub enum RunState {
+/// A result computed in the background for the current dataset.
+pub enum RunState<T = Arc<SystemRun>> {
     Computing(JobId),
-    Ready(Arc<SystemRun>),
+    Ready(T),
     Failed(String),
 }
 
@@ -152,6 +177,8 @@ pub struct Workspace {
     pub loading: Option<(JobId, PathBuf)>,
     pub load_failure: Option<LoadFailure>,
     pub runs: BTreeMap<SystemKind, RunState>,
+    /// Paired tests between the systems' runs (once all are ready).
+    pub significance: Option<RunState<Arc<SignificanceTable>>>,
 }
 
 impl Workspace {
@@ -161,6 +188,13 @@ impl Workspace {
             _ => None,
         }
     }
+}
+
+/// What several panels show at once (kept by the app, not persisted).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedSelection {
+    /// The chosen query group's id.
+    pub query: Option<String>,
 }
 
 /// What a panel asks the app to do (the app owns loading and the workspace).

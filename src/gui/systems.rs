@@ -2,20 +2,26 @@
 //!
 //! Every system is a [`RankingSystem`]: it scores the candidates of a query
 //! group, higher is better. A [`SystemRun`] holds one system's ranking of every
-//! group plus NDCG@10 per query. New systems (the reranker, R2R experts, the
+//! group, evaluated with `r2r::metrics` (NDCG@10, MRR@10, Recall@10 per query);
+//! a [`SignificanceTable`] holds paired randomization tests between systems. New systems (the reranker, R2R experts, the
 //! routed pipeline) plug in by adding a [`SystemKind`] variant and a
 //! [`RankingSystem`] implementation; the panels only see `SystemKind` and
 //! `SystemRun`. This module holds no UI code.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::{Dataset, QueryGroup, Split};
-use crate::gui::jobs::JobContext;
+use crate::gui::jobs::report_steps;
+use crate::metrics::ranking::{qrels_from_groups, run_from_groups};
+use crate::metrics::significance::{randomization_test, TestResult};
+use crate::metrics::{evaluate, Evaluation, Metric};
+use crate::train::jobs::JobContext;
 use crate::util::{seeded_rng, stable_hash};
 
 /// Scores the candidates of one query group.
@@ -116,62 +122,57 @@ impl RankingSystem for RandomOrder {
     }
 }
 
+/// The metrics every run is evaluated on (through [`crate::metrics::evaluate`]).
+pub const METRICS: [Metric; 3] = [Metric::Ndcg(Some(10)), Metric::Mrr(Some(10)), Metric::Recall(Some(10))];
+
+/// How the app names a metric (`NDCG@10`, `MRR@10`, `Recall@10`).
+pub fn metric_title(metric: Metric) -> String {
+    let name = match metric {
+        Metric::Ndcg(_) => "NDCG",
+        Metric::Mrr(_) => "MRR",
+        Metric::Recall(_) => "Recall",
+        Metric::Precision(_) => "Precision",
+        Metric::Map(_) => "MAP",
+    };
+    metric.cutoff().map_or_else(|| name.to_string(), |k| format!("{name}@{k}"))
+}
+
 /// One system's ranking of one query group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
-    /// Candidate indices, best first.
+    /// Candidate indices, best first (the metrics' order: score descending,
+    /// then candidate id ascending).
     pub order: Vec<usize>,
     /// Scores by candidate index.
     pub scores: Vec<f32>,
-    pub ndcg_at_10: f64,
+    /// This query's value of each of [`METRICS`].
+    pub metrics: BTreeMap<Metric, f64>,
 }
 
 impl Ranking {
-    /// Orders candidates by score (descending). Ties are broken by a hash of the
-    /// candidate id, never by file position: data files often list positives
-    /// first, and a positional tie-break would reward a system for scoring nothing.
-    pub fn from_scores(group: &QueryGroup, scores: Vec<f32>) -> Ranking {
-        let tie_key = |i: usize| stable_hash(&format!("{}\u{1f}{}", group.id, group.candidates[i].id));
-        let mut order: Vec<usize> = (0..group.candidates.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then_with(|| tie_key(a).cmp(&tie_key(b))));
-        let relevances: Vec<u32> = order.iter().map(|&i| group.candidates[i].relevance).collect();
-        let ideal: Vec<u32> = group.candidates.iter().map(|c| c.relevance).collect();
-        Ranking { ndcg_at_10: ndcg_at_k(&relevances, &ideal, 10), order, scores }
-    }
-
     /// 0-based rank of each candidate (inverse of `order`).
     pub fn rank_of(&self) -> Vec<usize> {
-        let mut ranks = vec![0; self.order.len()];
+        let mut ranks = vec![0; self.scores.len()];
         for (rank, &cand) in self.order.iter().enumerate() {
             ranks[cand] = rank;
         }
         ranks
     }
-}
 
-/// NDCG@k with linear gain (trec_eval's and ranx's default): `ranked` holds the
-/// relevance of the ranked list, `judged` every judged relevance of the query.
-/// A query without relevant candidates scores 0.
-pub fn ndcg_at_k(ranked: &[u32], judged: &[u32], k: usize) -> f64 {
-    let dcg = |rels: &mut dyn Iterator<Item = u32>| -> f64 {
-        rels.take(k).enumerate().map(|(i, rel)| f64::from(rel) / ((i + 2) as f64).log2()).sum()
-    };
-    let mut ideal = judged.to_vec();
-    ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let ideal_dcg = dcg(&mut ideal.into_iter());
-    if ideal_dcg == 0.0 {
-        return 0.0;
+    pub fn metric(&self, metric: Metric) -> f64 {
+        self.metrics.get(&metric).copied().unwrap_or(0.0)
     }
-    dcg(&mut ranked.iter().copied()) / ideal_dcg
 }
 
-/// A system's rankings of every query group of a dataset.
+/// A system's rankings of every query group of a dataset, evaluated with
+/// [`crate::metrics`] against the dataset's relevance labels.
 pub struct SystemRun {
     pub system: SystemKind,
     /// Query id → ranking.
     pub rankings: HashMap<String, Ranking>,
-    /// (domain, split) → mean NDCG@10 and the number of queries.
-    pub mean_ndcg: BTreeMap<(String, Split), (f64, usize)>,
+    pub evaluation: Evaluation,
+    /// (domain, split) → the query ids of that cell, in id order.
+    pub cells: BTreeMap<(String, Split), Vec<String>>,
     pub seconds: f64,
 }
 
@@ -179,35 +180,124 @@ impl SystemRun {
     /// Ranks every group of `dataset` with `system`, reporting progress to `job`.
     pub fn compute(system: SystemKind, dataset: &Dataset, job: &JobContext) -> anyhow::Result<SystemRun> {
         let started = std::time::Instant::now();
-        job.progress(0.0, format!("building {}", system.name()));
+        report_steps(job, &format!("building {}", system.name()), 0, dataset.groups.len());
         let ranker = system.build(dataset, job)?;
-        let total = dataset.groups.len().max(1);
-        let mut rankings = HashMap::with_capacity(dataset.groups.len());
-        let mut sums: BTreeMap<(String, Split), (f64, usize)> = BTreeMap::new();
+        let total = dataset.groups.len();
+        let mut scores: HashMap<&str, Vec<f32>> = HashMap::with_capacity(total);
         for (i, group) in dataset.groups.iter().enumerate() {
             if i % 64 == 0 {
                 job.check_cancelled()?;
-                job.progress(i as f32 / total as f32, format!("{} / {total} queries", i));
+                report_steps(job, "ranking queries", i, total);
             }
-            let ranking = Ranking::from_scores(group, ranker.score(group));
-            let cell = sums.entry((group.domain.clone(), group.split)).or_default();
-            cell.0 += ranking.ndcg_at_10;
-            cell.1 += 1;
-            rankings.insert(group.id.clone(), ranking);
+            scores.insert(group.id.as_str(), ranker.score(group));
         }
-        let mean_ndcg = sums.into_iter().map(|(key, (sum, n))| (key, (sum / n.max(1) as f64, n))).collect();
+        let run = run_from_groups(system.name(), &dataset.groups, |group, candidate| {
+            let index = group.candidates.iter().position(|c| c.id == candidate.id).unwrap_or(0);
+            f64::from(scores[group.id.as_str()][index])
+        });
+        let evaluation = evaluate(&qrels_from_groups(&dataset.groups), &run, &METRICS);
+        let mut rankings = HashMap::with_capacity(total);
+        let mut cells: BTreeMap<(String, Split), Vec<String>> = BTreeMap::new();
+        for group in &dataset.groups {
+            let index_of: HashMap<&str, usize> = group.candidates.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+            let order = run.ranked(&group.id).into_iter().filter_map(|(id, _)| index_of.get(id).copied()).collect();
+            let metrics = evaluation.per_query.get(&group.id).cloned().unwrap_or_default();
+            let ranking = Ranking { order, scores: scores.remove(group.id.as_str()).unwrap_or_default(), metrics };
+            rankings.insert(group.id.clone(), ranking);
+            cells.entry((group.domain.clone(), group.split)).or_default().push(group.id.clone());
+        }
+        cells.values_mut().for_each(|ids| ids.sort());
         let seconds = started.elapsed().as_secs_f64();
-        job.log(format!("{}: ranked {} queries in {seconds:.2} s", system.name(), dataset.groups.len()));
-        Ok(SystemRun { system, rankings, mean_ndcg, seconds })
+        job.log(format!("{}: ranked and evaluated {total} queries in {seconds:.2} s", system.name()));
+        Ok(SystemRun { system, rankings, evaluation, cells, seconds })
     }
 
-    /// Mean NDCG@10 over the given splits of one domain (query-weighted).
-    pub fn domain_ndcg(&self, domain: &str, splits: &[Split]) -> Option<(f64, usize)> {
-        let (sum, n) = splits
+    /// The query ids of one domain over the given splits, in a fixed order.
+    pub fn query_ids(&self, domain: &str, splits: &[Split]) -> Vec<&str> {
+        splits
             .iter()
-            .filter_map(|split| self.mean_ndcg.get(&(domain.to_string(), *split)))
-            .fold((0.0, 0), |(sum, n), &(mean, count)| (sum + mean * count as f64, n + count));
-        (n > 0).then(|| (sum / n as f64, n))
+            .filter_map(|split| self.cells.get(&(domain.to_string(), *split)))
+            .flat_map(|ids| ids.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// One metric's values for these queries (0 for a query the run lacks).
+    pub fn values(&self, metric: Metric, query_ids: &[&str]) -> Vec<f64> {
+        query_ids.iter().map(|q| self.evaluation.per_query.get(*q).and_then(|m| m.get(&metric)).copied().unwrap_or(0.0)).collect()
+    }
+
+    /// Mean of a metric over one domain's queries of the given splits, and the number of queries.
+    pub fn domain_mean(&self, metric: Metric, domain: &str, splits: &[Split]) -> Option<(f64, usize)> {
+        let values = self.values(metric, &self.query_ids(domain, splits));
+        (!values.is_empty()).then(|| (values.iter().sum::<f64>() / values.len() as f64, values.len()))
+    }
+}
+
+/// Permutations and seed of the app's randomization tests.
+pub const SIGNIFICANCE_PERMUTATIONS: usize = crate::metrics::significance::DEFAULT_PERMUTATIONS;
+pub const SIGNIFICANCE_SEED: u64 = 42;
+
+/// Which comparison a test answers: systems `a` and `b` (a < b), one domain,
+/// one split or all (`None`), one metric.
+type TestKey = (SystemKind, SystemKind, String, Option<Split>, Metric);
+
+/// Paired randomization tests between every two systems, per domain, per split
+/// (and over all splits), per metric; computed once all runs are ready.
+#[derive(Default)]
+pub struct SignificanceTable {
+    tests: BTreeMap<TestKey, TestResult>,
+}
+
+impl SignificanceTable {
+    pub fn compute(runs: &[Arc<SystemRun>], job: &JobContext) -> anyhow::Result<SignificanceTable> {
+        let started = std::time::Instant::now();
+        let mut tests = BTreeMap::new();
+        let Some(first) = runs.first() else { return Ok(SignificanceTable { tests }) };
+        let domains: BTreeSet<&str> = first.cells.keys().map(|(d, _)| d.as_str()).collect();
+        let split_choices: Vec<Option<Split>> = std::iter::once(None).chain(Split::ALL.map(Some)).collect();
+        let pairs: Vec<(&Arc<SystemRun>, &Arc<SystemRun>)> =
+            runs.iter().enumerate().flat_map(|(i, a)| runs[i + 1..].iter().map(move |b| (a, b))).collect();
+        let total = pairs.len() * domains.len();
+        for (n, (domain, (a, b))) in domains.iter().flat_map(|d| pairs.iter().map(move |p| (d, p))).enumerate() {
+            job.check_cancelled()?;
+            report_steps(job, "randomization tests", n, total);
+            let (a, b) = if a.system <= b.system { (a, b) } else { (b, a) };
+            for &split in &split_choices {
+                let splits = split.map_or_else(|| Split::ALL.to_vec(), |s| vec![s]);
+                let ids = a.query_ids(domain, &splits);
+                if ids.is_empty() {
+                    continue;
+                }
+                for metric in METRICS {
+                    let result = randomization_test(&a.values(metric, &ids), &b.values(metric, &ids), SIGNIFICANCE_PERMUTATIONS, SIGNIFICANCE_SEED)?;
+                    tests.insert((a.system, b.system, domain.to_string(), split, metric), result);
+                }
+            }
+        }
+        job.log(format!(
+            "{} randomization tests ({SIGNIFICANCE_PERMUTATIONS} permutations each) in {:.2} s",
+            tests.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(SignificanceTable { tests })
+    }
+
+    /// The test of `other` against `reference` (statistic = mean of other − reference).
+    pub fn compare(&self, reference: SystemKind, other: SystemKind, domain: &str, split: Option<Split>, metric: Metric) -> Option<TestResult> {
+        if reference <= other {
+            self.tests.get(&(reference, other, domain.to_string(), split, metric)).copied()
+        } else {
+            let result = self.tests.get(&(other, reference, domain.to_string(), split, metric))?;
+            Some(TestResult { statistic: -result.statistic, p_value: result.p_value })
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tests.is_empty()
     }
 }
 
@@ -215,53 +305,73 @@ impl SystemRun {
 mod tests {
     use super::*;
     use crate::data::Candidate;
+    use std::sync::atomic::AtomicBool;
 
-    fn group(rels: &[u32]) -> QueryGroup {
+    fn group(id: &str, domain: &str, query: &str, candidates: &[(&str, u32)]) -> QueryGroup {
         QueryGroup {
-            id: "q".into(),
-            domain: "medical".into(),
+            id: id.into(),
+            domain: domain.into(),
             split: Split::Test,
-            query: "ibuprofen dose".into(),
+            query: query.into(),
             query_entities: vec![],
-            candidates: rels
+            candidates: candidates
                 .iter()
                 .enumerate()
-                .map(|(i, &relevance)| Candidate { id: format!("c{i}"), text: format!("passage {i}"), relevance, entities: vec![] })
+                .map(|(i, &(text, relevance))| Candidate { id: format!("c{i}"), text: text.into(), relevance, entities: vec![] })
                 .collect(),
             secondary_domain: None,
             meta: Default::default(),
         }
     }
 
-    #[test]
-    fn ndcg_matches_hand_computed_values() {
-        assert_eq!(ndcg_at_k(&[1, 0, 0], &[1, 0, 0], 10), 1.0);
-        // relevant at rank 2: 1/log2(3) = 0.63093
-        assert!((ndcg_at_k(&[0, 1, 0], &[1, 0, 0], 10) - 0.630_929_8).abs() < 1e-6);
-        // graded: ranked [1, 2] vs ideal [2, 1]: (1 + 2/1.58496) / (2 + 1/1.58496)
-        let expected = (1.0 + 2.0 / 3f64.log2()) / (2.0 + 1.0 / 3f64.log2());
-        assert!((ndcg_at_k(&[1, 2], &[2, 1], 10) - expected).abs() < 1e-12);
-        assert_eq!(ndcg_at_k(&[0, 0], &[0, 0], 10), 0.0);
-        // a relevant passage below the cut-off gains nothing
-        let mut ranked = vec![0; 11];
-        ranked[10] = 1;
-        assert_eq!(ndcg_at_k(&ranked, &ranked, 10), 0.0);
+    fn job() -> JobContext {
+        JobContext::new(crossbeam_channel::unbounded().0, Arc::new(AtomicBool::new(false)), None)
+    }
+
+    fn dataset() -> Dataset {
+        let mut groups = Vec::new();
+        for i in 0..12 {
+            // The relevant passage shares the query's words, and sits last in the file.
+            groups.push(group(
+                &format!("m{i:02}"),
+                "medical",
+                &format!("ibuprofen dose number{i}"),
+                &[("knee surgery rehabilitation", 0), ("influenza vaccine", 0), (&format!("ibuprofen dose number{i} for adults"), 1)],
+            ));
+        }
+        Dataset { groups, ..Default::default() }
     }
 
     #[test]
-    fn ties_do_not_favour_file_order() {
-        // All-zero scores: the order must not simply be the file order (positives first).
-        let tied: Vec<Vec<usize>> = (0..8)
-            .map(|q| {
-                let mut g = group(&[1, 0, 0, 0, 0, 0, 0, 0]);
-                g.id = format!("q{q}");
-                Ranking::from_scores(&g, vec![0.0; 8]).order
-            })
-            .collect();
-        assert!(tied.iter().any(|order| order[0] != 0), "{tied:?}");
-        let g = group(&[0, 1, 2]);
-        let ranking = Ranking::from_scores(&g, vec![0.5, 0.1, 0.9]);
-        assert_eq!(ranking.order, vec![2, 0, 1]);
-        assert_eq!(ranking.rank_of(), vec![1, 2, 0]);
+    fn runs_are_ranked_and_evaluated_by_the_metrics_module() {
+        let data = dataset();
+        let bm25 = SystemRun::compute(SystemKind::Bm25, &data, &job()).unwrap();
+        let ranking = &bm25.rankings["m03"];
+        assert_eq!(ranking.order[0], 2, "the matching passage ranks first");
+        assert_eq!(ranking.rank_of()[2], 0);
+        assert_eq!(ranking.metric(Metric::Ndcg(Some(10))), 1.0);
+        assert_eq!(bm25.domain_mean(Metric::Mrr(Some(10)), "medical", &[Split::Test]), Some((1.0, 12)));
+        assert_eq!(bm25.domain_mean(Metric::Mrr(Some(10)), "medical", &[Split::Train]), None);
+        // The random baseline ranks the relevant passage lower on some queries; its
+        // per-query values are exactly what `metrics::evaluate` gives for its order.
+        let random = SystemRun::compute(SystemKind::RandomOrder, &data, &job()).unwrap();
+        let (mean, n) = random.domain_mean(Metric::Ndcg(Some(10)), "medical", &[Split::Test]).unwrap();
+        assert_eq!(n, 12);
+        assert!(mean < 1.0, "{mean}");
+        for (id, r) in &random.rankings {
+            let rank = r.rank_of()[2];
+            assert!((r.metric(Metric::Mrr(Some(10))) - 1.0 / (rank + 1) as f64).abs() < 1e-12, "{id}");
+        }
+
+        let table = SignificanceTable::compute(&[Arc::new(random), Arc::new(bm25)], &job()).unwrap();
+        let metric = Metric::Ndcg(Some(10));
+        let forward = table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", Some(Split::Test), metric).unwrap();
+        let backward = table.compare(SystemKind::RandomOrder, SystemKind::Bm25, "medical", Some(Split::Test), metric).unwrap();
+        assert!(forward.statistic < 0.0 && (forward.statistic + (1.0 - mean)).abs() < 1e-12, "{forward:?}");
+        assert_eq!((backward.statistic, backward.p_value), (-forward.statistic, forward.p_value));
+        assert!(forward.p_value < 0.05, "{forward:?}");
+        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", None, metric).is_some());
+        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", Some(Split::Dev), metric).is_none());
+        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "legal", None, metric).is_none());
     }
 }

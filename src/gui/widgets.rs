@@ -14,8 +14,8 @@ pub fn metric_help(metric: &str) -> &'static str {
              (gain = relevance, discount = 1/log2(rank+1)), divided by the best achievable value. 1 = ideal order; \
              random order on 1-of-16 data gives about 0.3."
         }
-        "MRR" => "Mean reciprocal rank: 1 / rank of the first relevant candidate, averaged over queries.",
-        "Recall@k" => "Share of a query's relevant candidates that appear in the top k.",
+        "MRR@10" => "Mean reciprocal rank: 1 / rank of the first relevant candidate within the top 10 (0 below), averaged over queries.",
+        "Recall@10" => "Share of a query's relevant candidates that appear in the top 10, averaged over queries.",
         "Accuracy" => "Share of queries routed to their true domain.",
         "Macro-F1" => "F1 score of each domain (class), averaged with equal weight per domain.",
         _ => "",
@@ -112,18 +112,15 @@ pub struct QueryFilter {
 impl QueryFilter {
     /// Indices of the groups that pass the filter, in dataset order.
     pub fn apply(&self, dataset: &Dataset) -> Vec<usize> {
+        dataset.groups.iter().enumerate().filter(|(_, g)| self.apply_one(g)).map(|(i, _)| i).collect()
+    }
+
+    /// Whether one group passes the filter.
+    pub fn apply_one(&self, group: &crate::data::QueryGroup) -> bool {
         let needle = self.search.trim().to_lowercase();
-        dataset
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| self.domain.as_ref().is_none_or(|d| &g.domain == d))
-            .filter(|(_, g)| self.split.is_none_or(|s| g.split == s))
-            .filter(|(_, g)| {
-                needle.is_empty() || g.query.to_lowercase().contains(&needle) || g.id.to_lowercase().contains(&needle)
-            })
-            .map(|(i, _)| i)
-            .collect()
+        self.domain.as_ref().is_none_or(|d| &group.domain == d)
+            && self.split.is_none_or(|s| group.split == s)
+            && (needle.is_empty() || group.query.to_lowercase().contains(&needle) || group.id.to_lowercase().contains(&needle))
     }
 }
 
@@ -160,6 +157,8 @@ pub fn filter_combos(ui: &mut egui::Ui, id: &str, domains: &[String], filter: &m
 #[derive(Default)]
 pub struct QueryList {
     scroll_to: Option<usize>,
+    /// A dataset index to scroll to (selected from another panel).
+    pending_index: Option<usize>,
     view_height: f32,
 }
 
@@ -201,10 +200,18 @@ impl QueryList {
         }
     }
 
+    /// Scrolls to the selected dataset index once the rows are known.
+    pub fn scroll_to_row_of(&mut self, index: usize) {
+        self.pending_index = Some(index);
+    }
+
     /// Shows the rows; returns true when the user clicked another query.
     pub fn show(&mut self, ui: &mut egui::Ui, id: &str, dataset: &Dataset, rows: &[usize], selected: &mut Option<usize>) -> bool {
         let row_height = ui.spacing().interact_size.y;
         let spacing = ui.spacing().item_spacing.y;
+        if let Some(index) = self.pending_index.take() {
+            self.scroll_to = rows.iter().position(|&r| r == index).or(self.scroll_to);
+        }
         let mut area = egui::ScrollArea::vertical().id_salt(id).auto_shrink([false, false]);
         if let Some(target) = self.scroll_to.take() {
             let top = target as f32 * (row_height + spacing);
@@ -228,5 +235,79 @@ impl QueryList {
         });
         self.view_height = output.inner_rect.height();
         changed
+    }
+}
+
+/// A filtered, keyboard-navigable query list whose selection is shared with
+/// other panels through the app's [`SharedSelection`](crate::gui::state::SharedSelection)
+/// (the query id), so choosing a query in one panel shows it in the others.
+#[derive(Default)]
+pub struct QueryPicker {
+    pub filter: QueryFilter,
+    rows: Vec<usize>,
+    rows_key: Option<(usize, QueryFilter)>,
+    selected: Option<usize>,
+    list: QueryList,
+    /// The shared id this picker last agreed with.
+    synced: Option<String>,
+}
+
+impl QueryPicker {
+    /// Refreshes the rows and follows a selection made in another panel
+    /// (clearing the filter when it hides that query). Call once a frame before drawing.
+    pub fn sync(&mut self, ui: &egui::Ui, loaded: &std::sync::Arc<crate::gui::state::LoadedDataset>, shared: &mut crate::gui::state::SharedSelection) {
+        let dataset = &loaded.dataset;
+        let ptr = std::sync::Arc::as_ptr(loaded) as usize;
+        let dataset_changed = self.rows_key.as_ref().is_none_or(|(p, _)| *p != ptr);
+        if dataset_changed {
+            self.filter.domain = self.filter.domain.take().filter(|d| loaded.stats.contains_key(d));
+            self.selected = None;
+            self.synced = None;
+        }
+        if shared.query != self.synced {
+            if let Some(index) = shared.query.as_ref().and_then(|id| dataset.groups.iter().position(|g| &g.id == id)) {
+                if !self.filter.apply_one(&dataset.groups[index]) {
+                    self.filter = QueryFilter::default();
+                }
+                self.selected = Some(index);
+                self.list.scroll_to_row_of(index);
+            }
+            self.synced = shared.query.clone();
+        }
+        let key = (ptr, self.filter.clone());
+        if self.rows_key.as_ref() != Some(&key) {
+            self.rows = self.filter.apply(dataset);
+            self.rows_key = Some(key);
+            if self.selected.is_none_or(|s| !self.rows.contains(&s)) {
+                self.selected = self.rows.first().copied();
+            }
+        }
+        self.list.handle_keys(ui, &self.rows, &mut self.selected);
+        let current = self.selected.and_then(|i| dataset.groups.get(i)).map(|g| g.id.clone());
+        if current != self.synced {
+            shared.query = current.clone();
+            self.synced = current;
+        }
+    }
+
+    /// The domain/split filters, a search field and the list.
+    pub fn show(&mut self, ui: &mut egui::Ui, id: &str, loaded: &crate::gui::state::LoadedDataset) {
+        let dataset = &loaded.dataset;
+        ui.horizontal_wrapped(|ui| {
+            let domains: Vec<String> = loaded.stats.keys().cloned().collect();
+            filter_combos(ui, id, &domains, &mut self.filter, true);
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("Search:");
+            ui.add(egui::TextEdit::singleline(&mut self.filter.search).hint_text("words in the query or its id").desired_width(f32::INFINITY))
+                .labelled_by(label.id);
+        });
+        ui.label(RichText::new(format!("{} of {} queries  (↑/↓ to move)", self.rows.len(), dataset.groups.len())).weak());
+        self.list.show(ui, &format!("{id}_queries"), dataset, &self.rows, &mut self.selected);
+    }
+
+    /// The selected group's index in the dataset.
+    pub fn selected(&self) -> Option<usize> {
+        self.selected
     }
 }

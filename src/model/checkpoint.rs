@@ -125,12 +125,17 @@ pub fn read_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Ve
         return Err(pickle_refusal(path));
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
-    // torch.save writes a zip archive (PK..) or a raw pickle (0x80 protocol byte): never a safetensors header.
-    if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
+    // torch.save writes a zip archive (PK..) or a raw pickle (0x80 protocol byte). A safetensors file can
+    // also start with 0x80 (the low byte of its header length), so that byte alone only counts when the
+    // file is not valid safetensors.
+    if bytes.starts_with(b"PK\x03\x04") {
         return Err(pickle_refusal(path));
     }
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a valid safetensors file (truncated or corrupted?)", path.display()))?;
+    let st = match safetensors::SafeTensors::deserialize(&bytes) {
+        Ok(st) => st,
+        Err(_) if bytes.first() == Some(&0x80) => return Err(pickle_refusal(path)),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("{} is not a valid safetensors file (truncated or corrupted?)", path.display()))),
+    };
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let src_dtype = match view.dtype() {

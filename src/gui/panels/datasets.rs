@@ -14,7 +14,7 @@ use super::PanelContext;
 use crate::data::stats::SplitStats;
 use crate::data::QueryGroup;
 use crate::gui::state::{AppRequest, LoadedDataset};
-use crate::gui::widgets::{self, QueryFilter, QueryList};
+use crate::gui::widgets::{self, QueryPicker};
 
 /// Header and tooltip of each statistics column.
 const STAT_COLUMNS: [(&str, &str); 10] = [
@@ -41,11 +41,7 @@ pub struct DatasetsPanel {
     path_input: String,
     dialog: Option<PendingDialog>,
     dialog_note: Option<String>,
-    filter: QueryFilter,
-    rows: Vec<usize>,
-    rows_key: Option<(usize, QueryFilter)>,
-    selected: Option<usize>,
-    list: QueryList,
+    picker: QueryPicker,
     stats_per_split: bool,
 }
 
@@ -87,7 +83,7 @@ impl DatasetsPanel {
                 .show(ui, |ui| stats_grid(ui, &loaded, self.stats_per_split));
         });
         ui.separator();
-        self.browser(ui, &loaded);
+        self.browser(ui, &loaded, cx);
     }
 
     fn toolbar(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
@@ -199,38 +195,14 @@ impl DatasetsPanel {
         });
     }
 
-    fn browser(&mut self, ui: &mut egui::Ui, loaded: &Arc<LoadedDataset>) {
-        let dataset = &loaded.dataset;
-        let key = (Arc::as_ptr(loaded) as usize, self.filter.clone());
-        if self.rows_key.as_ref() != Some(&key) {
-            let dataset_changed = self.rows_key.as_ref().is_none_or(|(ptr, _)| *ptr != key.0);
-            if dataset_changed {
-                self.filter.domain = self.filter.domain.take().filter(|d| loaded.stats.contains_key(d));
-            }
-            self.rows = self.filter.apply(dataset);
-            self.rows_key = Some((Arc::as_ptr(loaded) as usize, self.filter.clone()));
-            if self.selected.is_none_or(|s| !self.rows.contains(&s)) || dataset_changed {
-                self.selected = self.rows.first().copied();
-            }
-        }
-        self.list.handle_keys(ui, &self.rows, &mut self.selected);
-
+    fn browser(&mut self, ui: &mut egui::Ui, loaded: &Arc<LoadedDataset>, cx: &mut PanelContext<'_>) {
+        self.picker.sync(ui, loaded, cx.selection);
         egui::Panel::left("datasets_query_list").resizable(true).default_size(430.0).size_range(260.0..=700.0).show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                let domains: Vec<String> = loaded.stats.keys().cloned().collect();
-                widgets::filter_combos(ui, "datasets", &domains, &mut self.filter, true);
-            });
-            ui.horizontal(|ui| {
-                let label = ui.label("Search:");
-                ui.add(egui::TextEdit::singleline(&mut self.filter.search).hint_text("words in the query or its id").desired_width(f32::INFINITY))
-                    .labelled_by(label.id);
-            });
-            ui.label(RichText::new(format!("{} of {} queries  (↑/↓ to move)", self.rows.len(), dataset.groups.len())).weak());
-            self.list.show(ui, "datasets_queries", dataset, &self.rows, &mut self.selected);
+            self.picker.show(ui, "datasets", loaded);
         });
         egui::CentralPanel::no_frame().show(ui, |ui| {
             ui.add_space(4.0);
-            match self.selected.and_then(|i| dataset.groups.get(i)) {
+            match self.picker.selected().and_then(|i| loaded.dataset.groups.get(i)) {
                 Some(group) => group_detail(ui, group),
                 None => {
                     ui.label("No query matches the filter.");

@@ -8,7 +8,7 @@ pub mod router;
 pub mod training;
 
 use crate::gui::jobs::Jobs;
-use crate::gui::state::{AppRequest, Settings, Workspace};
+use crate::gui::state::{AppRequest, Settings, SharedSelection, Workspace};
 
 /// What every panel gets each frame.
 pub struct PanelContext<'a> {
@@ -17,4 +17,6 @@ pub struct PanelContext<'a> {
     pub settings: &'a mut Settings,
     /// Requests for the app (e.g. load a dataset), handled after the frame's panels.
     pub requests: &'a mut Vec<AppRequest>,
+    /// The query shown in the Datasets and Abstraction panels.
+    pub selection: &'a mut SharedSelection,
 }

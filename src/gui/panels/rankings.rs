@@ -1,8 +1,10 @@
 //! Rankings panel: pick a domain, split and query, and compare the ranked
 //! candidate lists of 2–4 systems side by side (scores, relevance marks, arrows
-//! for rank movement against the leftmost system), with per-domain NDCG@10 bars
-//! across systems. Systems come from [`crate::gui::systems`]; their rankings are
-//! computed in background jobs when a dataset loads.
+//! for rank movement against the leftmost system), with per-domain bars of a
+//! chosen metric (NDCG@10, MRR@10, Recall@10 from `r2r::metrics`) across systems
+//! and significance marks (paired randomization test of each system against the
+//! leftmost one). Systems come from [`crate::gui::systems`]; their rankings and
+//! the tests are computed in background jobs when a dataset loads.
 
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use egui_plot::{Bar, BarChart, Plot};
 use super::PanelContext;
 use crate::data::{QueryGroup, Split};
 use crate::gui::state::{LoadedDataset, RunState, Workspace};
-use crate::gui::systems::{Ranking, SystemKind, SystemRun};
+use crate::gui::systems::{metric_title, Ranking, SignificanceTable, SystemKind, SystemRun, METRICS, SIGNIFICANCE_PERMUTATIONS};
+use crate::metrics::Metric;
 use crate::gui::widgets::{self, QueryFilter, QueryList};
 
 pub const MAX_SYSTEMS: usize = 4;
@@ -48,13 +51,24 @@ impl RankingsPanel {
             ui.separator();
             ui.label("Systems:").on_hover_text("Up to four, shown left to right in the order chosen; arrows compare with the leftmost");
             system_toggles(ui, &mut cx.settings.rankings.systems);
+            ui.separator();
+            let label = ui.label("Metric:");
+            ui.label_inputs_by(label.id, |ui| {
+                egui::ComboBox::from_id_salt("rankings_metric").selected_text(metric_title(cx.settings.rankings.metric)).show_ui(ui, |ui| {
+                    for metric in METRICS {
+                        ui.selectable_value(&mut cx.settings.rankings.metric, metric, metric_title(metric))
+                            .on_hover_text(widgets::metric_help(&metric_title(metric)));
+                    }
+                })
+            });
         });
+        let metric = cx.settings.rankings.metric;
         cx.settings.rankings.split = self.filter.split;
         let systems = cx.settings.rankings.systems.clone();
         run_status(ui, cx, &systems);
 
-        egui::CollapsingHeader::new("NDCG@10 per domain").default_open(true).show(ui, |ui| {
-            metric_overview(ui, cx.workspace, &loaded, &systems, self.filter.split);
+        egui::CollapsingHeader::new("Metrics per domain").default_open(true).show(ui, |ui| {
+            metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric);
         });
         ui.separator();
 
@@ -70,7 +84,7 @@ impl RankingsPanel {
             self.list.show(ui, "rankings_queries", &loaded.dataset, &self.rows, &mut self.selected);
         });
         egui::CentralPanel::no_frame().show(ui, |ui| match self.selected.and_then(|i| loaded.dataset.groups.get(i)) {
-            Some(group) => compare_lists(ui, cx.workspace, group, &systems),
+            Some(group) => compare_lists(ui, cx.workspace, group, &systems, metric),
             None => {
                 ui.label("No query matches the filter.");
             }
@@ -118,7 +132,7 @@ fn run_status(ui: &mut egui::Ui, cx: &PanelContext<'_>, systems: &[SystemKind]) 
     for system in systems {
         match cx.workspace.runs.get(system) {
             Some(RunState::Computing(job)) => {
-                let progress = cx.jobs.get(*job).and_then(|j| j.progress).unwrap_or(0.0);
+                let progress = cx.jobs.get(*job).and_then(|j| j.fraction()).unwrap_or(0.0);
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label(format!("Ranking with {} …", system.name()));
@@ -137,8 +151,11 @@ fn splits_of(split: Option<Split>) -> Vec<Split> {
     split.map_or_else(|| Split::ALL.to_vec(), |s| vec![s])
 }
 
-/// Grouped bars (one group per domain, one bar per system) and the same numbers as a table.
-fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>) {
+/// Grouped bars (one group per domain, one bar per system) and the same numbers
+/// as a table, with significance marks against the leftmost system.
+fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric) {
+    let workspace = cx.workspace;
+    let title = metric_title(metric);
     let domains: Vec<String> = loaded.stats.keys().cloned().collect();
     let splits = splits_of(split);
     let runs: Vec<(usize, SystemKind, Option<&Arc<SystemRun>>)> =
@@ -156,7 +173,7 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                     ui.label(RichText::new(format!("■ {}", system.name())).color(SYSTEM_COLORS[i % MAX_SYSTEMS]));
                 }
             });
-            Plot::new("rankings_ndcg_bars")
+            Plot::new("rankings_metric_bars")
                 .height(160.0)
                 .width(chart_width)
                 .include_y(0.0)
@@ -164,7 +181,7 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                 .allow_drag(false)
                 .allow_zoom(false)
                 .allow_scroll(false)
-                .y_axis_label("NDCG@10")
+                .y_axis_label(title.clone())
                 .x_axis_formatter(move |mark, _| {
                     let i = mark.value.round();
                     if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
@@ -181,7 +198,7 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                             .iter()
                             .enumerate()
                             .filter_map(|(d, domain)| {
-                                let (mean, count) = run.domain_ndcg(domain, &splits)?;
+                                let (mean, count) = run.domain_mean(metric, domain, &splits)?;
                                 Some(Bar::new(d as f64 + offset, mean).width(width * 0.95).name(format!("{domain} ({count} queries)")))
                             })
                             .collect();
@@ -189,10 +206,14 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                     }
                 })
                 .response
-                .on_hover_text(widgets::metric_help("NDCG@10"));
+                .on_hover_text(widgets::metric_help(&title));
         });
         ui.vertical(|ui| {
-            ui.label(RichText::new(format!("Mean NDCG@10, {split_name}")).strong()).on_hover_text(widgets::metric_help("NDCG@10"));
+            ui.label(RichText::new(format!("Mean {title}, {split_name}")).strong()).on_hover_text(widgets::metric_help(&title));
+            let significance = match &workspace.significance {
+                Some(RunState::Ready(table)) => Some(table.as_ref()),
+                _ => None,
+            };
             egui::Grid::new("rankings_metric_table").striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
                 ui.label(RichText::new("Domain").strong());
                 for &(_, system, _) in &runs {
@@ -203,11 +224,17 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                 for domain in &domains {
                     ui.label(domain);
                     let mut count = 0;
-                    for &(_, _, run) in &runs {
-                        match run.and_then(|r| r.domain_ndcg(domain, &splits)) {
+                    for &(i, system, run) in &runs {
+                        match run.and_then(|r| r.domain_mean(metric, domain, &splits)) {
                             Some((mean, n)) => {
                                 count = n;
-                                ui.label(format!("{mean:.3}")).on_hover_text(widgets::metric_help("NDCG@10"));
+                                ui.horizontal(|ui| {
+                                    ui.label(format!("{mean:.3}")).on_hover_text(widgets::metric_help(&title));
+                                    if i > 0 {
+                                        let test = significance.and_then(|t| t.compare(systems[0], system, domain, split, metric));
+                                        significance_mark(ui, test, systems[0], system, &title);
+                                    }
+                                });
                             }
                             None => {
                                 ui.label("—");
@@ -218,13 +245,60 @@ fn metric_overview(ui: &mut egui::Ui, workspace: &Workspace, loaded: &LoadedData
                     ui.end_row();
                 }
             });
-            ui.label(RichText::new("Significance marks: none yet (no experiment with paired tests has run on this data).").weak());
+            significance_note(ui, &workspace.significance, cx, systems);
         });
     });
 }
 
+/// `*` (p < 0.05) or `**` (p < 0.01), green when better than the reference, red when worse.
+fn significance_mark(ui: &mut egui::Ui, test: Option<crate::metrics::significance::TestResult>, reference: SystemKind, system: SystemKind, metric: &str) {
+    let Some(test) = test else { return };
+    let stars = if test.p_value < 0.01 {
+        "**"
+    } else if test.p_value < 0.05 {
+        "*"
+    } else {
+        "n.s."
+    };
+    let color = match (stars, test.statistic > 0.0) {
+        ("n.s.", _) => ui.visuals().weak_text_color(),
+        (_, true) => Color32::from_rgb(52, 168, 83),
+        (_, false) => Color32::from_rgb(219, 68, 55),
+    };
+    ui.label(RichText::new(stars).strong().color(color)).on_hover_text(format!(
+        "{} vs {}: mean {metric} difference {:+.3}, p = {:.4} (two-sided paired randomization test, {} permutations)",
+        system.name(),
+        reference.name(),
+        test.statistic,
+        test.p_value,
+        SIGNIFICANCE_PERMUTATIONS
+    ));
+}
+
+fn significance_note(ui: &mut egui::Ui, state: &Option<RunState<Arc<SignificanceTable>>>, cx: &PanelContext<'_>, systems: &[SystemKind]) {
+    let reference = systems.first().map_or("the leftmost system", |s| s.name());
+    match state {
+        Some(RunState::Ready(_)) => {
+            ui.label(RichText::new(format!("* p < 0.05, ** p < 0.01 against {reference} (paired randomization test); n.s. = not significant")).weak());
+        }
+        Some(RunState::Computing(job)) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                let progress = cx.jobs.get(*job).and_then(|j| j.fraction()).unwrap_or(0.0);
+                ui.label(format!("significance tests … {:.0} %", progress * 100.0));
+            });
+        }
+        Some(RunState::Failed(message)) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("significance tests failed: {message}"));
+        }
+        None => {
+            ui.label(RichText::new("Significance marks appear once every system has ranked the data.").weak());
+        }
+    }
+}
+
 /// The chosen systems' rankings of one query, side by side.
-fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, systems: &[SystemKind]) {
+fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, systems: &[SystemKind], metric: Metric) {
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new(&group.id).strong().monospace());
         ui.label(format!("{} · {}", group.domain, group.split));
@@ -249,7 +323,8 @@ fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, s
                     });
                     return;
                 };
-                ui.label(format!("NDCG@10 of this query: {:.3}", ranking.ndcg_at_10)).on_hover_text(widgets::metric_help("NDCG@10"));
+                let title = metric_title(metric);
+                ui.label(format!("{title} of this query: {:.3}", ranking.metric(metric))).on_hover_text(widgets::metric_help(&title));
                 let reference = if i == 0 { None } else { reference_ranks.as_deref() };
                 egui::ScrollArea::vertical().id_salt(("ranking_list", i)).auto_shrink([false, false]).show(ui, |ui| {
                     for (rank, &cand) in ranking.order.iter().enumerate() {

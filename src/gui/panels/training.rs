@@ -70,7 +70,7 @@ impl TrainingPanel {
             ui.label(RichText::new(format!("#{} {}", job.id, job.title)).strong());
             ui.colored_label(color, status);
             if job.status.is_running() {
-                ui.add(egui::ProgressBar::new(job.progress.unwrap_or(0.0)).desired_width(180.0).show_percentage());
+                ui.add(egui::ProgressBar::new(job.fraction().unwrap_or(0.0)).desired_width(180.0).show_percentage());
                 if let Some(eta) = job.eta() {
                     ui.label(format!("ETA {:.0} s", eta.as_secs_f64().ceil()));
                 }
@@ -85,8 +85,8 @@ impl TrainingPanel {
                 }
             }
         });
-        if !job.message.is_empty() && job.status.is_running() {
-            ui.label(RichText::new(&job.message).weak());
+        if job.status.is_running() && job.progress.is_some() {
+            ui.label(RichText::new(job.message()).weak());
         }
         if self.expanded_log == Some(job.id) {
             egui::Frame::group(ui.style()).show(ui, |ui| {

@@ -1,0 +1,207 @@
+//! `r2r backbone`: make the bundled generalist backbone (`pretrain`) and measure a model on held-out
+//! general-domain groups against BM25 and random order (`eval`).
+
+use crate::backbone::{self, corpus, Comparison, Corpus, CorpusOptions, PretrainConfig};
+use crate::data::{self, Split};
+use crate::model::{LoadOptions, Reranker};
+use crate::train::jobs::{spawn_job, JobEvent};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BackboneCommand {
+    /// Train the tokenizer and the generalist reranker from scratch and save it as a HF directory.
+    Pretrain(PretrainArgs),
+    /// NDCG@10 / MRR@10 of a model vs BM25 vs random order, per domain and split.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PretrainArgs {
+    /// Output model directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Wall-clock budget in minutes (plans the step counts from timed trial steps; stops at the limit).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Reranking steps (instead of planning them from --minutes).
+    #[arg(long)]
+    pub rank_steps: Option<usize>,
+    /// Causal-LM warm-up steps (instead of planning them from --minutes).
+    #[arg(long)]
+    pub lm_steps: Option<usize>,
+    /// Share of the planned time given to the causal-LM warm-up (with --minutes).
+    #[arg(long)]
+    pub lm_fraction: Option<f64>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// CPU threads for the tensor maths (default: all physical cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// general_pretrain JSONL(.xz) (default: ../shared/realdata/general_pretrain.jsonl.xz).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Dataset whose `general` train groups join the training data.
+    #[arg(long, default_value = "sample_data")]
+    pub sample_data: Option<PathBuf>,
+    #[arg(long, default_value_t = 300)]
+    pub dev_groups: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub test_groups: usize,
+    /// TOML/JSON file of `PretrainConfig` fields overriding the defaults (flags override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (loaded like any Hugging Face model).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset (any format `r2r data` reads; default: general_pretrain's test split).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Splits to evaluate (default: test and test_unseen).
+    #[arg(long, value_delimiter = ',')]
+    pub splits: Option<Vec<String>>,
+    /// At most this many groups per (domain, split), the first ones in file order.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(cmd: BackboneCommand) -> Result<()> {
+    match cmd {
+        BackboneCommand::Pretrain(args) => run_pretrain(args),
+        BackboneCommand::Eval(args) => run_eval(args),
+    }
+}
+
+fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        // candle's CPU kernels read this when they first size their thread pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+}
+
+fn general_data(path: Option<PathBuf>) -> Result<PathBuf> {
+    path.or_else(corpus::default_general_pretrain).context("no --data given and ../shared/realdata/general_pretrain.jsonl.xz was not found")
+}
+
+fn run_pretrain(args: PretrainArgs) -> Result<()> {
+    set_threads(args.threads);
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if path.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
+            } else {
+                toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
+            }
+        }
+        None => PretrainConfig::default(),
+    };
+    config.seed = args.seed;
+    if let Some(m) = args.minutes {
+        config.minutes = Some(m);
+    }
+    if let Some(f) = args.lm_fraction {
+        config.lm_fraction = f;
+    }
+    if args.rank_steps.is_some() || args.lm_steps.is_some() {
+        config.minutes = None;
+        config.rank_steps = args.rank_steps.unwrap_or(config.rank_steps);
+        config.lm_steps = args.lm_steps.unwrap_or(0);
+    }
+    let options = CorpusOptions { general_pretrain: general_data(args.data)?, sample_data: args.sample_data.filter(|p| p.exists()), dev_groups: args.dev_groups, test_groups: args.test_groups };
+    eprintln!("loading {}", options.general_pretrain.display());
+    let corpus = Corpus::load(&options)?;
+    let out = args.out.clone();
+    let mut job = spawn_job("backbone", None, move |ctx| {
+        let report = backbone::pretrain(&corpus, &config, &out, ctx)?;
+        Ok(serde_json::to_string_pretty(&report)?)
+    });
+    let bar = ProgressBar::new(1);
+    bar.set_style(ProgressStyle::with_template("{prefix:>5} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").expect("valid template"));
+    // Without a terminal the bar is hidden: print lines (and every 10th step) to stderr instead.
+    let say = |bar: &ProgressBar, line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+    for event in job.events.iter() {
+        match event {
+            JobEvent::Log(m) => say(&bar, m),
+            JobEvent::Progress(p) => {
+                bar.set_prefix(p.stage.clone());
+                bar.set_length(p.total_steps as u64);
+                bar.set_position(p.step as u64);
+                let message = format!("loss {:.4} lr {:.1e} eta {:.0}s", p.loss, p.learning_rate, p.eta_seconds);
+                if bar.is_hidden() && (p.step % 10 == 0 || p.step == p.total_steps) {
+                    eprintln!("{} step {}/{}: {message} ({:.1} examples/s)", p.stage, p.step, p.total_steps, p.examples_per_second);
+                }
+                bar.set_message(message);
+            }
+            JobEvent::DevMetrics { step, metrics, .. } => {
+                let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                say(&bar, format!("dev @ step {step}: {}", text.join(", ")));
+            }
+            JobEvent::Checkpoint(dir) => say(&bar, format!("checkpoint {dir}")),
+            JobEvent::Finished(summary) => {
+                bar.finish_and_clear();
+                println!("{summary}");
+                println!("saved {}", args.out.display());
+                break;
+            }
+            JobEvent::Failed(message) => {
+                bar.abandon();
+                anyhow::bail!("backbone pretraining failed: {message}");
+            }
+            JobEvent::Cancelled => anyhow::bail!("cancelled"),
+        }
+    }
+    job.join_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
+
+fn print_row(domain: &str, split: &str, c: &Comparison) {
+    let m = c.model.unwrap_or_default();
+    println!(
+        "| {domain} | {split} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+        c.bm25.groups, m.ndcg10, c.bm25.ndcg10, c.random.ndcg10, m.mrr10, c.bm25.mrr10, c.random.mrr10
+    );
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    set_threads(args.threads);
+    let reranker = Reranker::load(&args.model, &LoadOptions::default())?;
+    let path = general_data(args.data)?;
+    let dataset = data::load(&path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?;
+    let splits: Vec<Split> = match &args.splits {
+        Some(names) => names.iter().map(|n| Split::parse(n).with_context(|| format!("unknown split {n:?}"))).collect::<Result<_>>()?,
+        None => vec![Split::Test, Split::TestUnseen],
+    };
+    println!("| domain | split | groups | model NDCG@10 | BM25 NDCG@10 | random NDCG@10 | model MRR@10 | BM25 MRR@10 | random MRR@10 |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut results = Vec::new();
+    for domain in dataset.domains() {
+        for &split in &splits {
+            let groups: Vec<_> = dataset.select(Some(&domain), Some(split)).take(args.limit.unwrap_or(usize::MAX)).cloned().collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let bar = ProgressBar::new(groups.len() as u64).with_message(format!("{domain}/{split}"));
+            let comparison = backbone::evaluate_groups(Some(&reranker), &groups, args.seed, &mut |n| bar.set_position(n as u64))?;
+            bar.finish_and_clear();
+            print_row(&domain, split.as_str(), &comparison);
+            results.push(serde_json::json!({"domain": domain, "split": split.as_str(), "metrics": comparison}));
+        }
+    }
+    if let Some(json_path) = &args.json {
+        crate::util::atomic_write_json(json_path, &serde_json::json!({"model": args.model, "data": path, "results": results}))?;
+    }
+    Ok(())
+}
