@@ -9,6 +9,7 @@ pub mod backbone;
 pub mod bm25;
 pub mod cli;
 pub mod data;
+pub mod experiment;
 pub mod metrics;
 pub mod model;
 pub mod routing;

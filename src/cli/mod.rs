@@ -11,6 +11,7 @@ pub mod bench_train;
 pub mod bm25;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod route;
 pub mod sample_data;
 pub mod score;
@@ -75,6 +76,8 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// Train EAG stage 1, the domain experts, the baselines and the router from a TOML config.
     Train(train::TrainArgs),
+    /// Train once and evaluate every system of the R2R comparison per domain (results.json, report.md, CSVs, TREC runs).
+    Experiment(experiment::ExperimentArgs),
     /// Route a split's queries with a router; print routing accuracy, macro-F1 and the confusion matrix.
     Route(route::RouteArgs),
 }
@@ -93,6 +96,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Route(args)) => route::run(args),
+        Some(Command::Experiment(args)) => experiment::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
         Some(Command::Backbone(cmd)) => backbone::run(cmd),
     }

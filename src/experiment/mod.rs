@@ -1,0 +1,11 @@
+//! `r2r experiment`: trains once through the training pipeline (EAG stage 1, experts, baselines),
+//! then evaluates every system of the paper's comparison per domain on the seen-entity test, the
+//! unseen-entity test and the out-of-domain test, with routing reports, paired significance and
+//! misroute impact; writes results.json, report.md, CSVs and TREC runs (`report`).
+
+pub mod config;
+pub mod report;
+pub mod systems;
+
+pub use config::{ExperimentConfig, ExperimentOptions};
+pub use systems::{run_experiment, ExperimentResults};

@@ -1,0 +1,179 @@
+//! `r2r experiment` end to end on a tiny subset (the shared qwen3-tiny fixture, or a seeded random
+//! model when ../shared is absent): every system × split × domain × metric is in results.json with
+//! values in [0, 1], routing reports are consistent, significance and misroute impact are filled,
+//! report.md has its tables, CSVs and TREC runs are written, a second run with the same seed gives
+//! identical numbers, and a missing model is a clear error.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use r2r::experiment::report::write_outputs;
+use r2r::experiment::systems::{METRICS, SYSTEMS};
+use r2r::experiment::{run_experiment, ExperimentConfig};
+use r2r::train::JobContext;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_dir(scratch: &Path) -> PathBuf {
+    let fixture = root().join("../shared/fixtures/qwen3-tiny/model");
+    if fixture.join("config.json").is_file() {
+        return fixture;
+    }
+    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
+    let dir = scratch.join("model");
+    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
+    dir
+}
+
+fn tiny_config(model: &Path) -> ExperimentConfig {
+    let text = format!(
+        "[train.data]\npath = {:?}\ndomains = [\"legal\", \"medical\"]\nood_domains = [\"general\"]\nmax_train_queries = 6\nmax_dev_queries = 2\n\
+         [train.model]\npath = {:?}\nmax_length = 96\n[train.lora]\nrank = 4\nalpha = 8.0\n[train.objective]\nscore = \"logit\"\nnegatives = 3\n\
+         [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
+        root().join("sample_data").display().to_string(),
+        model.display().to_string()
+    );
+    toml::from_str(&text).unwrap()
+}
+
+fn run(config: &ExperimentConfig, out: &Path) -> Value {
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(false)), None);
+    let results = run_experiment(config, out, &ctx).unwrap();
+    write_outputs(&results, out).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn experiment_end_to_end_schema_report_and_determinism() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = tiny_config(&model_dir(scratch.path()));
+    let out = scratch.path().join("exp");
+    let results = run(&config, &out);
+
+    let domains = ["legal", "medical"];
+    for system in SYSTEMS {
+        for (split, split_domains) in [("test", &domains[..]), ("test_unseen", &domains[..]), ("ood", &["general"][..])] {
+            let by_domain = &results["systems"][system][split];
+            if system == "r2r_oracle" && split == "ood" {
+                assert!(by_domain.is_null(), "oracle routing has no OOD expert");
+                continue;
+            }
+            for domain in split_domains.iter().copied().chain(["macro"]) {
+                for metric in METRICS {
+                    let v = by_domain[domain][metric.to_string()].as_f64().unwrap_or_else(|| panic!("{system}/{split}/{domain}/{metric} missing"));
+                    assert!((0.0..=1.0).contains(&v), "{system}/{split}/{domain}/{metric} = {v}");
+                }
+            }
+            // The macro average is the mean over domains.
+            let m = "ndcg@10";
+            let mean: f64 = split_domains.iter().map(|d| by_domain[*d][m].as_f64().unwrap()).sum::<f64>() / split_domains.len() as f64;
+            assert!((by_domain["macro"][m].as_f64().unwrap() - mean).abs() < 1e-12);
+        }
+    }
+    assert_eq!(results["queries"]["test"]["legal"].as_u64(), Some(3));
+
+    let routing = &results["routing"];
+    for router in ["lsr", "mlp", "random", "oracle", "static:legal", "static:medical"] {
+        let r = &routing[router];
+        assert_eq!(r["labels"], serde_json::json!(["legal", "medical"]), "{router}");
+        let total: u64 = r["confusion"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap()).map(|n| n.as_u64().unwrap()).sum();
+        assert_eq!(total, 6, "{router}");
+        assert_eq!(r["per_class"].as_array().unwrap().len(), 2);
+        assert!(r["macro_f1"].as_f64().is_some());
+    }
+    assert_eq!(routing["oracle"]["accuracy"].as_f64(), Some(1.0));
+    assert_eq!(routing["static:legal"]["accuracy"].as_f64(), Some(0.5));
+    let ood_routed: u64 = results["ood_routing"]["general"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(ood_routed, 3);
+
+    let significance = results["significance"].as_array().unwrap();
+    assert_eq!(significance.len(), 2 * 2 * 2, "splits × domains × baselines");
+    for s in significance {
+        let p = s["p_value"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{s}");
+    }
+    let misroute = &results["misroute"];
+    assert_eq!(misroute["queries"].as_u64(), Some(12));
+    assert_eq!(misroute["misrouted"].as_u64().unwrap() as usize, misroute["items"].as_array().unwrap().len());
+    for key in ["data", "backbone", "config", "adapter:expert-legal", "adapter:direct", "adapter:single-medical"] {
+        assert_eq!(results["fingerprints"][key].as_str().map(str::len), Some(64), "{key}");
+    }
+    assert!(results["timings"]["total"].as_f64().unwrap() > 0.0);
+    assert_eq!(results["config"]["train"]["lora"]["rank"].as_u64(), Some(4));
+
+    // The sweep's oracle and LSR rows are the r2r_oracle and r2r_lsr systems.
+    for (router, system) in [("oracle", "r2r_oracle"), ("lsr", "r2r_lsr")] {
+        for split in ["test", "test_unseen"] {
+            for domain in ["legal", "medical", "macro"] {
+                let a = results["router_sweep"][router][split][domain].as_f64().unwrap();
+                let b = results["systems"][system][split][domain]["ndcg@10"].as_f64().unwrap();
+                assert!((a - b).abs() < 1e-12, "{router}/{split}/{domain}: {a} vs {b}");
+            }
+        }
+    }
+    assert!(results["router_sweep"]["random"]["test"]["macro"].as_f64().is_some());
+
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in ["## test: ndcg@10 per domain", "## test_unseen: macro average", "## ood: ndcg@10 per domain", "## Routing", "## Significance", "## Misroute impact"] {
+        assert!(report.contains(heading), "report lacks {heading}:\n{report}");
+    }
+    for system in SYSTEMS {
+        assert!(report.contains(&format!("| {system} |")), "report lacks the row of {system}");
+    }
+    let csv = std::fs::read_to_string(out.join("systems_test.csv")).unwrap();
+    assert!(csv.starts_with("system,domain,ndcg@5,ndcg@10,mrr@5,mrr@10,recall@5,recall@10,precision@5\n"));
+    assert_eq!(csv.lines().count(), 1 + SYSTEMS.len() * 3, "every system × (2 domains + macro)");
+    let trec_path = out.join("runs/r2r_lsr.test.trec");
+    r2r::metrics::Run::read(&trec_path).unwrap();
+    let trec = std::fs::read_to_string(&trec_path).unwrap();
+    let queries: std::collections::BTreeSet<&str> = trec.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(queries.len(), 6, "3 test queries of each of 2 domains");
+    assert!(out.join("runs/bm25.ood.trec").is_file() && !out.join("runs/r2r_oracle.ood.trec").exists());
+
+    // Same seed, fresh directory: identical numbers (this run adds the masking ablation).
+    let mut with_ablation = config.clone();
+    with_ablation.experiment.mask_intensities = vec![0.0];
+    let again = run(&with_ablation, &scratch.path().join("exp2"));
+    let ablation = &again["ablations"]["mask_intensity:0"];
+    for split in ["test", "test_unseen"] {
+        for domain in ["legal", "medical", "macro"] {
+            let v = ablation[split][domain].as_f64().unwrap_or_else(|| panic!("ablation {split}/{domain} missing"));
+            assert!((0.0..=1.0).contains(&v));
+        }
+    }
+    assert!(std::fs::read_to_string(scratch.path().join("exp2/report.md")).unwrap().contains("## Ablations"));
+    for key in ["systems", "routing", "significance", "misroute", "fingerprints", "router_sweep"] {
+        assert_eq!(results[key], again[key], "{key} differs between runs");
+    }
+}
+
+#[test]
+fn a_missing_model_is_a_clear_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = tiny_config(&scratch.path().join("no-model"));
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(false)), None);
+    let err = format!("{:#}", run_experiment(&config, &scratch.path().join("out"), &ctx).unwrap_err());
+    assert!(err.contains("--model") && err.contains("no-model"), "{err}");
+}
+
+#[test]
+fn cli_names_the_missing_model_and_bad_config_keys() {
+    let scratch = tempfile::tempdir().unwrap();
+    let r2r = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(root()).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let out = scratch.path().join("out");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--model", "/nonexistent/backbone"]);
+    assert!(!ok && stderr.contains("--model") && stderr.contains("/nonexistent/backbone"), "{stderr}");
+    let config = scratch.path().join("bad.toml");
+    std::fs::write(&config, "[experiment]\nmask_intensities = [2.0]\n").unwrap();
+    let (ok, stderr) = r2r(&["experiment", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("bad.toml") && stderr.contains("mask_intensities"), "{stderr}");
+}
