@@ -3,15 +3,13 @@
 //! (plain lines without a terminal); writes results.json, report.md, CSVs and TREC runs into DIR
 //! and prints the report.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use anyhow::Result;
 
 use crate::experiment::report::write_outputs;
 use crate::experiment::{run_experiment, ExperimentConfig};
-use crate::train::{spawn_job, JobEvent};
+use crate::train::spawn_job;
 
 #[derive(Debug, clap::Args)]
 pub struct ExperimentArgs {
@@ -62,56 +60,9 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         write_outputs(&results, &job_out)?;
         Ok(String::new())
     });
-    drive(job)?;
+    super::progress::drive_job(job, "experiment", false)?;
     print!("{}", std::fs::read_to_string(out.join("report.md"))?);
     eprintln!("wrote {}/results.json, report.md, CSVs and runs/", out.display());
     Ok(())
 }
 
-/// Draws a job's events as progress bars until it finishes; returns its result text.
-fn drive(mut job: crate::train::JobHandle) -> Result<String> {
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>18} [{bar:28}] {pos}/{len} {msg}").expect("a valid template").progress_chars("=> ");
-    let mut stage_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
-    let say = |message: String| {
-        if bars.is_hidden() {
-            eprintln!("{message}");
-        } else {
-            let _ = bars.println(message);
-        }
-    };
-    loop {
-        let Ok(event) = job.events.recv() else { bail!("the experiment job ended without a result") };
-        match event {
-            JobEvent::Log(message) => say(message),
-            JobEvent::Progress(p) => {
-                let bar = stage_bars.entry(p.stage.clone()).or_insert_with(|| {
-                    let bar = bars.add(ProgressBar::new(p.total_steps as u64));
-                    bar.set_style(style.clone());
-                    bar.set_prefix(p.stage.clone());
-                    bar
-                });
-                bar.set_length(p.total_steps as u64);
-                bar.set_position(p.step as u64);
-                bar.set_message(format!("{:.1}/s ETA {:.0}s", p.examples_per_second, p.eta_seconds));
-                if p.step == p.total_steps {
-                    bar.finish();
-                    if bars.is_hidden() {
-                        say(format!("{}: {} steps done", p.stage, p.total_steps));
-                    }
-                }
-            }
-            JobEvent::DevMetrics { stage, step, metrics } => {
-                let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                say(format!("{stage} dev @ step {step}: {}", text.join(", ")));
-            }
-            JobEvent::Checkpoint(_) => {}
-            JobEvent::Finished(text) => {
-                job.join_timeout(std::time::Duration::from_secs(5));
-                return Ok(text);
-            }
-            JobEvent::Failed(message) => bail!("{message}"),
-            JobEvent::Cancelled => bail!("the experiment was cancelled"),
-        }
-    }
-}

@@ -11,6 +11,7 @@ pub mod bench_train;
 pub mod bm25;
 pub mod data;
 pub mod eval;
+pub mod progress;
 pub mod experiment;
 pub mod route;
 pub mod sample_data;

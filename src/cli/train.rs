@@ -3,13 +3,11 @@
 //! indicatif bars; prints a summary at the end (or JSON with `--json`). Relative paths in the
 //! config are taken from the current directory.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use anyhow::Result;
 
-use crate::train::{run_training, spawn_job, JobEvent, RunSummary, Stage, TrainConfig};
+use crate::train::{run_training, spawn_job, RunSummary, Stage, TrainConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -52,54 +50,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// Runs `run_training` on a job thread and draws its events as progress bars (on stderr).
 pub fn run_with_progress(config: TrainConfig) -> Result<RunSummary> {
-    let mut job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&config, ctx)?)?));
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>18} [{bar:28}] {pos}/{len} {msg}")
-        .expect("a valid template")
-        .progress_chars("=> ");
-    let mut stage_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
-    // Without a terminal the bars are hidden: print the log and each job's end as plain lines.
-    let say = |message: String| {
-        if bars.is_hidden() {
-            eprintln!("{message}");
-        } else {
-            let _ = bars.println(message);
-        }
-    };
-    loop {
-        let Ok(event) = job.events.recv() else { bail!("the training job ended without a result") };
-        match event {
-            JobEvent::Log(message) => say(message),
-            JobEvent::Progress(p) => {
-                let bar = stage_bars.entry(p.stage.clone()).or_insert_with(|| {
-                    let bar = bars.add(ProgressBar::new(p.total_steps as u64));
-                    bar.set_style(style.clone());
-                    bar.set_prefix(p.stage.clone());
-                    bar
-                });
-                bar.set_length(p.total_steps as u64);
-                bar.set_position(p.step as u64);
-                bar.set_message(format!("loss {:.4} lr {:.2e} {:.1} ex/s ETA {:.0}s", p.loss, p.learning_rate, p.examples_per_second, p.eta_seconds));
-                if p.step == p.total_steps {
-                    bar.finish();
-                    if bars.is_hidden() {
-                        say(format!("{}: {} steps done, last loss {:.4}", p.stage, p.total_steps, p.loss));
-                    }
-                }
-            }
-            JobEvent::DevMetrics { stage, step, metrics } => {
-                let text: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                say(format!("{stage} dev @ step {step}: {}", text.join(", ")));
-            }
-            JobEvent::Checkpoint(_) => {}
-            JobEvent::Finished(json) => {
-                job.join_timeout(std::time::Duration::from_secs(5));
-                return Ok(serde_json::from_str(&json)?);
-            }
-            JobEvent::Failed(message) => bail!("{message}"),
-            JobEvent::Cancelled => bail!("training was cancelled"),
-        }
-    }
+    let job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&config, ctx)?)?));
+    let json = super::progress::drive_job(job, "training", true)?;
+    Ok(serde_json::from_str(&json)?)
 }
 
 /// A plain-text summary of a run.
