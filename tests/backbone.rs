@@ -169,6 +169,50 @@ fn the_committed_backbone_loads_and_scores() {
     assert!(scores[0].yes_logit - scores[0].no_logit > scores[1].yes_logit - scores[1].no_logit, "the matching passage should score higher: {scores:?}");
 }
 
+/// The sample data's `general` test groups (skipped when the committed files are absent).
+fn sample_general_groups(n: usize) -> Option<Vec<QueryGroup>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    let dataset = r2r::data::load(&path, &r2r::data::LoadOptions::default()).ok()?;
+    Some(dataset.select(Some("general"), Some(Split::Test)).take(n).cloned().collect())
+}
+
+#[test]
+fn the_committed_backbone_is_margin_calibrated() {
+    // InfoNCE on the probability score sigmoid(yes − no) needs margins near 0: far below zero its slope vanishes.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/backbone");
+    let (Some(groups), true) = (sample_general_groups(12), dir.join("model.safetensors").is_file()) else {
+        eprintln!("note: assets/backbone or sample_data missing; skipping");
+        return;
+    };
+    let reranker = Reranker::load(&dir, &LoadOptions::default()).unwrap();
+    let (_, margins, _) = r2r::backbone::calibrate::hidden_and_margins(&reranker, &groups).unwrap();
+    let stats = r2r::backbone::calibrate::MarginStats::of(&margins);
+    assert!(stats.mean.abs() < 3.0 && stats.mean_sigmoid_slope > 0.05, "margins are not calibrated: {stats:?}");
+}
+
+#[test]
+fn calibration_moves_the_mean_margin_and_keeps_rankings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/backbone");
+    let (Some(groups), true) = (sample_general_groups(10), dir.join("model.safetensors").is_file()) else {
+        eprintln!("note: assets/backbone or sample_data missing; skipping");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let report = r2r::backbone::calibrate::calibrate(&dir, out.path(), &groups, -4.0, 0.1).unwrap();
+    assert!((report.before.mean + 4.0).abs() > 1.0, "the committed model already sits at the target: {report:?}");
+    assert!((report.after.mean + 4.0).abs() < 0.5, "mean margin not moved to −4: {report:?}");
+    assert!(report.pair_order_kept > 0.95, "calibration reordered candidates: {report:?}");
+    // The written model loads and reproduces the measured margins.
+    let calibrated = Reranker::load(out.path(), &LoadOptions::default()).unwrap();
+    let (_, margins, _) = r2r::backbone::calibrate::hidden_and_margins(&calibrated, &groups).unwrap();
+    let mean = margins.iter().sum::<f64>() / margins.len() as f64;
+    assert!((mean - report.after.mean).abs() < 1e-4, "{mean} vs {}", report.after.mean);
+    // A model directory without weights is refused with its path.
+    let empty = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", r2r::backbone::calibrate::calibrate(empty.path(), out.path(), &groups, 0.0, 0.1).unwrap_err());
+    assert!(err.contains(&empty.path().display().to_string()), "{err}");
+}
+
 #[test]
 fn a_safetensors_file_whose_first_byte_is_0x80_is_not_taken_for_a_pickle() {
     use r2r::model::checkpoint::{read_safetensors, write_safetensors};

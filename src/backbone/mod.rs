@@ -6,8 +6,10 @@
 //! - `pretrain` — the recipe: seeded init, optional causal-LM warm-up, then listwise distillation from
 //!   BM25 mixed with the relevance label, easy negatives before hard ones; saving as a HF directory
 //! - `lexical_init` — an optional structured init that starts the decoder as a lexical matcher
+//! - `calibrate` — shifts the yes − no margin to a target mean without changing rankings
 //! - `eval` — NDCG@10 / MRR@10 of a model against BM25 and seeded random order on held-out groups
 
+pub mod calibrate;
 pub mod corpus;
 pub mod eval;
 pub mod lexical_init;

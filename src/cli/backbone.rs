@@ -15,6 +15,36 @@ pub enum BackboneCommand {
     Pretrain(PretrainArgs),
     /// NDCG@10 / MRR@10 of a model vs BM25 vs random order, per domain and split.
     Eval(EvalArgs),
+    /// Shift a model's yes − no margin to a target mean without changing its rankings (writes calibration.json).
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Model directory to calibrate.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Where to write the calibrated model (default: in place, every file replaced atomically).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Calibration groups (default: the dev split of ../shared/realdata/general_pretrain.jsonl.xz).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Split the groups come from.
+    #[arg(long, default_value = "dev")]
+    pub split: String,
+    /// Number of groups (the first ones in file order).
+    #[arg(long, default_value_t = 200)]
+    pub groups: usize,
+    /// Wanted mean margin yes − no (0: mean probability score near 0.5).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub target: f64,
+    /// Ridge added to the hidden-state covariance, relative to its mean variance (larger: a smaller,
+    /// less exact shift that disturbs the rankings less).
+    #[arg(long, default_value_t = 0.1)]
+    pub ridge: f64,
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +111,25 @@ pub fn run(cmd: BackboneCommand) -> Result<()> {
     match cmd {
         BackboneCommand::Pretrain(args) => run_pretrain(args),
         BackboneCommand::Eval(args) => run_eval(args),
+        BackboneCommand::Calibrate(args) => run_calibrate(args),
     }
+}
+
+fn run_calibrate(args: CalibrateArgs) -> Result<()> {
+    set_threads(args.threads);
+    let path = general_data(args.data)?;
+    let split = Split::parse(&args.split).with_context(|| format!("unknown split {:?}", args.split))?;
+    let dataset = data::load(&path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?;
+    let groups: Vec<_> = dataset.select(None, Some(split)).take(args.groups).cloned().collect();
+    anyhow::ensure!(!groups.is_empty(), "{}: no groups in split {}", path.display(), split.as_str());
+    let out = args.out.unwrap_or_else(|| args.model.clone());
+    eprintln!("calibrating {} on {} {} groups of {}", args.model.display(), groups.len(), split.as_str(), path.display());
+    let report = backbone::calibrate::calibrate(&args.model, &out, &groups, args.target, args.ridge)?;
+    let record = serde_json::json!({"data": path, "split": split.as_str(), "ridge": args.ridge, "report": report});
+    crate::util::atomic_write_json(&out.join("calibration.json"), &record)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    println!("saved {} (and calibration.json)", out.display());
+    Ok(())
 }
 
 fn set_threads(threads: Option<usize>) {

@@ -232,7 +232,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     let mut y_train = Vec::new();
     for (i, d) in labels.iter().enumerate() {
         let it = dataset.select(Some(d.as_str()), Some(Split::Train));
-        let groups: Vec<&QueryGroup> = if tc.data.max_train_queries == 0 { it.collect() } else { it.take(tc.data.max_train_queries).collect() };
+        let groups: Vec<&QueryGroup> = if tc.router.max_train_queries == 0 { it.collect() } else { it.take(tc.router.max_train_queries).collect() };
         y_train.extend(std::iter::repeat_n(i, groups.len()));
         train_groups.extend(groups);
     }

@@ -179,6 +179,9 @@ pub struct RouterConfig {
     /// `linear` (the Latent Semantic Router) or `mlp`.
     pub kind: String,
     pub mlp_hidden: usize,
+    /// Training queries per domain the router learns from (0 = all of the train split). Separate from
+    /// `data.max_train_queries`: a router costs one forward pass per query, an expert far more.
+    pub max_train_queries: usize,
     pub train: RouterTrainConfig,
     /// Also rerank the test split through the experts with hard, soft and oracle routing and
     /// report NDCG@10 (each expert scores every test query: costs experts × queries forwards).
@@ -273,7 +276,7 @@ impl Default for StageConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig { kind: "linear".into(), mlp_hidden: 128, train: RouterTrainConfig::default(), eval_reranking: false }
+        RouterConfig { kind: "linear".into(), mlp_hidden: 128, max_train_queries: 0, train: RouterTrainConfig::default(), eval_reranking: false }
     }
 }
 

@@ -26,6 +26,8 @@ use crate::util::sha256_hex;
 /// The data of the target domains, per domain, with the training and dev groups tokenised.
 pub struct PreparedData {
     pub train: BTreeMap<String, Vec<QueryGroup>>,
+    /// The router's training queries per domain (`router.max_train_queries`).
+    pub router_train: BTreeMap<String, Vec<QueryGroup>>,
     pub dev: BTreeMap<String, Vec<QueryGroup>>,
     pub test: BTreeMap<String, Vec<QueryGroup>>,
     pub train_encoded: BTreeMap<String, Vec<EncodedGroup>>,
@@ -80,7 +82,7 @@ fn take(groups: impl Iterator<Item = QueryGroup>, limit: usize) -> Vec<QueryGrou
 pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<PreparedData> {
     let dataset = crate::data::load(&config.data.path, &crate::data::LoadOptions::default()).with_context(|| "data.path".to_string())?;
     let available = dataset.domains();
-    let (mut train, mut dev, mut test) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut train, mut dev, mut test, mut router_train) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let mut lines = Vec::new();
     for domain in &config.data.domains {
         if !available.contains(domain) {
@@ -92,6 +94,9 @@ pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<Prepare
             bail!("domain `{domain}` has no training queries in {}", config.data.path.display());
         }
         let dv = take(of(Split::Dev), config.data.max_dev_queries);
+        let rt = take(of(Split::Train), config.router.max_train_queries);
+        lines.extend(rt.iter().map(crate::data::native::to_line));
+        router_train.insert(domain.clone(), rt);
         let ts: Vec<QueryGroup> = of(Split::Test).collect();
         lines.extend(tr.iter().chain(&dv).chain(&ts).map(crate::data::native::to_line));
         train.insert(domain.clone(), tr);
@@ -105,6 +110,7 @@ pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<Prepare
         train_encoded: encode(&train)?,
         dev_encoded: encode(&dev)?,
         train,
+        router_train,
         dev,
         test,
         data_fingerprint: sha256_hex(lines.join("\n").as_bytes()),

@@ -55,7 +55,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
     let (c, ctx, run) = (trainer.config, trainer.ctx, trainer.run);
     let started = std::time::Instant::now();
     let labels = c.data.domains.clone();
-    let (train, test) = (pick(&data.train, &labels), pick(&data.test, &labels));
+    let (train, test) = (pick(&data.router_train, &labels), pick(&data.test, &labels));
     anyhow::ensure!(!train.is_empty() && !test.is_empty(), "the router stage needs train and test queries of the target domains");
     ctx.log(format!("router: hidden states of {} train and {} test queries", train.len(), test.len()));
     let x_train = cached_query_features(trainer.reranker, &data.backbone_fingerprint, &train, &run.features_path("train"), Some(ctx))?;
