@@ -40,6 +40,8 @@ pub struct StartOptions {
     pub router_path: Option<PathBuf>,
     /// Route the test split with `router_path` at start.
     pub route_at_start: bool,
+    /// An experiment directory to open once the dataset has loaded.
+    pub experiment: Option<PathBuf>,
     /// Close the window this long after start.
     pub quit_after: Option<std::time::Duration>,
 }
@@ -91,6 +93,8 @@ pub struct WorkbenchApp {
     frame_stats: Option<Arc<FrameStats>>,
     /// When to close the window (`--quit-after`).
     quit_at: Option<Instant>,
+    /// The experiment to open once the dataset has loaded (`--experiment`).
+    pending_experiment: Option<PathBuf>,
 }
 
 impl WorkbenchApp {
@@ -134,6 +138,7 @@ impl WorkbenchApp {
             screenshot: options.screenshot.map(|(path, outcome)| ScreenshotTask::new(path, outcome)),
             frame_stats: options.frame_stats,
             quit_at: options.quit_after.map(|d| Instant::now() + d),
+            pending_experiment: options.experiment,
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {
@@ -299,6 +304,9 @@ impl WorkbenchApp {
                     self.settings.remember_dataset(&loaded.path);
                     self.workspace.dataset = Some(loaded.clone());
                     self.start_rankings(&loaded);
+                    if let Some(dir) = self.pending_experiment.take() {
+                        self.start_experiment(dir);
+                    }
                 }
                 Ok(JobOutput::Rankings(run)) => {
                     if self.is_current_run(&run.system, id) {

@@ -77,6 +77,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
             Some(config) => Some(config),
             None => args.train.as_deref().map(crate::train::TrainConfig::load).transpose()?,
         },
+        experiment: args.experiment.clone(),
         quit_after: args.quit_after.map(std::time::Duration::from_secs_f64),
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),

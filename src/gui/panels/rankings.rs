@@ -20,7 +20,7 @@ use super::PanelContext;
 use crate::data::{QueryGroup, Split};
 use crate::gui::experiment_runs::{experiment_split, ExperimentRuns};
 use crate::gui::state::{AppRequest, LoadedDataset, RunState, Workspace};
-use crate::gui::systems::{metric_title, SignificanceTable, SystemKind, METRICS, SIGNIFICANCE_PERMUTATIONS};
+use crate::gui::systems::{metric_title, SignificanceTable, SystemKind, SystemRun, METRICS, SIGNIFICANCE_PERMUTATIONS};
 use crate::gui::widgets::{self, QueryFilter, QueryList};
 use crate::metrics::Metric;
 
@@ -38,7 +38,8 @@ const SYSTEM_COLORS: [Color32; MAX_SYSTEMS] = [
 pub struct RankingsPanel {
     filter: QueryFilter,
     rows: Vec<usize>,
-    rows_key: Option<(usize, QueryFilter)>,
+    /// (dataset, filter, runs that restrict the rows) the rows were computed for.
+    rows_key: Option<(usize, QueryFilter, Vec<usize>)>,
     selected: Option<usize>,
     list: QueryList,
     /// The experiment directory field (for keyboard users and tests; the dialog fills it too).
@@ -92,7 +93,10 @@ impl RankingsPanel {
         });
         ui.separator();
 
-        self.refresh_rows(&loaded);
+        // With experiment systems shown, the list holds the queries their run files rank.
+        let restrict: Vec<Arc<SystemRun>> =
+            systems.iter().filter(|s| matches!(s, SystemKind::Experiment(_))).filter_map(|s| cx.workspace.run(s).cloned()).collect();
+        self.refresh_rows(&loaded, &restrict);
         self.list.handle_keys(ui, &self.rows, &mut self.selected);
         egui::Panel::left("rankings_query_list").resizable(true).default_size(330.0).size_range(220.0..=600.0).show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -100,7 +104,8 @@ impl RankingsPanel {
                 ui.add(egui::TextEdit::singleline(&mut self.filter.search).hint_text("words in the query or its id").desired_width(f32::INFINITY))
                     .labelled_by(label.id);
             });
-            ui.label(RichText::new(format!("{} queries  (↑/↓ to move)", self.rows.len())).weak());
+            let scope = if restrict.is_empty() { "" } else { " the experiment ranked" };
+            ui.label(RichText::new(format!("{} queries{scope}  (↑/↓ to move)", self.rows.len())).weak());
             self.list.show(ui, "rankings_queries", &loaded.dataset, &self.rows, &mut self.selected);
         });
         egui::CentralPanel::no_frame().show(ui, |ui| match self.selected.and_then(|i| loaded.dataset.groups.get(i)) {
@@ -111,17 +116,20 @@ impl RankingsPanel {
         });
     }
 
-    fn refresh_rows(&mut self, loaded: &Arc<LoadedDataset>) {
-        let key = (Arc::as_ptr(loaded) as usize, self.filter.clone());
-        if self.rows_key.as_ref() == Some(&key) {
+    fn refresh_rows(&mut self, loaded: &Arc<LoadedDataset>, restrict: &[Arc<SystemRun>]) {
+        let ptr = Arc::as_ptr(loaded) as usize;
+        let run_ptrs: Vec<usize> = restrict.iter().map(|r| Arc::as_ptr(r) as usize).collect();
+        if self.rows_key.as_ref().is_some_and(|(p, f, r)| *p == ptr && *f == self.filter && *r == run_ptrs) {
             return;
         }
-        let dataset_changed = self.rows_key.as_ref().is_none_or(|(ptr, _)| *ptr != key.0);
+        let dataset_changed = self.rows_key.as_ref().is_none_or(|(p, _, _)| *p != ptr);
         if dataset_changed {
             self.filter.domain = self.filter.domain.take().filter(|d| loaded.stats.contains_key(d));
         }
+        let groups = &loaded.dataset.groups;
         self.rows = self.filter.apply(&loaded.dataset);
-        self.rows_key = Some((key.0, self.filter.clone()));
+        self.rows.retain(|&i| restrict.iter().all(|run| run.rankings.contains_key(&groups[i].id)));
+        self.rows_key = Some((ptr, self.filter.clone(), run_ptrs));
         if dataset_changed || self.selected.is_none_or(|s| !self.rows.contains(&s)) {
             self.selected = self.rows.first().copied();
         }
