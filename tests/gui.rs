@@ -524,7 +524,7 @@ fn a_finished_tiny_run_shows_curves_and_its_router_confusion_matrix() {
     assert!(!has_label(&harness, &name), "counts are replaced by shares");
 
     // A misrouted query (any query when none is) under the chosen and the correct expert, side by side.
-    let (t, p) = (0..2).flat_map(|t| (0..2).map(move |p| (t, p))).filter(|&(t, p)| t != p && run.report.confusion[t][p] > 0).next().unwrap_or((t, p));
+    let (t, p) = (0..2).flat_map(|t| (0..2).map(move |p| (t, p))).find(|&(t, p)| t != p && run.report.confusion[t][p] > 0).unwrap_or((t, p));
     let share = {
         let total: usize = run.report.confusion[t].iter().sum();
         format!("{} → {}: {:.0}%", run.report.labels[t], run.report.labels[p], 100.0 * run.report.confusion[t][p] as f64 / total as f64)
