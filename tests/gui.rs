@@ -522,4 +522,195 @@ fn a_finished_tiny_run_shows_curves_and_its_router_confusion_matrix() {
     let share = format!("{} → {}: {:.0}%", run.report.labels[t], run.report.labels[p], 100.0 * count as f64 / total as f64);
     assert!(has_label(&harness, &share), "missing {share}");
     assert!(!has_label(&harness, &name), "counts are replaced by shares");
+
+    // A misrouted query (any query when none is) under the chosen and the correct expert, side by side.
+    let (t, p) = (0..2).flat_map(|t| (0..2).map(move |p| (t, p))).find(|&(t, p)| t != p && run.report.confusion[t][p] > 0).unwrap_or((t, p));
+    let share = {
+        let total: usize = run.report.confusion[t].iter().sum();
+        format!("{} → {}: {:.0}%", run.report.labels[t], run.report.labels[p], 100.0 * run.report.confusion[t][p] as f64 / total as f64)
+    };
+    harness.get_by_label(&share).click();
+    harness.run_steps(2);
+    let query = run.cell(t, p).next().unwrap().id.clone();
+    harness.query_all_by_label("Compare experts").next().unwrap().click();
+    step_until(&mut harness, "the expert comparison", |h| matches!(&h.state().workspace().expert_comparison, Some((_, RunState::Ready(_) | RunState::Failed(_)))));
+    harness.run_steps(2);
+    let Some((shown, RunState::Ready(comparison))) = &harness.state().workspace().expert_comparison else {
+        panic!("the comparison failed: {:?}", harness.query_all_by_label_contains("Could not").map(|n| n.accesskit_node().value()).collect::<Vec<_>>())
+    };
+    assert_eq!(shown, &query);
+    assert_eq!((comparison.chosen.as_str(), comparison.correct.as_str()), (run.report.labels[p].as_str(), run.report.labels[t].as_str()));
+    let comparison = comparison.clone();
+    assert!(has_label(&harness, &format!("Chosen expert: {}", run.report.labels[p])));
+    assert!(has_label(&harness, &format!("Correct expert: {}", run.report.labels[t])));
+    for ranking in [&comparison.under_chosen, &comparison.under_correct] {
+        let ndcg = ranking.metric(r2r::metrics::Metric::Ndcg(Some(10)));
+        assert!(has_label(&harness, &format!("NDCG@10 of this query: {ndcg:.3}")));
+    }
+    let n = comparison.group.candidates.len();
+    assert_eq!(harness.query_all_by_label(&format!("#{n}")).count(), 2, "both lists complete");
+    // The expert scores are the backbone's under each adapter: different adapters, different scores.
+    if t != p {
+        assert!(has_label_containing(&harness, "Misrouted: the router chose"));
+        assert_ne!(comparison.under_chosen.scores, comparison.under_correct.scores);
+    }
+
+    // A missing expert directory: a clear message naming the path.
+    let expert = summary.run_dir.join("experts").join(&run.report.labels[t]);
+    std::fs::rename(&expert, dir.path().join("moved-expert")).unwrap();
+    harness.query_all_by_label("Compare experts").next().unwrap().click();
+    step_until(&mut harness, "the failure", |h| matches!(&h.state().workspace().expert_comparison, Some((_, RunState::Failed(_)))));
+    harness.run_steps(2);
+    assert!(has_label_containing(&harness, &format!("no expert for {}: {}", run.report.labels[t], expert.display())));
+}
+
+#[test]
+fn rankings_panel_ranks_a_split_with_the_generalist_backbone_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_dataset(dir.path());
+    let mut harness = harness(StartOptions { data: Some(path), panel: Some(PanelKind::Rankings), ..Default::default() });
+    step_until(&mut harness, "both rankings", |h| h.query_all_by_label_contains("NDCG@10 of this query").count() == 2);
+    let generalist = r2r::gui::systems::SystemKind::Generalist;
+    assert!(harness.state().workspace().split_runs.is_empty(), "the backbone runs only when chosen");
+    harness.get_by_role_and_label(Role::CheckBox, "Generalist backbone").click();
+    step_until(&mut harness, "the generalist's test split", |h| {
+        matches!(h.state().workspace().split_runs.get(&(generalist.clone(), r2r::data::Split::Test)), Some(RunState::Ready(_)))
+    });
+    harness.run_steps(2);
+    let workspace = harness.state().workspace();
+    assert_eq!(workspace.split_runs.len(), 1, "only the shown split is ranked");
+    let run = workspace.run_for(&generalist, r2r::data::Split::Test).unwrap().clone();
+    assert_eq!(run.rankings.len(), 3, "the three test queries (med-1, med-2, law-1)");
+    assert_eq!(harness.query_all_by_label_contains("NDCG@10 of this query").count(), 3, "a third column");
+
+    // The column's scores are the backbone's yes − no margins for med-1's candidates.
+    let model = r2r::gui::systems::default_backbone();
+    let reranker = r2r::model::Reranker::load(&model, &Default::default()).unwrap();
+    let group = &harness.state().workspace().dataset.as_ref().unwrap().dataset.groups[0];
+    assert_eq!(group.id, "med-1");
+    let requests: Vec<r2r::model::ScoreRequest> =
+        group.candidates.iter().map(|c| r2r::model::ScoreRequest { instruction: None, query: group.query.clone(), document: c.text.clone() }).collect();
+    let margins: Vec<f32> = reranker.score(&requests, None, &Default::default()).unwrap().iter().map(|p| p.yes_logit - p.no_logit).collect();
+    assert_eq!(run.rankings["med-1"].scores, margins);
+    for margin in margins {
+        assert!(has_label(&harness, &format!("{margin:.3}")), "score {margin:.3} shown");
+    }
+    // Rank-movement marks against BM25 in both other columns.
+    let marks = harness
+        .query_all_by_role(Role::Label)
+        .filter_map(|node| node.accesskit_node().value())
+        .filter(|text| text == "=" || text.starts_with('↑') || text.starts_with('↓'))
+        .count();
+    assert_eq!(marks, 8, "4 candidates × 2 columns");
+}
+
+/// `r2r experiment` on a tiny subset of the sample data into `out` (the same
+/// setup as tests/experiment.rs).
+fn tiny_experiment(scratch: &Path, out: &Path) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = format!(
+        "[train.data]\npath = {:?}\ndomains = [\"legal\", \"medical\"]\nood_domains = [\"general\"]\nmax_train_queries = 6\nmax_dev_queries = 2\n\
+         [train.model]\npath = {:?}\nmax_length = 96\n[train.lora]\nrank = 4\nalpha = 8.0\n[train.objective]\nscore = \"logit\"\nnegatives = 3\n\
+         [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
+        root.join("sample_data").display().to_string(),
+        tiny_model(scratch).display().to_string()
+    );
+    let config: r2r::experiment::ExperimentConfig = toml::from_str(&text).unwrap();
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let ctx = r2r::train::JobContext::new(tx, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)), None);
+    let results = r2r::experiment::run_experiment(&config, out, &ctx).unwrap();
+    r2r::experiment::report::write_outputs(&results, out).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn rankings_panel_opens_an_experiment_and_compares_r2r_lsr_with_generalist() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("exp");
+    let results = tiny_experiment(scratch.path(), &out);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    let mut harness = harness(StartOptions { data: Some(sample), panel: Some(PanelKind::Rankings), ..Default::default() });
+    step_until(&mut harness, "the sample data", |h| h.state().workspace().dataset.is_some());
+
+    let field = harness.get_by_role_and_label(Role::TextInput, "Experiment:");
+    field.click();
+    field.type_text(&out.display().to_string());
+    harness.step();
+    harness.get_by_role_and_label(Role::Button, "Load").click();
+    step_until(&mut harness, "the experiment", |h| h.state().workspace().experiment_runs().is_some());
+    harness.run_steps(3);
+    let experiment = harness.state().workspace().experiment_runs().unwrap().clone();
+    assert!(experiment.problems.is_empty(), "{:?}", experiment.problems);
+    let names: Vec<&str> = experiment.runs.iter().map(|r| r.system.name()).collect();
+    assert_eq!(names, r2r::experiment::systems::SYSTEMS.to_vec(), "one system per run-file name, in the experiment's order");
+    for name in ["r2r_lsr", "generalist", "direct", "r2r_oracle"] {
+        assert!(harness.query_by_role_and_label(Role::CheckBox, name).is_some(), "checkbox {name}");
+    }
+    let chosen: Vec<String> = harness.state().settings().rankings.systems.iter().map(|s| s.name().to_string()).collect();
+    assert_eq!(chosen, ["generalist", "r2r_lsr"], "opening an experiment shows its generalist against R2R");
+
+    // Per-domain means equal results.json's (test split, NDCG@10).
+    for domain in ["legal", "medical"] {
+        for system in ["generalist", "r2r_lsr"] {
+            let mean = results["systems"][system]["test"][domain]["ndcg@10"].as_f64().unwrap();
+            assert!(harness.query_all_by_label(&format!("{mean:.3}")).next().is_some(), "{system}/{domain} mean {mean:.3}");
+        }
+    }
+    // Significance marks from results.json: one per tested domain, with the p-value in the tooltip.
+    let expected: Vec<&str> = ["legal", "medical"]
+        .iter()
+        .map(|d| {
+            let test = results["significance"].as_array().unwrap().iter().find(|s| s["baseline"] == "generalist" && s["split"] == "test" && s["domain"] == *d).unwrap();
+            let p = test["p_value"].as_f64().unwrap();
+            if p < 0.01 { "**" } else if p < 0.05 { "*" } else { "n.s." }
+        })
+        .collect();
+    let shown = ["**", "*", "n.s."].iter().map(|m| harness.query_all_by_label(m).count()).sum::<usize>();
+    assert_eq!(shown, 2, "marks {expected:?}");
+    for mark in &expected {
+        assert!(harness.query_all_by_label(mark).next().is_some(), "mark {mark}");
+    }
+
+    // A query of the experiment: both lists, their NDCG@10 as the run files give it, arrows against generalist.
+    let runs = out.join("runs");
+    let lsr_run = r2r::metrics::Run::read(&runs.join("r2r_lsr.test.trec")).unwrap();
+    let query = lsr_run.scores.keys().next().unwrap().clone();
+    let search = harness.get_by_role_and_label(Role::TextInput, "Search:");
+    search.click();
+    search.type_text(&query);
+    harness.run_steps(3);
+    let group = harness.state().workspace().dataset.as_ref().unwrap().dataset.groups.iter().find(|g| g.id == query).unwrap().clone();
+    let qrels = r2r::metrics::ranking::qrels_from_groups([&group]);
+    let ndcg = r2r::metrics::Metric::Ndcg(Some(10));
+    let mut shown_values = Vec::new();
+    for system in ["generalist", "r2r_lsr"] {
+        let run = r2r::metrics::Run::read(&runs.join(format!("{system}.test.trec"))).unwrap();
+        let value = r2r::metrics::evaluate(&qrels, &run, &[ndcg]).per_query[&query][&ndcg];
+        shown_values.push(format!("NDCG@10 of this query: {value:.3}"));
+    }
+    for label in &shown_values {
+        assert!(harness.query_all_by_label(label).next().is_some(), "{label}");
+    }
+    assert_eq!(harness.query_all_by_label_contains("NDCG@10 of this query").count(), 2);
+    assert_eq!(harness.query_all_by_label("#1").count(), 2);
+    assert_eq!(harness.query_all_by_label(&format!("#{}", group.candidates.len())).count(), 2);
+    let marks = harness
+        .query_all_by_role(Role::Label)
+        .filter_map(|node| node.accesskit_node().value())
+        .filter(|text| text == "=" || text.starts_with('↑') || text.starts_with('↓'))
+        .count();
+    assert_eq!(marks, group.candidates.len(), "one movement mark per candidate of r2r_lsr");
+
+    // A malformed run file: the panel names the file and line; that file's queries
+    // drop out of its system (its other splits' files still load), the other systems stay.
+    std::fs::write(runs.join("direct.test.trec"), format!("{query} Q0 {} x 1.0 direct\n", group.candidates[0].id)).unwrap();
+    harness.get_by_role_and_label(Role::Button, "Load").click();
+    step_until(&mut harness, "the reload", |h| h.state().workspace().experiment_runs().is_some_and(|e| !e.problems.is_empty()));
+    harness.run_steps(3);
+    assert!(has_label_containing(&harness, "direct.test.trec:1:"), "file and line named");
+    let workspace = harness.state().workspace();
+    let direct = workspace.run(&r2r::gui::systems::SystemKind::Experiment("direct".into())).expect("direct from its other run files");
+    assert!(!direct.rankings.contains_key(&query) && !direct.rankings.is_empty());
+    let lsr = workspace.run(&r2r::gui::systems::SystemKind::Experiment("r2r_lsr".into())).unwrap();
+    assert!(lsr.rankings.contains_key(&query));
 }

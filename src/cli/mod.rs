@@ -51,6 +51,16 @@ pub struct AppArgs {
     /// A trained run directory: the Router panel routes its test split at start.
     #[arg(long, value_name = "RUN")]
     pub run: Option<std::path::PathBuf>,
+    /// An `r2r experiment --out DIR` directory: the Rankings panel opens its systems once the data has loaded.
+    #[arg(long, value_name = "DIR")]
+    pub experiment: Option<std::path::PathBuf>,
+    /// Start training at launch into a temporary directory: `tiny` (assets/configs/tiny.toml) or a config file
+    /// (for measuring frame times while a job runs, with --frame-stats and --quit-after).
+    #[arg(long, value_name = "tiny|CONFIG")]
+    pub auto_train: Option<String>,
+    /// Close the window after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub quit_after: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

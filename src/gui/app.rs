@@ -40,6 +40,19 @@ pub struct StartOptions {
     pub router_path: Option<PathBuf>,
     /// Route the test split with `router_path` at start.
     pub route_at_start: bool,
+    /// An experiment directory to open once the dataset has loaded.
+    pub experiment: Option<PathBuf>,
+    /// Close the window this long after start.
+    pub quit_after: Option<std::time::Duration>,
+}
+
+/// Marks `state` failed when it waits for job `id`; true when it did.
+fn fail_if_job<T>(state: &mut RunState<T>, id: JobId, message: &str) -> bool {
+    let waits = matches!(state, RunState::Computing(job) if *job == id);
+    if waits {
+        *state = RunState::Failed(message.to_string());
+    }
+    waits
 }
 
 /// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
@@ -78,6 +91,10 @@ pub struct WorkbenchApp {
     persist: bool,
     screenshot: Option<ScreenshotTask>,
     frame_stats: Option<Arc<FrameStats>>,
+    /// When to close the window (`--quit-after`).
+    quit_at: Option<Instant>,
+    /// The experiment to open once the dataset has loaded (`--experiment`).
+    pending_experiment: Option<PathBuf>,
 }
 
 impl WorkbenchApp {
@@ -120,6 +137,8 @@ impl WorkbenchApp {
             persist: options.persist,
             screenshot: options.screenshot.map(|(path, outcome)| ScreenshotTask::new(path, outcome)),
             frame_stats: options.frame_stats,
+            quit_at: options.quit_after.map(|d| Instant::now() + d),
+            pending_experiment: options.experiment,
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {
@@ -165,25 +184,100 @@ impl WorkbenchApp {
     }
 
     fn start_rankings(&mut self, loaded: &Arc<LoadedDataset>) {
-        for (_, state) in std::mem::take(&mut self.workspace.runs) {
+        let runs = std::mem::take(&mut self.workspace.runs);
+        let split_runs = std::mem::take(&mut self.workspace.split_runs);
+        for state in runs.into_values().chain(split_runs.into_values()) {
             if let RunState::Computing(id) = state {
                 self.jobs.cancel(id);
             }
         }
-        for system in SystemKind::ALL {
+        for system in SystemKind::EAGER {
             let loaded = loaded.clone();
+            let job_system = system.clone();
             let id = self.jobs.spawn(format!("Rank with {}", system.name()), move |job| {
-                Ok(JobOutput::Rankings(Arc::new(SystemRun::compute(system, &loaded.dataset, job)?)))
+                Ok(JobOutput::Rankings(Arc::new(SystemRun::compute(job_system, &loaded.dataset, job)?)))
             });
             self.workspace.runs.insert(system, RunState::Computing(id));
         }
         self.workspace.significance = None;
+        // The open experiment's run files are read again against the new data.
+        if let Some((dir, _)) = self.workspace.experiment.take() {
+            self.start_experiment(dir);
+        }
+    }
+
+    /// Ranks one split with a per-split system (once; the result is kept for the session's dataset).
+    fn start_split_ranking(&mut self, system: SystemKind, split: crate::data::Split) {
+        let key = (system.clone(), split);
+        let Some(loaded) = self.workspace.dataset.clone() else { return };
+        if self.workspace.split_runs.contains_key(&key) || !system.per_split() {
+            return;
+        }
+        let model = self.settings.rankings.backbone.clone().unwrap_or_else(crate::gui::systems::default_backbone);
+        let id = self.jobs.spawn(format!("Rank {split} with {}", system.name()), move |job| {
+            Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, job)?)))
+        });
+        self.workspace.split_runs.insert(key, RunState::Computing(id));
+    }
+
+    /// Reads an experiment directory's run files against the open dataset.
+    fn start_experiment(&mut self, dir: PathBuf) {
+        if let Some((_, RunState::Computing(previous))) = self.workspace.experiment.take() {
+            self.jobs.cancel(previous);
+        }
+        self.workspace.runs.retain(|system, _| !matches!(system, SystemKind::Experiment(_)));
+        let Some(loaded) = self.workspace.dataset.clone() else {
+            let message = "open the dataset the experiment ran on first (Datasets panel)".to_string();
+            self.workspace.experiment = Some((dir, RunState::Failed(message)));
+            return;
+        };
+        self.settings.rankings.experiment_dir = Some(dir.clone());
+        let job_dir = dir.clone();
+        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let id = self.jobs.spawn(format!("Open experiment {name}"), move |job| {
+            Ok(JobOutput::Experiment(Arc::new(crate::gui::experiment_runs::ExperimentRuns::load(&job_dir, &loaded.dataset, &loaded.path, job)?)))
+        });
+        self.workspace.experiment = Some((dir, RunState::Computing(id)));
+    }
+
+    /// Puts an experiment's systems into the workspace; with none of them chosen
+    /// yet, shows the paper's comparison: `generalist` (reference) and `r2r_lsr`.
+    fn accept_experiment(&mut self, runs: Arc<crate::gui::experiment_runs::ExperimentRuns>) {
+        for run in &runs.runs {
+            self.workspace.runs.insert(run.system.clone(), RunState::Ready(run.clone()));
+        }
+        let chosen = &mut self.settings.rankings.systems;
+        chosen.retain(|s| !matches!(s, SystemKind::Experiment(name) if !runs.runs.iter().any(|r| r.system.name() == name)));
+        if !chosen.iter().any(|s| matches!(s, SystemKind::Experiment(_))) {
+            let pick: Vec<SystemKind> = ["generalist", "r2r_lsr"]
+                .into_iter()
+                .map(|n| SystemKind::Experiment(n.to_string()))
+                .filter(|s| runs.runs.iter().any(|r| &r.system == s))
+                .collect();
+            if !pick.is_empty() {
+                *chosen = pick;
+            }
+        }
+    }
+
+    fn start_comparison(&mut self, query: String) {
+        if let Some((_, RunState::Computing(previous))) = self.workspace.expert_comparison.take() {
+            self.jobs.cancel(previous);
+        }
+        let Some(RunState::Ready(run)) = &self.workspace.routing else { return };
+        let run = run.clone();
+        let job_query = query.clone();
+        let id = self.jobs.spawn(format!("Compare experts on {query}"), move |job| {
+            Ok(JobOutput::ExpertComparison(Arc::new(crate::gui::routing_run::ExpertComparison::compute(&run, &job_query, job)?)))
+        });
+        self.workspace.expert_comparison = Some((query, RunState::Computing(id)));
     }
 
     fn start_routing(&mut self, path: PathBuf, split: crate::data::Split) {
         if let Some(RunState::Computing(previous)) = self.workspace.routing.take() {
             self.jobs.cancel(previous);
         }
+        self.workspace.expert_comparison = None;
         let loaded = self.workspace.dataset.clone();
         let id = self.jobs.spawn(format!("Route {split} queries"), move |job| {
             Ok(JobOutput::Routing(Arc::new(crate::gui::routing_run::RoutingRun::compute(&path, loaded, split, job)?)))
@@ -193,7 +287,7 @@ impl WorkbenchApp {
 
     /// Once every system's run is ready: paired randomization tests between them.
     fn start_significance(&mut self) {
-        let runs: Option<Vec<Arc<SystemRun>>> = SystemKind::ALL.iter().map(|&s| self.workspace.run(s).cloned()).collect();
+        let runs: Option<Vec<Arc<SystemRun>>> = SystemKind::EAGER.iter().map(|s| self.workspace.run(s).cloned()).collect();
         let Some(runs) = runs else { return };
         let id = self.jobs.spawn("Significance tests", move |job| Ok(JobOutput::Significance(Arc::new(SignificanceTable::compute(&runs, job)?))));
         self.workspace.significance = Some(RunState::Computing(id));
@@ -210,11 +304,31 @@ impl WorkbenchApp {
                     self.settings.remember_dataset(&loaded.path);
                     self.workspace.dataset = Some(loaded.clone());
                     self.start_rankings(&loaded);
+                    if let Some(dir) = self.pending_experiment.take() {
+                        self.start_experiment(dir);
+                    }
                 }
                 Ok(JobOutput::Rankings(run)) => {
-                    if self.is_current_run(run.system, id) {
-                        self.workspace.runs.insert(run.system, RunState::Ready(run));
+                    if self.is_current_run(&run.system, id) {
+                        self.workspace.runs.insert(run.system.clone(), RunState::Ready(run));
                         self.start_significance();
+                    }
+                }
+                Ok(JobOutput::SplitRanking(split, run)) => {
+                    let key = (run.system.clone(), split);
+                    if matches!(self.workspace.split_runs.get(&key), Some(RunState::Computing(job)) if *job == id) {
+                        self.workspace.split_runs.insert(key, RunState::Ready(run));
+                    }
+                }
+                Ok(JobOutput::Experiment(runs)) => {
+                    if let Some((_, state)) = self.workspace.experiment.as_mut().filter(|(_, s)| matches!(s, RunState::Computing(job) if *job == id)) {
+                        *state = RunState::Ready(runs.clone());
+                        self.accept_experiment(runs);
+                    }
+                }
+                Ok(JobOutput::ExpertComparison(comparison)) => {
+                    if let Some((_, state)) = self.workspace.expert_comparison.as_mut().filter(|(_, s)| matches!(s, RunState::Computing(job) if *job == id)) {
+                        *state = RunState::Ready(comparison);
                     }
                 }
                 Ok(JobOutput::Significance(table)) => {
@@ -238,24 +352,21 @@ impl WorkbenchApp {
                     });
                 }
                 Err(err) => {
-                    let failed = self.workspace.runs.iter().find_map(|(system, state)| match state {
-                        RunState::Computing(job) if *job == id => Some(*system),
-                        _ => None,
-                    });
-                    if let Some(system) = failed {
-                        self.workspace.runs.insert(system, RunState::Failed(format!("{err:#}")));
-                    } else if matches!(self.workspace.significance, Some(RunState::Computing(job)) if job == id) {
-                        self.workspace.significance = Some(RunState::Failed(format!("{err:#}")));
-                    } else if matches!(self.workspace.routing, Some(RunState::Computing(job)) if job == id) {
-                        self.workspace.routing = Some(RunState::Failed(format!("{err:#}")));
-                    }
+                    let message = format!("{err:#}");
+                    let workspace = &mut self.workspace;
+                    let _ = workspace.runs.values_mut().any(|state| fail_if_job(state, id, &message))
+                        || workspace.split_runs.values_mut().any(|state| fail_if_job(state, id, &message))
+                        || workspace.experiment.as_mut().is_some_and(|(_, state)| fail_if_job(state, id, &message))
+                        || workspace.expert_comparison.as_mut().is_some_and(|(_, state)| fail_if_job(state, id, &message))
+                        || workspace.significance.as_mut().is_some_and(|state| fail_if_job(state, id, &message))
+                        || workspace.routing.as_mut().is_some_and(|state| fail_if_job(state, id, &message));
                 }
             }
         }
     }
 
-    fn is_current_run(&self, system: SystemKind, id: JobId) -> bool {
-        matches!(self.workspace.runs.get(&system), Some(RunState::Computing(job)) if *job == id)
+    fn is_current_run(&self, system: &SystemKind, id: JobId) -> bool {
+        matches!(self.workspace.runs.get(system), Some(RunState::Computing(job)) if *job == id)
     }
 
     fn apply_theme(&mut self, ctx: &egui::Context) {
@@ -376,12 +487,23 @@ impl eframe::App for WorkbenchApp {
             match request {
                 AppRequest::LoadDataset(path) => self.start_load(path),
                 AppRequest::Route { path, split } => self.start_routing(path, split),
+                AppRequest::RankSplit(system, split) => self.start_split_ranking(system, split),
+                AppRequest::LoadExperiment(dir) => self.start_experiment(dir),
+                AppRequest::CompareExperts { query } => self.start_comparison(query),
             }
         }
         self.drop_overlay(&ctx);
         let busy = self.is_busy();
         if let Some(task) = &mut self.screenshot {
             task.step(&ctx, busy);
+        }
+        if let Some(quit_at) = self.quit_at {
+            let now = Instant::now();
+            if now >= quit_at {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ctx.request_repaint_after(quit_at - now);
+            }
         }
         let ui_seconds = started.elapsed().as_secs_f32();
         if ui_seconds > 0.016 {

@@ -19,6 +19,10 @@ pub enum JobOutput {
     Significance(Arc<crate::gui::systems::SignificanceTable>),
     Training(Arc<crate::train::RunSummary>),
     Routing(Arc<crate::gui::routing_run::RoutingRun>),
+    /// A per-split system's run of one split.
+    SplitRanking(crate::data::Split, Arc<crate::gui::systems::SystemRun>),
+    Experiment(Arc<crate::gui::experiment_runs::ExperimentRuns>),
+    ExpertComparison(Arc<crate::gui::routing_run::ExpertComparison>),
 }
 
 /// Where a job stands.

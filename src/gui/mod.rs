@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod entity_text;
+pub mod experiment_runs;
 pub mod frame_stats;
 pub mod jobs;
 pub mod panels;
@@ -42,6 +43,25 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         }
     }
     let frame_stats = args.frame_stats.then(|| Arc::new(FrameStats::default()));
+    // --auto-train: the chosen config, writing into a directory removed at exit.
+    let scratch = args.auto_train.as_ref().map(|_| tempfile::tempdir()).transpose()?;
+    let auto_config = match (&args.auto_train, &scratch) {
+        (Some(name), Some(dir)) => {
+            let mut config = if name == "tiny" {
+                crate::gui::panels::training::tiny_preset()?.0
+            } else {
+                crate::train::TrainConfig::load(std::path::Path::new(name))?
+            };
+            config.output.dir = dir.path().join("run");
+            Some(config)
+        }
+        _ => None,
+    };
+    if let Some(seconds) = args.quit_after {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            bail!("--quit-after {seconds}: expected a positive number of seconds");
+        }
+    }
     let screenshot = args.screenshot.clone().map(|path| (path, Arc::new(Mutex::new(None))));
     let outcome = screenshot.as_ref().map(|(_, outcome)| outcome.clone());
     let start = StartOptions {
@@ -52,8 +72,13 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         screenshot,
         frame_stats: frame_stats.clone(),
         corrections: args.corrections.clone(),
-        training_config: args.train.as_deref().map(crate::train::TrainConfig::load).transpose()?,
-        train_at_start: args.train.is_some(),
+        train_at_start: args.train.is_some() || auto_config.is_some(),
+        training_config: match auto_config {
+            Some(config) => Some(config),
+            None => args.train.as_deref().map(crate::train::TrainConfig::load).transpose()?,
+        },
+        experiment: args.experiment.clone(),
+        quit_after: args.quit_after.map(std::time::Duration::from_secs_f64),
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),
     };
@@ -71,6 +96,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
     if let Some(stats) = frame_stats {
         println!("{}", stats.report());
     }
+    drop(scratch);
     if let Some(outcome) = outcome {
         match outcome.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some(Ok(path)) => println!("wrote {}", path.display()),

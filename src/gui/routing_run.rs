@@ -1,7 +1,9 @@
 //! A trained router evaluated on one split (runs on a job thread): the router
 //! saved by the training pipeline (`RUN/router/`), the backbone's query hidden
 //! states from the engine's features API, and the engine's `RoutingReport`,
-//! with every query's probabilities kept for the Router panel's cell lists.
+//! with every query's probabilities kept for the Router panel's cell lists; and
+//! [`ExpertComparison`]: one query's candidates scored under the expert the
+//! router chose and under the expert of its true domain (`RUN/experts/<domain>/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +11,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{Dataset, QueryGroup, Split};
+use crate::gui::systems::Ranking;
+use crate::model::{ScoreOptions, ScoreRequest};
+use crate::train::checkpoint::RunDir;
 use crate::gui::state::LoadedDataset;
 use crate::routing::{argmax, RoutingReport, TrainedRouter};
 use crate::train::features::query_features;
@@ -29,6 +34,10 @@ pub struct RoutedQuery {
 /// The router's routing of one split.
 pub struct RoutingRun {
     pub router_dir: PathBuf,
+    /// The backbone the router was trained on (recorded in router.json).
+    pub backbone: PathBuf,
+    /// The routed query groups, in the order of `queries`.
+    pub groups: Vec<QueryGroup>,
     pub data_path: PathBuf,
     pub split: Split,
     pub report: RoutingReport,
@@ -93,11 +102,69 @@ impl RoutingRun {
         let predicted: Vec<usize> = queries.iter().map(|q| q.predicted).collect();
         let report = RoutingReport::new(&labels, &truth, &predicted);
         job.log(format!("accuracy {:.3}, macro-F1 {:.3}", report.accuracy, report.macro_f1));
-        Ok(RoutingRun { router_dir, data_path, split, report, queries })
+        let groups = groups.into_iter().cloned().collect();
+        Ok(RoutingRun { router_dir, backbone: PathBuf::from(model), groups, data_path, split, report, queries })
+    }
+
+    /// The run directory holding `router/` and `experts/`.
+    pub fn run_dir(&self) -> PathBuf {
+        self.router_dir.parent().map_or_else(|| self.router_dir.clone(), Path::to_path_buf)
     }
 
     /// The queries of one confusion-matrix cell.
     pub fn cell(&self, truth: usize, predicted: usize) -> impl Iterator<Item = &RoutedQuery> {
         self.queries.iter().filter(move |q| q.truth == truth && q.predicted == predicted)
+    }
+}
+
+/// One query ranked by the backbone under the expert the router chose and under
+/// the expert of the query's true domain.
+pub struct ExpertComparison {
+    pub group: QueryGroup,
+    pub chosen: String,
+    pub correct: String,
+    /// Rankings under the chosen and the correct expert (scores: yes − no logit margins).
+    pub under_chosen: Ranking,
+    pub under_correct: Ranking,
+}
+
+impl ExpertComparison {
+    /// Scores query `query_id` of `run` under both experts (runs on a job thread).
+    pub fn compute(run: &RoutingRun, query_id: &str, job: &JobContext) -> Result<ExpertComparison> {
+        let index = run.queries.iter().position(|q| q.id == query_id).with_context(|| format!("query {query_id} is not in the routed split"))?;
+        let (routed, group) = (&run.queries[index], &run.groups[index]);
+        let labels = &run.report.labels;
+        let (chosen, correct) = (labels[routed.predicted].clone(), labels[routed.truth].clone());
+        let run_dir = RunDir::new(run.run_dir());
+        let adapter_dirs = [run_dir.expert_dir(&chosen), run_dir.expert_dir(&correct)];
+        for (domain, dir) in [&chosen, &correct].into_iter().zip(&adapter_dirs) {
+            if !dir.join("adapter_config.json").is_file() {
+                bail!("no expert for {domain}: {} holds no adapter (adapter_config.json); train the run's Experts stage", dir.display());
+            }
+        }
+        crate::gui::jobs::report_steps(job, "loading the backbone", 0, 3);
+        let config_path = run_dir.config_path();
+        let reranker = if config_path.is_file() {
+            let mut config = TrainConfig::load(&config_path)?;
+            config.model.path = run.backbone.clone();
+            crate::train::pipeline::load_reranker(&config)?
+        } else {
+            crate::model::Reranker::load(&run.backbone, &crate::model::LoadOptions::default())
+                .with_context(|| format!("loading the router's backbone {}", run.backbone.display()))?
+        };
+        let requests: Vec<ScoreRequest> =
+            group.candidates.iter().map(|c| ScoreRequest { instruction: None, query: group.query.clone(), document: c.text.clone() }).collect();
+        let mut rankings = Vec::new();
+        for (step, dir) in adapter_dirs.iter().enumerate() {
+            job.check_cancelled()?;
+            crate::gui::jobs::report_steps(job, "scoring under the experts", step + 1, 3);
+            let adapter = reranker.load_adapter(dir).with_context(|| format!("loading the expert {}", dir.display()))?;
+            let margins: Vec<f32> = reranker.score(&requests, Some(&adapter), &ScoreOptions::default())?.iter().map(|p| p.yes_logit - p.no_logit).collect();
+            rankings.push(Ranking::of_group(group, margins).context("one score per candidate")?);
+        }
+        let under_correct = rankings.pop().expect("two rankings");
+        let under_chosen = rankings.pop().expect("two rankings");
+        job.log(format!("{query_id}: under {chosen} and under {correct}"));
+        Ok(ExpertComparison { group: group.clone(), chosen, correct, under_chosen, under_correct })
     }
 }

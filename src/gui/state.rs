@@ -13,6 +13,7 @@ use crate::data::stats::DatasetStats;
 use crate::data::{DataError, Dataset, Format, Split};
 use crate::gui::jobs::JobId;
 use crate::metrics::Metric;
+use crate::gui::experiment_runs::ExperimentRuns;
 use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
 
 /// The panels of the app, in navigation order.
@@ -70,11 +71,21 @@ pub struct RankingsSettings {
     pub split: Option<Split>,
     /// The metric of the per-domain chart, the table and the per-query line.
     pub metric: Metric,
+    /// The backbone of the generalist system (default: the bundled `assets/backbone`).
+    pub backbone: Option<PathBuf>,
+    /// The experiment directory opened last.
+    pub experiment_dir: Option<PathBuf>,
 }
 
 impl Default for RankingsSettings {
     fn default() -> Self {
-        RankingsSettings { systems: vec![SystemKind::Bm25, SystemKind::RandomOrder], split: Some(Split::Test), metric: Metric::Ndcg(Some(10)) }
+        RankingsSettings {
+            systems: vec![SystemKind::Bm25, SystemKind::RandomOrder],
+            split: Some(Split::Test),
+            metric: Metric::Ndcg(Some(10)),
+            backbone: None,
+            experiment_dir: None,
+        }
     }
 }
 
@@ -176,19 +187,70 @@ pub struct Workspace {
     /// The load in progress, if any.
     pub loading: Option<(JobId, PathBuf)>,
     pub load_failure: Option<LoadFailure>,
+    /// Whole-dataset runs (BM25, random order) and the runs of the open experiment's systems.
     pub runs: BTreeMap<SystemKind, RunState>,
-    /// Paired tests between the systems' runs (once all are ready).
+    /// Runs of per-split systems (the generalist), computed when a panel asks.
+    pub split_runs: BTreeMap<(SystemKind, Split), RunState>,
+    /// The experiment directory whose run files give systems, and its loading.
+    pub experiment: Option<(PathBuf, RunState<Arc<ExperimentRuns>>)>,
+    /// Paired tests between the eager systems' runs (once all are ready).
     pub significance: Option<RunState<Arc<SignificanceTable>>>,
     /// The last training run that finished in this session.
     pub last_training: Option<Arc<crate::train::RunSummary>>,
     /// The Router panel's routing of a split.
     pub routing: Option<RunState<Arc<crate::gui::routing_run::RoutingRun>>>,
+    /// The Router panel's query under the chosen and the correct expert: (query id, state).
+    pub expert_comparison: Option<(String, RunState<Arc<crate::gui::routing_run::ExpertComparison>>)>,
 }
 
 impl Workspace {
-    pub fn run(&self, system: SystemKind) -> Option<&Arc<SystemRun>> {
-        match self.runs.get(&system) {
+    /// A whole-dataset or experiment system's run, when ready.
+    pub fn run(&self, system: &SystemKind) -> Option<&Arc<SystemRun>> {
+        match self.runs.get(system) {
             Some(RunState::Ready(run)) => Some(run),
+            _ => None,
+        }
+    }
+
+    /// Where the run that ranks `split` for `system` stands (None: never asked for).
+    pub fn state_for(&self, system: &SystemKind, split: Split) -> Option<&RunState> {
+        if system.per_split() {
+            self.split_runs.get(&(system.clone(), split))
+        } else {
+            self.runs.get(system)
+        }
+    }
+
+    /// The run that ranks `split` for `system`, when ready.
+    pub fn run_for(&self, system: &SystemKind, split: Split) -> Option<&Arc<SystemRun>> {
+        match self.state_for(system, split) {
+            Some(RunState::Ready(run)) => Some(run),
+            _ => None,
+        }
+    }
+
+    /// One metric's values for a domain's queries over `splits` (query id order
+    /// per split); None while a needed run is not ready.
+    pub fn values(&self, system: &SystemKind, metric: Metric, domain: &str, splits: &[Split]) -> Option<Vec<f64>> {
+        let mut values = Vec::new();
+        for &split in splits {
+            let run = self.run_for(system, split)?;
+            values.extend(run.values(metric, &run.query_ids(domain, &[split])));
+        }
+        Some(values)
+    }
+
+    /// Mean of a metric over a domain's queries of `splits`, and their number
+    /// (None while computing, or when the system ranked none of them).
+    pub fn domain_mean(&self, system: &SystemKind, metric: Metric, domain: &str, splits: &[Split]) -> Option<(f64, usize)> {
+        let values = self.values(system, metric, domain, splits)?;
+        (!values.is_empty()).then(|| (values.iter().sum::<f64>() / values.len() as f64, values.len()))
+    }
+
+    /// The open experiment, when loaded.
+    pub fn experiment_runs(&self) -> Option<&Arc<ExperimentRuns>> {
+        match &self.experiment {
+            Some((_, RunState::Ready(runs))) => Some(runs),
             _ => None,
         }
     }
@@ -207,6 +269,12 @@ pub enum AppRequest {
     LoadDataset(PathBuf),
     /// Route a split with the trained router of a run (or router) directory.
     Route { path: PathBuf, split: Split },
+    /// Rank one split with a per-split system (the generalist).
+    RankSplit(SystemKind, Split),
+    /// Load the systems of an experiment directory (its TREC run files).
+    LoadExperiment(PathBuf),
+    /// Score a routed query under the chosen and the correct expert.
+    CompareExperts { query: String },
 }
 
 #[cfg(test)]

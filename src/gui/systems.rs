@@ -3,10 +3,12 @@
 //! Every system is a [`RankingSystem`]: it scores the candidates of a query
 //! group, higher is better. A [`SystemRun`] holds one system's ranking of every
 //! group, evaluated with `r2r::metrics` (NDCG@10, MRR@10, Recall@10 per query);
-//! a [`SignificanceTable`] holds paired randomization tests between systems. New systems (the reranker, R2R experts, the
-//! routed pipeline) plug in by adding a [`SystemKind`] variant and a
-//! [`RankingSystem`] implementation; the panels only see `SystemKind` and
-//! `SystemRun`. This module holds no UI code.
+//! a [`SignificanceTable`] holds paired randomization tests between systems.
+//! BM25 and the random order rank the whole dataset when it loads; the
+//! generalist backbone ranks one split at a time on demand
+//! ([`SystemRun::compute_generalist`]); systems of an experiment directory come
+//! from its TREC run files (`crate::gui::experiment_runs`). The panels only see
+//! `SystemKind` and `SystemRun`. This module holds no UI code.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -30,24 +32,38 @@ pub trait RankingSystem: Send + Sync {
     fn score(&self, group: &QueryGroup) -> Vec<f32>;
 }
 
-/// The systems the app knows how to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The systems the app knows how to run or load.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SystemKind {
     Bm25,
     RandomOrder,
+    /// The loaded backbone, no adapter (ranked per split on demand).
+    Generalist,
+    /// A system of an experiment directory (`runs/<name>.<split>.trec`), e.g. `r2r_lsr`.
+    Experiment(String),
 }
 
 impl SystemKind {
-    pub const ALL: [SystemKind; 2] = [SystemKind::Bm25, SystemKind::RandomOrder];
+    /// The systems built into the app, in the order the panel lists them.
+    pub const BUILT_IN: [SystemKind; 3] = [SystemKind::Bm25, SystemKind::RandomOrder, SystemKind::Generalist];
+    /// The systems ranked over the whole dataset as soon as it loads.
+    pub const EAGER: [SystemKind; 2] = [SystemKind::Bm25, SystemKind::RandomOrder];
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             SystemKind::Bm25 => "BM25",
             SystemKind::RandomOrder => "Random order (seeded)",
+            SystemKind::Generalist => "Generalist backbone",
+            SystemKind::Experiment(name) => name,
         }
     }
 
-    pub fn description(self) -> &'static str {
+    /// True for systems computed one split at a time when a panel asks for them.
+    pub fn per_split(&self) -> bool {
+        matches!(self, SystemKind::Generalist)
+    }
+
+    pub fn description(&self) -> &'static str {
         match self {
             SystemKind::Bm25 => {
                 "Lexical BM25 (k1 0.9, b 0.4) over each candidate, with term statistics from all passages of the query's domain."
@@ -55,15 +71,50 @@ impl SystemKind {
             SystemKind::RandomOrder => {
                 "Candidates in a random order drawn from a seeded generator per query: the floor any learned system must beat."
             }
+            SystemKind::Generalist => {
+                "The backbone reranker (default assets/backbone) with no adapter; score = yes − no logit margin of the \
+                 Qwen3-Reranker prompt. Ranked per split in a background job, on demand."
+            }
+            SystemKind::Experiment(name) => experiment_system_description(name),
         }
     }
 
-    /// Builds the system for a dataset (indexes, models, …).
-    pub fn build(self, dataset: &Dataset, job: &JobContext) -> anyhow::Result<Box<dyn RankingSystem>> {
+    /// Builds a whole-dataset system (indexes, …); per-split and experiment systems are built elsewhere.
+    pub fn build(&self, dataset: &Dataset, job: &JobContext) -> anyhow::Result<Box<dyn RankingSystem>> {
         Ok(match self {
             SystemKind::Bm25 => Box::new(Bm25System::build(dataset, job)?),
             SystemKind::RandomOrder => Box::new(RandomOrder { seed: RANDOM_ORDER_SEED }),
+            other => anyhow::bail!("{} is not a whole-dataset system", other.name()),
         })
+    }
+}
+
+/// The generalist's backbone when none is set: the bundled `assets/backbone`
+/// (the shared tiny fixture when that is absent and the fixture is there).
+pub fn default_backbone() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bundled = repo.join("assets/backbone");
+    let fixture = repo.join("../shared/fixtures/qwen3-tiny/model");
+    if !bundled.join("config.json").is_file() && fixture.join("config.json").is_file() {
+        fixture
+    } else {
+        bundled
+    }
+}
+
+/// What each system of `r2r experiment` is (docs/experiment.md).
+pub fn experiment_system_description(name: &str) -> &'static str {
+    match name {
+        "bm25" => "Experiment: BM25 over the domain's passages (all splits).",
+        "generalist" => "Experiment: the backbone, no adapter.",
+        "direct" => "Experiment: the direct fine-tune (one adapter on the pooled domains).",
+        "single_domain" => "Experiment: the single-domain fine-tune of the query's true domain (OOD queries: the LSR's pick).",
+        "r2r_no_eag" => "Experiment: the single-domain fine-tunes (no EAG stage 1) routed by the LSR.",
+        "r2r_lsr" => "Experiment: the EAG experts routed by the Latent Semantic Router (the paper's R2R).",
+        "r2r_mlp" => "Experiment: the EAG experts routed by the MLP router.",
+        "r2r_oracle" => "Experiment: the EAG expert of the query's true domain (target domains only).",
+        "r2r_soft" => "Experiment: the LSR-probability mixture of the experts' yes probabilities.",
+        _ => "A system from the experiment's run files.",
     }
 }
 
@@ -150,6 +201,14 @@ pub struct Ranking {
 }
 
 impl Ranking {
+    /// One group ranked by `scores` (one per candidate, in `group.candidates`
+    /// order) and evaluated like every run; None when the counts differ.
+    pub fn of_group(group: &QueryGroup, scores: Vec<f32>) -> Option<Ranking> {
+        let scores = HashMap::from([(group.id.clone(), scores)]);
+        let mut run = SystemRun::from_scores(SystemKind::Generalist, &[group], scores, 0, std::time::Instant::now());
+        run.rankings.remove(&group.id)
+    }
+
     /// 0-based rank of each candidate (inverse of `order`).
     pub fn rank_of(&self) -> Vec<usize> {
         let mut ranks = vec![0; self.scores.len()];
@@ -164,10 +223,13 @@ impl Ranking {
     }
 }
 
-/// A system's rankings of every query group of a dataset, evaluated with
-/// [`crate::metrics`] against the dataset's relevance labels.
+/// A system's rankings of the query groups of a dataset (all of them, one
+/// split, or those of a run file), evaluated with [`crate::metrics`] against
+/// the dataset's relevance labels.
 pub struct SystemRun {
     pub system: SystemKind,
+    /// Candidates a run file did not list (scored −∞), over all its queries.
+    pub missing_candidates: usize,
     /// Query id → ranking.
     pub rankings: HashMap<String, Ranking>,
     pub evaluation: Evaluation,
@@ -177,28 +239,70 @@ pub struct SystemRun {
 }
 
 impl SystemRun {
-    /// Ranks every group of `dataset` with `system`, reporting progress to `job`.
+    /// Ranks every group of `dataset` with a whole-dataset `system`, reporting progress to `job`.
     pub fn compute(system: SystemKind, dataset: &Dataset, job: &JobContext) -> anyhow::Result<SystemRun> {
         let started = std::time::Instant::now();
         report_steps(job, &format!("building {}", system.name()), 0, dataset.groups.len());
         let ranker = system.build(dataset, job)?;
         let total = dataset.groups.len();
-        let mut scores: HashMap<&str, Vec<f32>> = HashMap::with_capacity(total);
+        let mut scores: HashMap<String, Vec<f32>> = HashMap::with_capacity(total);
         for (i, group) in dataset.groups.iter().enumerate() {
             if i % 64 == 0 {
                 job.check_cancelled()?;
                 report_steps(job, "ranking queries", i, total);
             }
-            scores.insert(group.id.as_str(), ranker.score(group));
+            scores.insert(group.id.clone(), ranker.score(group));
         }
-        let run = run_from_groups(system.name(), &dataset.groups, |group, candidate| {
+        let groups: Vec<&QueryGroup> = dataset.groups.iter().collect();
+        let run = SystemRun::from_scores(system, &groups, scores, 0, started);
+        job.log(format!("{}: ranked and evaluated {total} queries in {:.2} s", run.system.name(), run.seconds));
+        Ok(run)
+    }
+
+    /// Ranks one split's groups with the backbone at `model_dir` (no adapter):
+    /// the yes − no logit margin through [`Reranker::score`](crate::model::Reranker::score)
+    /// (prefix reuse per query), a few queries per call.
+    pub fn compute_generalist(model_dir: &std::path::Path, dataset: &Dataset, split: Split, job: &JobContext) -> anyhow::Result<SystemRun> {
+        use anyhow::Context;
+        let started = std::time::Instant::now();
+        let groups: Vec<&QueryGroup> = dataset.groups.iter().filter(|g| g.split == split).collect();
+        anyhow::ensure!(!groups.is_empty(), "the dataset has no {split} queries");
+        report_steps(job, "loading the backbone", 0, groups.len());
+        let reranker = crate::model::Reranker::load(model_dir, &crate::model::LoadOptions::default())
+            .with_context(|| format!("loading the backbone {}", model_dir.display()))?;
+        job.log(format!("backbone {}; {} {split} queries", model_dir.display(), groups.len()));
+        let options = crate::model::ScoreOptions::default();
+        let mut scores: HashMap<String, Vec<f32>> = HashMap::with_capacity(groups.len());
+        for (n, batch) in groups.chunks(GENERALIST_GROUPS_PER_CALL).enumerate() {
+            job.check_cancelled()?;
+            report_steps(job, &format!("scoring {split}"), n * GENERALIST_GROUPS_PER_CALL, groups.len());
+            let requests: Vec<crate::model::ScoreRequest> = batch
+                .iter()
+                .flat_map(|g| g.candidates.iter().map(|c| crate::model::ScoreRequest { instruction: None, query: g.query.clone(), document: c.text.clone() }))
+                .collect();
+            let mut pairs = reranker.score(&requests, None, &options)?.into_iter();
+            for group in batch {
+                let margins = pairs.by_ref().take(group.candidates.len()).map(|p| p.yes_logit - p.no_logit).collect();
+                scores.insert(group.id.clone(), margins);
+            }
+        }
+        let run = SystemRun::from_scores(SystemKind::Generalist, &groups, scores, 0, started);
+        job.log(format!("Generalist backbone: ranked and evaluated {} {split} queries in {:.2} s", groups.len(), run.seconds));
+        Ok(run)
+    }
+
+    /// A run from per-candidate scores (query id → one score per candidate, in
+    /// `group.candidates` order) of `groups`; groups without scores are left out.
+    pub fn from_scores(system: SystemKind, groups: &[&QueryGroup], mut scores: HashMap<String, Vec<f32>>, missing_candidates: usize, started: std::time::Instant) -> SystemRun {
+        let groups: Vec<&QueryGroup> = groups.iter().copied().filter(|g| scores.get(&g.id).is_some_and(|s| s.len() == g.candidates.len())).collect();
+        let run = run_from_groups(system.name(), groups.iter().copied(), |group, candidate| {
             let index = group.candidates.iter().position(|c| c.id == candidate.id).unwrap_or(0);
             f64::from(scores[group.id.as_str()][index])
         });
-        let evaluation = evaluate(&qrels_from_groups(&dataset.groups), &run, &METRICS);
-        let mut rankings = HashMap::with_capacity(total);
+        let evaluation = evaluate(&qrels_from_groups(groups.iter().copied()), &run, &METRICS);
+        let mut rankings = HashMap::with_capacity(groups.len());
         let mut cells: BTreeMap<(String, Split), Vec<String>> = BTreeMap::new();
-        for group in &dataset.groups {
+        for group in &groups {
             let index_of: HashMap<&str, usize> = group.candidates.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
             let order = run.ranked(&group.id).into_iter().filter_map(|(id, _)| index_of.get(id).copied()).collect();
             let metrics = evaluation.per_query.get(&group.id).cloned().unwrap_or_default();
@@ -207,9 +311,7 @@ impl SystemRun {
             cells.entry((group.domain.clone(), group.split)).or_default().push(group.id.clone());
         }
         cells.values_mut().for_each(|ids| ids.sort());
-        let seconds = started.elapsed().as_secs_f64();
-        job.log(format!("{}: ranked and evaluated {total} queries in {seconds:.2} s", system.name()));
-        Ok(SystemRun { system, rankings, evaluation, cells, seconds })
+        SystemRun { system, missing_candidates, rankings, evaluation, cells, seconds: started.elapsed().as_secs_f64() }
     }
 
     /// The query ids of one domain over the given splits, in a fixed order.
@@ -232,6 +334,9 @@ impl SystemRun {
         (!values.is_empty()).then(|| (values.iter().sum::<f64>() / values.len() as f64, values.len()))
     }
 }
+
+/// Queries per [`Reranker::score`](crate::model::Reranker::score) call of the generalist.
+const GENERALIST_GROUPS_PER_CALL: usize = 8;
 
 /// Permutations and seed of the app's randomization tests.
 pub const SIGNIFICANCE_PERMUTATIONS: usize = crate::metrics::significance::DEFAULT_PERMUTATIONS;
@@ -270,7 +375,7 @@ impl SignificanceTable {
                 }
                 for metric in METRICS {
                     let result = randomization_test(&a.values(metric, &ids), &b.values(metric, &ids), SIGNIFICANCE_PERMUTATIONS, SIGNIFICANCE_SEED)?;
-                    tests.insert((a.system, b.system, domain.to_string(), split, metric), result);
+                    tests.insert((a.system.clone(), b.system.clone(), domain.to_string(), split, metric), result);
                 }
             }
         }
@@ -283,11 +388,11 @@ impl SignificanceTable {
     }
 
     /// The test of `other` against `reference` (statistic = mean of other − reference).
-    pub fn compare(&self, reference: SystemKind, other: SystemKind, domain: &str, split: Option<Split>, metric: Metric) -> Option<TestResult> {
+    pub fn compare(&self, reference: &SystemKind, other: &SystemKind, domain: &str, split: Option<Split>, metric: Metric) -> Option<TestResult> {
         if reference <= other {
-            self.tests.get(&(reference, other, domain.to_string(), split, metric)).copied()
+            self.tests.get(&(reference.clone(), other.clone(), domain.to_string(), split, metric)).copied()
         } else {
-            let result = self.tests.get(&(other, reference, domain.to_string(), split, metric))?;
+            let result = self.tests.get(&(other.clone(), reference.clone(), domain.to_string(), split, metric))?;
             Some(TestResult { statistic: -result.statistic, p_value: result.p_value })
         }
     }
@@ -365,13 +470,13 @@ mod tests {
 
         let table = SignificanceTable::compute(&[Arc::new(random), Arc::new(bm25)], &job()).unwrap();
         let metric = Metric::Ndcg(Some(10));
-        let forward = table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", Some(Split::Test), metric).unwrap();
-        let backward = table.compare(SystemKind::RandomOrder, SystemKind::Bm25, "medical", Some(Split::Test), metric).unwrap();
+        let forward = table.compare(&SystemKind::Bm25, &SystemKind::RandomOrder, "medical", Some(Split::Test), metric).unwrap();
+        let backward = table.compare(&SystemKind::RandomOrder, &SystemKind::Bm25, "medical", Some(Split::Test), metric).unwrap();
         assert!(forward.statistic < 0.0 && (forward.statistic + (1.0 - mean)).abs() < 1e-12, "{forward:?}");
         assert_eq!((backward.statistic, backward.p_value), (-forward.statistic, forward.p_value));
         assert!(forward.p_value < 0.05, "{forward:?}");
-        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", None, metric).is_some());
-        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "medical", Some(Split::Dev), metric).is_none());
-        assert!(table.compare(SystemKind::Bm25, SystemKind::RandomOrder, "legal", None, metric).is_none());
+        assert!(table.compare(&SystemKind::Bm25, &SystemKind::RandomOrder, "medical", None, metric).is_some());
+        assert!(table.compare(&SystemKind::Bm25, &SystemKind::RandomOrder, "medical", Some(Split::Dev), metric).is_none());
+        assert!(table.compare(&SystemKind::Bm25, &SystemKind::RandomOrder, "legal", None, metric).is_none());
     }
 }

@@ -1,9 +1,11 @@
 //! Small widgets shared by several panels: the keyboard-navigable query list,
-//! relevance badges, the load-error box, empty states and metric explanations.
+//! relevance badges, the load-error box, empty states, metric explanations, the
+//! ranked candidate list (Rankings and Router panels) and a folder dialog.
 
 use egui::{Color32, RichText};
 
-use crate::data::{Dataset, Split};
+use crate::data::{Dataset, QueryGroup, Split};
+use crate::gui::systems::Ranking;
 use crate::gui::state::LoadFailure;
 
 /// Explanations shown as tooltips wherever a metric appears.
@@ -36,6 +38,75 @@ pub fn relevance_badge(ui: &mut egui::Ui, relevance: u32) -> egui::Response {
     } else {
         "Not relevant (relevance 0)".to_string()
     })
+}
+
+/// A system's ranking of one query: one row per candidate, best first, with its
+/// rank, relevance badge, score and (with `reference`: the reference system's
+/// rank of each candidate and its name) an arrow for its movement; relevant rows
+/// are tinted. Scrolls on its own (`id_salt` keeps columns apart).
+pub fn ranked_list(ui: &mut egui::Ui, id_salt: impl std::hash::Hash + std::fmt::Debug, group: &QueryGroup, ranking: &Ranking, reference: Option<(&[usize], &str)>) {
+    let missing = ranking.scores.iter().filter(|s| **s == f32::NEG_INFINITY).count();
+    if missing > 0 {
+        ui.label(RichText::new(format!("{missing} candidates are not in the run file: ranked last (score −∞)")).color(ui.visuals().warn_fg_color));
+    }
+    egui::ScrollArea::vertical().id_salt(id_salt).auto_shrink([false, false]).show(ui, |ui| {
+        for (rank, &cand) in ranking.order.iter().enumerate() {
+            ranked_row(ui, group, ranking, rank, cand, reference);
+        }
+    });
+}
+
+fn ranked_row(ui: &mut egui::Ui, group: &QueryGroup, ranking: &Ranking, rank: usize, cand: usize, reference: Option<(&[usize], &str)>) {
+    let candidate = &group.candidates[cand];
+    let fill = if candidate.relevance > 0 {
+        Color32::from_rgba_unmultiplied(40, 150, 70, if ui.visuals().dark_mode { 40 } else { 30 })
+    } else {
+        Color32::TRANSPARENT
+    };
+    egui::Frame::NONE.fill(fill).inner_margin(egui::Margin::symmetric(4, 2)).corner_radius(3).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("#{}", rank + 1)).strong().monospace());
+            relevance_badge(ui, candidate.relevance);
+            let score = ranking.scores[cand];
+            if score == f32::NEG_INFINITY {
+                ui.label(RichText::new("−∞").monospace()).on_hover_text("Not in the run file: ranked last");
+            } else {
+                ui.label(RichText::new(format!("{score:.3}")).monospace()).on_hover_text("The system's score (higher ranks first)");
+            }
+            if let Some((reference, name)) = reference {
+                movement_label(ui, reference[cand], rank, name);
+            }
+        });
+        ui.add(egui::Label::new(preview(&candidate.text, 150)).wrap()).on_hover_text(format!("{}\n\n{}", candidate.id, candidate.text));
+    });
+}
+
+/// ↑n / ↓n / = : how far a candidate moved compared with the reference system.
+pub fn movement_label(ui: &mut egui::Ui, reference_rank: usize, rank: usize, reference_name: &str) {
+    let (text, color) = match reference_rank.cmp(&rank) {
+        std::cmp::Ordering::Greater => (format!("↑{}", reference_rank - rank), Color32::from_rgb(52, 168, 83)),
+        std::cmp::Ordering::Less => (format!("↓{}", rank - reference_rank), Color32::from_rgb(219, 68, 55)),
+        std::cmp::Ordering::Equal => ("=".to_string(), ui.visuals().weak_text_color()),
+    };
+    ui.label(RichText::new(text).strong().color(color)).on_hover_text(format!("Rank {} under {reference_name} → rank {} here", reference_rank + 1, rank + 1));
+}
+
+/// A native folder dialog on its own thread (it blocks while open); the promise
+/// holds `None` when the user cancelled or no dialog could be shown.
+pub fn spawn_folder_dialog(ctx: &egui::Context, title: &str, start_dir: Option<std::path::PathBuf>) -> std::io::Result<poll_promise::Promise<Option<std::path::PathBuf>>> {
+    let (sender, promise) = poll_promise::Promise::new();
+    let ctx = ctx.clone();
+    let title = title.to_string();
+    std::thread::Builder::new().name("folder-dialog".into()).spawn(move || {
+        let mut dialog = rfd::FileDialog::new().set_title(title);
+        if let Some(dir) = start_dir.filter(|d| d.is_dir()) {
+            dialog = dialog.set_directory(dir);
+        }
+        sender.send(dialog.pick_folder());
+        ctx.request_repaint();
+    })?;
+    Ok(promise)
 }
 
 /// A framed, red-accented box explaining why a dataset could not be loaded.

@@ -3,20 +3,26 @@
 //! for rank movement against the leftmost system), with per-domain bars of a
 //! chosen metric (NDCG@10, MRR@10, Recall@10 from `r2r::metrics`) across systems
 //! and significance marks (paired randomization test of each system against the
-//! leftmost one). Systems come from [`crate::gui::systems`]; their rankings and
-//! the tests are computed in background jobs when a dataset loads.
+//! leftmost one, or the experiment's own tests from results.json). Systems come
+//! from [`crate::gui::systems`]: BM25 and the random order are ranked when a
+//! dataset loads, the generalist backbone per split when chosen, and "Open
+//! experiment…" adds the systems of an `r2r experiment` directory from its run
+//! files. All of it runs in background jobs.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, Plot};
+use egui_plot::{Bar, BarChart, Plot, PlotPoint, Text};
+use poll_promise::Promise;
 
 use super::PanelContext;
 use crate::data::{QueryGroup, Split};
-use crate::gui::state::{LoadedDataset, RunState, Workspace};
-use crate::gui::systems::{metric_title, Ranking, SignificanceTable, SystemKind, SystemRun, METRICS, SIGNIFICANCE_PERMUTATIONS};
-use crate::metrics::Metric;
+use crate::gui::experiment_runs::{experiment_split, ExperimentRuns};
+use crate::gui::state::{AppRequest, LoadedDataset, RunState, Workspace};
+use crate::gui::systems::{metric_title, SignificanceTable, SystemKind, SystemRun, METRICS, SIGNIFICANCE_PERMUTATIONS};
 use crate::gui::widgets::{self, QueryFilter, QueryList};
+use crate::metrics::Metric;
 
 pub const MAX_SYSTEMS: usize = 4;
 
@@ -32,9 +38,14 @@ const SYSTEM_COLORS: [Color32; MAX_SYSTEMS] = [
 pub struct RankingsPanel {
     filter: QueryFilter,
     rows: Vec<usize>,
-    rows_key: Option<(usize, QueryFilter)>,
+    /// (dataset, filter, runs that restrict the rows) the rows were computed for.
+    rows_key: Option<(usize, QueryFilter, Vec<usize>)>,
     selected: Option<usize>,
     list: QueryList,
+    /// The experiment directory field (for keyboard users and tests; the dialog fills it too).
+    experiment_input: String,
+    dialog: Option<Promise<Option<PathBuf>>>,
+    dialog_note: Option<String>,
 }
 
 impl RankingsPanel {
@@ -50,7 +61,8 @@ impl RankingsPanel {
             widgets::filter_combos(ui, "rankings", &domains, &mut self.filter, true);
             ui.separator();
             ui.label("Systems:").on_hover_text("Up to four, shown left to right in the order chosen; arrows compare with the leftmost");
-            system_toggles(ui, &mut cx.settings.rankings.systems);
+            let available = available_systems(cx.workspace);
+            system_toggles(ui, &available, &mut cx.settings.rankings.systems);
             ui.separator();
             let label = ui.label("Metric:");
             ui.label_inputs_by(label.id, |ui| {
@@ -62,17 +74,29 @@ impl RankingsPanel {
                 })
             });
         });
+        self.experiment_row(ui, cx);
         let metric = cx.settings.rankings.metric;
         cx.settings.rankings.split = self.filter.split;
-        let systems = cx.settings.rankings.systems.clone();
-        run_status(ui, cx, &systems);
+        let available = available_systems(cx.workspace);
+        let systems: Vec<SystemKind> = cx.settings.rankings.systems.iter().filter(|s| available.contains(s)).cloned().collect();
+        for system in systems.iter().filter(|s| s.per_split()) {
+            for split in splits_of(self.filter.split) {
+                if cx.workspace.state_for(system, split).is_none() {
+                    cx.requests.push(AppRequest::RankSplit(system.clone(), split));
+                }
+            }
+        }
+        run_status(ui, cx, &systems, self.filter.split);
 
         egui::CollapsingHeader::new("Metrics per domain").default_open(true).show(ui, |ui| {
             metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric);
         });
         ui.separator();
 
-        self.refresh_rows(&loaded);
+        // With experiment systems shown, the list holds the queries their run files rank.
+        let restrict: Vec<Arc<SystemRun>> =
+            systems.iter().filter(|s| matches!(s, SystemKind::Experiment(_))).filter_map(|s| cx.workspace.run(s).cloned()).collect();
+        self.refresh_rows(&loaded, &restrict);
         self.list.handle_keys(ui, &self.rows, &mut self.selected);
         egui::Panel::left("rankings_query_list").resizable(true).default_size(330.0).size_range(220.0..=600.0).show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -80,7 +104,8 @@ impl RankingsPanel {
                 ui.add(egui::TextEdit::singleline(&mut self.filter.search).hint_text("words in the query or its id").desired_width(f32::INFINITY))
                     .labelled_by(label.id);
             });
-            ui.label(RichText::new(format!("{} queries  (↑/↓ to move)", self.rows.len())).weak());
+            let scope = if restrict.is_empty() { "" } else { " the experiment ranked" };
+            ui.label(RichText::new(format!("{} queries{scope}  (↑/↓ to move)", self.rows.len())).weak());
             self.list.show(ui, "rankings_queries", &loaded.dataset, &self.rows, &mut self.selected);
         });
         egui::CentralPanel::no_frame().show(ui, |ui| match self.selected.and_then(|i| loaded.dataset.groups.get(i)) {
@@ -91,34 +116,43 @@ impl RankingsPanel {
         });
     }
 
-    fn refresh_rows(&mut self, loaded: &Arc<LoadedDataset>) {
-        let key = (Arc::as_ptr(loaded) as usize, self.filter.clone());
-        if self.rows_key.as_ref() == Some(&key) {
+    fn refresh_rows(&mut self, loaded: &Arc<LoadedDataset>, restrict: &[Arc<SystemRun>]) {
+        let ptr = Arc::as_ptr(loaded) as usize;
+        let run_ptrs: Vec<usize> = restrict.iter().map(|r| Arc::as_ptr(r) as usize).collect();
+        if self.rows_key.as_ref().is_some_and(|(p, f, r)| *p == ptr && *f == self.filter && *r == run_ptrs) {
             return;
         }
-        let dataset_changed = self.rows_key.as_ref().is_none_or(|(ptr, _)| *ptr != key.0);
+        let dataset_changed = self.rows_key.as_ref().is_none_or(|(p, _, _)| *p != ptr);
         if dataset_changed {
             self.filter.domain = self.filter.domain.take().filter(|d| loaded.stats.contains_key(d));
         }
+        let groups = &loaded.dataset.groups;
         self.rows = self.filter.apply(&loaded.dataset);
-        self.rows_key = Some((key.0, self.filter.clone()));
+        self.rows.retain(|&i| restrict.iter().all(|run| run.rankings.contains_key(&groups[i].id)));
+        self.rows_key = Some((ptr, self.filter.clone(), run_ptrs));
         if dataset_changed || self.selected.is_none_or(|s| !self.rows.contains(&s)) {
             self.selected = self.rows.first().copied();
         }
     }
 }
 
-/// One checkbox per known system; the chosen ones keep their order of choosing.
-fn system_toggles(ui: &mut egui::Ui, chosen: &mut Vec<SystemKind>) {
-    for system in SystemKind::ALL {
-        let mut on = chosen.contains(&system);
+/// The built-in systems, then those of the open experiment.
+fn available_systems(workspace: &Workspace) -> Vec<SystemKind> {
+    let experiment = workspace.experiment_runs().into_iter().flat_map(|e| e.runs.iter().map(|r| r.system.clone()));
+    SystemKind::BUILT_IN.into_iter().chain(experiment).collect()
+}
+
+/// One checkbox per available system; the chosen ones keep their order of choosing.
+fn system_toggles(ui: &mut egui::Ui, available: &[SystemKind], chosen: &mut Vec<SystemKind>) {
+    for system in available {
+        let mut on = chosen.contains(system);
         let full = chosen.len() >= MAX_SYSTEMS && !on;
         let response = ui.add_enabled(!full, egui::Checkbox::new(&mut on, system.name())).on_hover_text(system.description());
         if response.changed() {
             if on {
-                chosen.push(system);
+                chosen.push(system.clone());
             } else {
-                chosen.retain(|s| *s != system);
+                chosen.retain(|s| s != system);
             }
         }
     }
@@ -128,21 +162,25 @@ fn system_toggles(ui: &mut egui::Ui, chosen: &mut Vec<SystemKind>) {
 }
 
 /// Spinners and progress for systems still ranking; errors for failed ones.
-fn run_status(ui: &mut egui::Ui, cx: &PanelContext<'_>, systems: &[SystemKind]) {
+fn run_status(ui: &mut egui::Ui, cx: &PanelContext<'_>, systems: &[SystemKind], split: Option<Split>) {
     for system in systems {
-        match cx.workspace.runs.get(system) {
-            Some(RunState::Computing(job)) => {
-                let progress = cx.jobs.get(*job).and_then(|j| j.fraction()).unwrap_or(0.0);
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(format!("Ranking with {} …", system.name()));
-                    ui.add(egui::ProgressBar::new(progress).desired_width(200.0).show_percentage());
-                });
+        let splits = if system.per_split() { splits_of(split) } else { vec![Split::Test] };
+        for split in splits {
+            let what = if system.per_split() { format!("{} ({split})", system.name()) } else { system.name().to_string() };
+            match cx.workspace.state_for(system, split) {
+                Some(RunState::Computing(job)) => {
+                    let progress = cx.jobs.get(*job).and_then(|j| j.fraction()).unwrap_or(0.0);
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("Ranking with {what} …"));
+                        ui.add(egui::ProgressBar::new(progress).desired_width(200.0).show_percentage());
+                    });
+                }
+                Some(RunState::Failed(message)) => {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("{what} failed: {message}"));
+                }
+                _ => {}
             }
-            Some(RunState::Failed(message)) => {
-                ui.colored_label(ui.visuals().error_fg_color, format!("{} failed: {message}", system.name()));
-            }
-            _ => {}
         }
     }
 }
@@ -151,25 +189,55 @@ fn splits_of(split: Option<Split>) -> Vec<Split> {
     split.map_or_else(|| Split::ALL.to_vec(), |s| vec![s])
 }
 
-/// Grouped bars (one group per domain, one bar per system) and the same numbers
-/// as a table, with significance marks against the leftmost system.
+/// A significance mark's test: which test, its statistic (mean of the column's
+/// system − the reference) and p-value.
+struct Mark {
+    statistic: f64,
+    p_value: f64,
+    source: String,
+}
+
+/// The test of `system` against `reference` on one domain: the app's own
+/// (between BM25 and random order) or the experiment's (results.json).
+fn significance_of(workspace: &Workspace, reference: &SystemKind, system: &SystemKind, domain: &str, split: Option<Split>, metric: Metric) -> Option<Mark> {
+    if let Some(RunState::Ready(table)) = &workspace.significance {
+        if let Some(test) = table.compare(reference, system, domain, split, metric) {
+            let source = format!("two-sided paired randomization test, {SIGNIFICANCE_PERMUTATIONS} permutations");
+            return Some(Mark { statistic: test.statistic, p_value: test.p_value, source });
+        }
+    }
+    let (SystemKind::Experiment(reference), SystemKind::Experiment(system)) = (reference, system) else { return None };
+    let experiment = workspace.experiment_runs()?;
+    let (statistic, p_value) = experiment.test(reference, system, experiment_split(split?)?, domain, metric)?;
+    let permutations = experiment.permutations.map_or_else(String::new, |n| format!(", {n} permutations"));
+    Some(Mark { statistic, p_value, source: format!("the experiment's paired randomization test (results.json{permutations})") })
+}
+
+/// Grouped bars (one group per domain, one bar per system, a star above a bar
+/// whose difference to the leftmost system is significant) and the same numbers
+/// as a table with the marks and their p-values.
 fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric) {
     let workspace = cx.workspace;
     let title = metric_title(metric);
     let domains: Vec<String> = loaded.stats.keys().cloned().collect();
     let splits = splits_of(split);
-    let runs: Vec<(usize, SystemKind, Option<&Arc<SystemRun>>)> =
-        systems.iter().enumerate().map(|(i, &s)| (i, s, workspace.run(s))).collect();
     let split_name = split.map_or("all splits".to_string(), |s| format!("split {s}"));
+    let means: Vec<Vec<Option<(f64, usize)>>> =
+        systems.iter().map(|s| domains.iter().map(|d| workspace.domain_mean(s, metric, d, &splits)).collect()).collect();
+    let marks: Vec<Vec<Option<Mark>>> = systems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| domains.iter().map(|d| if i == 0 { None } else { significance_of(workspace, &systems[0], s, d, split, metric) }).collect())
+        .collect();
     ui.horizontal(|ui| {
         let chart_width = (ui.available_width() * 0.5).max(320.0);
         ui.vertical(|ui| {
             ui.set_width(chart_width);
-            let n = runs.len().max(1) as f64;
+            let n = systems.len().max(1) as f64;
             let width = 0.8 / n;
             let names = domains.clone();
             ui.horizontal_wrapped(|ui| {
-                for &(i, system, _) in &runs {
+                for (i, system) in systems.iter().enumerate() {
                     ui.label(RichText::new(format!("■ {}", system.name())).color(SYSTEM_COLORS[i % MAX_SYSTEMS]));
                 }
             });
@@ -177,7 +245,7 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                 .height(160.0)
                 .width(chart_width)
                 .include_y(0.0)
-                .include_y(1.0)
+                .include_y(1.1)
                 .allow_drag(false)
                 .allow_zoom(false)
                 .allow_scroll(false)
@@ -191,18 +259,19 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                     }
                 })
                 .show(ui, |plot| {
-                    for &(i, system, run) in &runs {
-                        let Some(run) = run else { continue };
+                    for (i, system) in systems.iter().enumerate() {
                         let offset = (i as f64 - (n - 1.0) / 2.0) * width;
-                        let bars: Vec<Bar> = domains
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(d, domain)| {
-                                let (mean, count) = run.domain_mean(metric, domain, &splits)?;
-                                Some(Bar::new(d as f64 + offset, mean).width(width * 0.95).name(format!("{domain} ({count} queries)")))
-                            })
-                            .collect();
-                        plot.bar_chart(BarChart::new(system.name(), bars).color(SYSTEM_COLORS[i % MAX_SYSTEMS]));
+                        let color = SYSTEM_COLORS[i % MAX_SYSTEMS];
+                        let mut bars = Vec::new();
+                        for (d, domain) in domains.iter().enumerate() {
+                            let Some((mean, count)) = means[i][d] else { continue };
+                            bars.push(Bar::new(d as f64 + offset, mean).width(width * 0.95).name(format!("{domain} ({count} queries)")));
+                            if let Some(mark) = marks[i][d].as_ref().filter(|m| m.p_value < 0.05) {
+                                let stars = if mark.p_value < 0.01 { "**" } else { "*" };
+                                plot.text(Text::new(format!("{} {domain}", system.name()), PlotPoint::new(d as f64 + offset, mean + 0.06), RichText::new(stars).strong().color(color)));
+                            }
+                        }
+                        plot.bar_chart(BarChart::new(system.name(), bars).color(color));
                     }
                 })
                 .response
@@ -210,34 +279,29 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
         });
         ui.vertical(|ui| {
             ui.label(RichText::new(format!("Mean {title}, {split_name}")).strong()).on_hover_text(widgets::metric_help(&title));
-            let significance = match &workspace.significance {
-                Some(RunState::Ready(table)) => Some(table.as_ref()),
-                _ => None,
-            };
             egui::Grid::new("rankings_metric_table").striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
                 ui.label(RichText::new("Domain").strong());
-                for &(_, system, _) in &runs {
+                for system in systems {
                     ui.label(RichText::new(system.name()).strong()).on_hover_text(system.description());
                 }
                 ui.label(RichText::new("Queries").strong());
                 ui.end_row();
-                for domain in &domains {
+                for (d, domain) in domains.iter().enumerate() {
                     ui.label(domain);
                     let mut count = 0;
-                    for &(i, system, run) in &runs {
-                        match run.and_then(|r| r.domain_mean(metric, domain, &splits)) {
+                    for (i, system) in systems.iter().enumerate() {
+                        match means[i][d] {
                             Some((mean, n)) => {
-                                count = n;
+                                count = count.max(n);
                                 ui.horizontal(|ui| {
                                     ui.label(format!("{mean:.3}")).on_hover_text(widgets::metric_help(&title));
-                                    if i > 0 {
-                                        let test = significance.and_then(|t| t.compare(systems[0], system, domain, split, metric));
-                                        significance_mark(ui, test, systems[0], system, &title);
+                                    if let Some(mark) = &marks[i][d] {
+                                        significance_mark(ui, mark, &systems[0], system, &title);
                                     }
                                 });
                             }
                             None => {
-                                ui.label("—");
+                                ui.label("—").on_hover_text("Not ranked (yet), or no query of this domain in the system's runs");
                             }
                         }
                     }
@@ -251,32 +315,32 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
 }
 
 /// `*` (p < 0.05) or `**` (p < 0.01), green when better than the reference, red when worse.
-fn significance_mark(ui: &mut egui::Ui, test: Option<crate::metrics::significance::TestResult>, reference: SystemKind, system: SystemKind, metric: &str) {
-    let Some(test) = test else { return };
-    let stars = if test.p_value < 0.01 {
+fn significance_mark(ui: &mut egui::Ui, mark: &Mark, reference: &SystemKind, system: &SystemKind, metric: &str) {
+    let stars = if mark.p_value < 0.01 {
         "**"
-    } else if test.p_value < 0.05 {
+    } else if mark.p_value < 0.05 {
         "*"
     } else {
         "n.s."
     };
-    let color = match (stars, test.statistic > 0.0) {
+    let color = match (stars, mark.statistic > 0.0) {
         ("n.s.", _) => ui.visuals().weak_text_color(),
         (_, true) => Color32::from_rgb(52, 168, 83),
         (_, false) => Color32::from_rgb(219, 68, 55),
     };
     ui.label(RichText::new(stars).strong().color(color)).on_hover_text(format!(
-        "{} vs {}: mean {metric} difference {:+.3}, p = {:.4} (two-sided paired randomization test, {} permutations)",
+        "{} vs {}: mean {metric} difference {:+.3}, p = {:.4} ({})",
         system.name(),
         reference.name(),
-        test.statistic,
-        test.p_value,
-        SIGNIFICANCE_PERMUTATIONS
+        mark.statistic,
+        mark.p_value,
+        mark.source
     ));
 }
 
 fn significance_note(ui: &mut egui::Ui, state: &Option<RunState<Arc<SignificanceTable>>>, cx: &PanelContext<'_>, systems: &[SystemKind]) {
     let reference = systems.first().map_or("the leftmost system", |s| s.name());
+    let experiment = systems.iter().filter(|s| matches!(s, SystemKind::Experiment(_))).count() >= 2 && cx.workspace.experiment_runs().is_some();
     match state {
         Some(RunState::Ready(_)) => {
             ui.label(RichText::new(format!("* p < 0.05, ** p < 0.01 against {reference} (paired randomization test); n.s. = not significant")).weak());
@@ -295,6 +359,89 @@ fn significance_note(ui: &mut egui::Ui, state: &Option<RunState<Arc<Significance
             ui.label(RichText::new("Significance marks appear once every system has ranked the data.").weak());
         }
     }
+    if experiment {
+        ui.label(RichText::new("Experiment systems: marks where the experiment tested the pair (NDCG@10, test and test_unseen splits)").weak());
+    }
+}
+
+impl RankingsPanel {
+    /// "Experiment:" path field, "Open experiment…" (folder dialog), "Load", and the loaded experiment's state.
+    fn experiment_row(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        if let Some(promise) = self.dialog.take() {
+            match promise.try_take() {
+                Ok(Some(dir)) => {
+                    self.experiment_input = dir.display().to_string();
+                    cx.requests.push(AppRequest::LoadExperiment(dir));
+                }
+                Ok(None) => {
+                    self.dialog_note = Some("No folder chosen. If no dialog appeared, this system has no file-dialog portal or zenity: type the path and press Load.".into());
+                }
+                Err(promise) => self.dialog = Some(promise),
+            }
+        }
+        if self.experiment_input.is_empty() {
+            let known = cx.workspace.experiment.as_ref().map(|(dir, _)| dir.clone()).or_else(|| cx.settings.rankings.experiment_dir.clone());
+            if let Some(dir) = known {
+                self.experiment_input = dir.display().to_string();
+            }
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Experiment:").on_hover_text("An `r2r experiment --out DIR` directory: its runs/<system>.<split>.trec files become systems");
+            let field = ui.add(egui::TextEdit::singleline(&mut self.experiment_input).hint_text("DIR of r2r experiment --out DIR").desired_width(360.0)).labelled_by(label.id);
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Load").on_hover_text("Read the directory's run files").clicked() || enter) && !self.experiment_input.trim().is_empty() {
+                cx.requests.push(AppRequest::LoadExperiment(PathBuf::from(self.experiment_input.trim())));
+            }
+            if ui.add_enabled(self.dialog.is_none(), egui::Button::new("Open experiment…")).clicked() {
+                let start = cx.settings.rankings.experiment_dir.clone();
+                match widgets::spawn_folder_dialog(ui.ctx(), "Open an experiment directory", start) {
+                    Ok(promise) => {
+                        self.dialog = Some(promise);
+                        self.dialog_note = None;
+                    }
+                    Err(err) => self.dialog_note = Some(format!("Cannot open a folder dialog: {err}")),
+                }
+            }
+            match &cx.workspace.experiment {
+                Some((_, RunState::Computing(_))) => {
+                    ui.spinner();
+                    ui.label("reading run files …");
+                }
+                Some((_, RunState::Ready(runs))) => {
+                    ui.label(RichText::new(format!("{} systems from run files", runs.runs.len())).weak());
+                }
+                _ => {}
+            }
+        });
+        if let Some(note) = &self.dialog_note {
+            ui.label(RichText::new(note).weak());
+        }
+        match &cx.workspace.experiment {
+            Some((dir, RunState::Failed(message))) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Could not open the experiment {}: {message}", dir.display()));
+            }
+            Some((_, RunState::Ready(runs))) => experiment_problems(ui, runs),
+            _ => {}
+        }
+    }
+}
+
+/// Run files that could not be used (file and line) and notes, in a collapsible list.
+fn experiment_problems(ui: &mut egui::Ui, runs: &ExperimentRuns) {
+    if runs.problems.is_empty() && runs.notes.is_empty() {
+        return;
+    }
+    let title = format!("{} problems, {} notes", runs.problems.len(), runs.notes.len());
+    egui::CollapsingHeader::new(title).id_salt("experiment_problems").default_open(!runs.problems.is_empty()).show(ui, |ui| {
+        egui::ScrollArea::vertical().id_salt("experiment_problem_list").max_height(70.0).show(ui, |ui| {
+            for problem in &runs.problems {
+                ui.colored_label(ui.visuals().error_fg_color, problem);
+            }
+            for note in &runs.notes {
+                ui.label(RichText::new(note).weak());
+            }
+        });
+    });
 }
 
 /// The chosen systems' rankings of one query, side by side.
@@ -309,70 +456,39 @@ fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, s
         ui.label("Choose systems above.");
         return;
     }
-    let rankings: Vec<Option<&Ranking>> = systems.iter().map(|&s| workspace.run(s).and_then(|r| r.rankings.get(&group.id))).collect();
-    let reference_ranks = rankings.first().copied().flatten().map(Ranking::rank_of);
+    let rankings: Vec<_> = systems.iter().map(|s| workspace.run_for(s, group.split).map(|r| r.rankings.get(&group.id))).collect();
+    let reference_ranks = rankings.first().copied().flatten().flatten().map(|r| r.rank_of());
+    let title = metric_title(metric);
     ui.columns(systems.len(), |columns| {
-        for (i, (column, &system)) in columns.iter_mut().zip(systems).enumerate() {
+        for (i, (column, system)) in columns.iter_mut().zip(systems).enumerate() {
             let layout = egui::Layout::top_down(egui::Align::LEFT);
             column.scope_builder(egui::UiBuilder::new().id_salt(("ranking_column", i)).layout(layout), |ui| {
                 ui.label(RichText::new(system.name()).strong().color(SYSTEM_COLORS[i % MAX_SYSTEMS])).on_hover_text(system.description());
-                let Some(ranking) = rankings[i] else {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label("ranking …");
-                    });
-                    return;
-                };
-                let title = metric_title(metric);
-                ui.label(format!("{title} of this query: {:.3}", ranking.metric(metric))).on_hover_text(widgets::metric_help(&title));
-                let reference = if i == 0 { None } else { reference_ranks.as_deref() };
-                egui::ScrollArea::vertical().id_salt(("ranking_list", i)).auto_shrink([false, false]).show(ui, |ui| {
-                    for (rank, &cand) in ranking.order.iter().enumerate() {
-                        candidate_row(ui, group, ranking, rank, cand, reference, systems[0]);
+                match rankings[i] {
+                    Some(Some(ranking)) => {
+                        ui.label(format!("{title} of this query: {:.3}", ranking.metric(metric))).on_hover_text(widgets::metric_help(&title));
+                        let reference = match (i, &reference_ranks) {
+                            (0, _) | (_, None) => None,
+                            (_, Some(ranks)) => Some((ranks.as_slice(), systems[0].name())),
+                        };
+                        widgets::ranked_list(ui, ("ranking_list", i), group, ranking, reference);
                     }
-                });
+                    Some(None) => {
+                        ui.label(RichText::new("This query is not in the system's run files.").weak());
+                    }
+                    None => match workspace.state_for(system, group.split) {
+                        Some(RunState::Failed(message)) => {
+                            ui.colored_label(ui.visuals().error_fg_color, format!("failed: {message}"));
+                        }
+                        _ => {
+                            ui.horizontal(|ui| {
+                                ui.spinner();
+                                ui.label("ranking …");
+                            });
+                        }
+                    },
+                }
             });
         }
     });
-}
-
-fn candidate_row(
-    ui: &mut egui::Ui,
-    group: &QueryGroup,
-    ranking: &Ranking,
-    rank: usize,
-    cand: usize,
-    reference: Option<&[usize]>,
-    reference_system: SystemKind,
-) {
-    let candidate = &group.candidates[cand];
-    let fill = if candidate.relevance > 0 {
-        Color32::from_rgba_unmultiplied(40, 150, 70, if ui.visuals().dark_mode { 40 } else { 30 })
-    } else {
-        Color32::TRANSPARENT
-    };
-    egui::Frame::NONE.fill(fill).inner_margin(egui::Margin::symmetric(4, 2)).corner_radius(3).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("#{}", rank + 1)).strong().monospace());
-            widgets::relevance_badge(ui, candidate.relevance);
-            ui.label(RichText::new(format!("{:.3}", ranking.scores[cand])).monospace()).on_hover_text("The system's score (higher ranks first)");
-            if let Some(reference) = reference {
-                movement_label(ui, reference[cand], rank, reference_system);
-            }
-        });
-        ui.add(egui::Label::new(widgets::preview(&candidate.text, 150)).wrap())
-            .on_hover_text(format!("{}\n\n{}", candidate.id, candidate.text));
-    });
-}
-
-/// ↑n / ↓n / = : how far a candidate moved compared with the reference system.
-fn movement_label(ui: &mut egui::Ui, reference_rank: usize, rank: usize, reference_system: SystemKind) {
-    let (text, color) = match reference_rank.cmp(&rank) {
-        std::cmp::Ordering::Greater => (format!("↑{}", reference_rank - rank), Color32::from_rgb(52, 168, 83)),
-        std::cmp::Ordering::Less => (format!("↓{}", rank - reference_rank), Color32::from_rgb(219, 68, 55)),
-        std::cmp::Ordering::Equal => ("=".to_string(), ui.visuals().weak_text_color()),
-    };
-    ui.label(RichText::new(text).strong().color(color))
-        .on_hover_text(format!("Rank {} under {} → rank {} here", reference_rank + 1, reference_system.name(), rank + 1));
 }

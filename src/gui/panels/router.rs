@@ -2,8 +2,10 @@
 //! training pipeline) or the last training run of the session, route a split
 //! of the data in a background job, and show the engine's `RoutingReport`:
 //! accuracy, macro-F1, a confusion-matrix grid (counts or row-normalised), a
-//! per-class table, and the queries of a clicked cell with the router's
-//! probability bars.
+//! per-class table, the queries of a clicked cell with the router's
+//! probability bars, and for a chosen query its candidates ranked under the
+//! expert the router chose and under the expert of its true domain, side by
+//! side (scored in a background job; the list widget is the Rankings panel's).
 
 use std::path::PathBuf;
 
@@ -55,7 +57,7 @@ impl RouterPanel {
             }
             Some(RunState::Ready(run)) => {
                 let run = run.clone();
-                self.report(ui, &run);
+                self.report(ui, &run, cx);
             }
         }
     }
@@ -100,7 +102,7 @@ impl RouterPanel {
         });
     }
 
-    fn report(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
+    fn report(&mut self, ui: &mut egui::Ui, run: &RoutingRun, cx: &mut PanelContext<'_>) {
         let report = &run.report;
         ui.horizontal(|ui| {
             ui.heading(format!("Accuracy {:.3}", report.accuracy));
@@ -138,7 +140,8 @@ impl RouterPanel {
         });
         ui.add_space(8.0);
         ui.separator();
-        self.cell_queries(ui, run);
+        egui::Panel::left("router_cell_list").resizable(true).default_size(470.0).size_range(300.0..=760.0).show(ui, |ui| self.cell_queries(ui, run, cx));
+        egui::CentralPanel::no_frame().show(ui, |ui| expert_comparison(ui, cx));
     }
 
     fn confusion(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
@@ -173,7 +176,7 @@ impl RouterPanel {
         });
     }
 
-    fn cell_queries(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
+    fn cell_queries(&mut self, ui: &mut egui::Ui, run: &RoutingRun, cx: &mut PanelContext<'_>) {
         let labels = &run.report.labels;
         let Some((t, p)) = self.cell.filter(|&(t, p)| t < labels.len() && p < labels.len()) else {
             ui.label(RichText::new("Click a cell to list its queries with the router's probabilities.").weak());
@@ -186,11 +189,19 @@ impl RouterPanel {
                 ui.push_id(&q.id, |ui| {
                     ui.horizontal(|ui| {
                         ui.label(RichText::new(&q.id).monospace().weak());
-                        ui.label(widgets::preview(&q.query, 140));
+                        let hint = if q.truth == q.predicted {
+                            "Rank this query's candidates under its expert (routed correctly: both lists use it)"
+                        } else {
+                            "Rank this query's candidates under the expert the router chose and under the correct one, side by side"
+                        };
+                        if ui.small_button("Compare experts").on_hover_text(hint).clicked() {
+                            cx.requests.push(AppRequest::CompareExperts { query: q.id.clone() });
+                        }
                     });
-                    ui.horizontal(|ui| {
+                    ui.add(egui::Label::new(widgets::preview(&q.query, 140)).wrap());
+                    ui.horizontal_wrapped(|ui| {
                         for (label, &prob) in labels.iter().zip(&q.probabilities) {
-                            let bar = egui::ProgressBar::new(prob).desired_width(150.0).text(format!("{label} {prob:.2}"));
+                            let bar = egui::ProgressBar::new(prob).desired_width(130.0).text(format!("{label} {prob:.2}"));
                             ui.add(bar);
                         }
                     });
@@ -198,5 +209,56 @@ impl RouterPanel {
                 });
             }
         });
+    }
+}
+
+/// The compared query's candidates under the chosen and the correct expert, side by side.
+fn expert_comparison(ui: &mut egui::Ui, cx: &PanelContext<'_>) {
+    match &cx.workspace.expert_comparison {
+        None => {
+            ui.label(RichText::new("Press “Compare experts” on a query to rank its candidates under the expert the router chose and under the correct one.").weak());
+        }
+        Some((query, RunState::Computing(job))) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                let message = cx.jobs.get(*job).map(|j| j.message()).unwrap_or_default();
+                ui.label(format!("Scoring {query} under both experts … {message}"));
+            });
+        }
+        Some((query, RunState::Failed(message))) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("Could not compare the experts on {query}: {message}"));
+        }
+        Some((_, RunState::Ready(comparison))) => {
+            let group = &comparison.group;
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(&group.id).strong().monospace());
+                ui.label(format!("{} · {}", group.domain, group.split));
+            });
+            ui.add(egui::Label::new(RichText::new(&group.query).size(15.0)).wrap());
+            let verdict = if comparison.chosen == comparison.correct {
+                format!("Routed correctly to {}: both lists use the same expert.", comparison.chosen)
+            } else {
+                format!("Misrouted: the router chose {}, the query's domain is {}.", comparison.chosen, comparison.correct)
+            };
+            ui.label(RichText::new(verdict).strong());
+            let reference_name = format!("the chosen expert ({})", comparison.chosen);
+            let reference_ranks = comparison.under_chosen.rank_of();
+            let columns = [
+                (format!("Chosen expert: {}", comparison.chosen), &comparison.under_chosen, None),
+                (format!("Correct expert: {}", comparison.correct), &comparison.under_correct, Some((reference_ranks.as_slice(), reference_name.as_str()))),
+            ];
+            let colors = [Color32::from_rgb(219, 68, 55), Color32::from_rgb(52, 168, 83)];
+            ui.columns(2, |uis| {
+                for (i, (ui, (title, ranking, reference))) in uis.iter_mut().zip(columns).enumerate() {
+                    let layout = egui::Layout::top_down(egui::Align::LEFT);
+                    ui.scope_builder(egui::UiBuilder::new().id_salt(("expert_column", i)).layout(layout), |ui| {
+                        ui.label(RichText::new(title).strong().color(colors[i]));
+                        let ndcg = ranking.metric(crate::metrics::Metric::Ndcg(Some(10)));
+                        ui.label(format!("NDCG@10 of this query: {ndcg:.3}")).on_hover_text(widgets::metric_help("NDCG@10"));
+                        widgets::ranked_list(ui, ("expert_list", i), group, ranking, reference);
+                    });
+                }
+            });
+        }
     }
 }
