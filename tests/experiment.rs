@@ -2,7 +2,9 @@
 //! model when ../shared is absent): every system × split × domain × metric is in results.json with
 //! values in [0, 1], routing reports are consistent, significance and misroute impact are filled,
 //! report.md has its tables, CSVs and TREC runs are written, a second run with the same seed gives
-//! identical numbers, and a missing model is a clear error.
+//! identical numbers, and a missing model is a clear error. Every ablation and study runs once
+//! with the smallest settings: the schema of `studies` in results.json, its report sections and
+//! CSVs, and the rows that must equal the main comparison (the unchanged config reuses its experts).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -176,6 +178,21 @@ fn cli_names_the_missing_model_and_bad_config_keys() {
     std::fs::write(&config, "[experiment]\nmask_intensities = [2.0]\n").unwrap();
     let (ok, stderr) = r2r(&["experiment", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok && stderr.contains("bad.toml") && stderr.contains("mask_intensities"), "{stderr}");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--coverage-drop", "0,1.5"]);
+    assert!(!ok && stderr.contains("coverage_drop") && stderr.contains("1.5"), "{stderr}");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--mask-type-set", "DRUG,NOT_A_TYPE"]);
+    assert!(!ok && stderr.contains("NOT_A_TYPE"), "{stderr}");
+}
+
+#[test]
+fn an_unseen_domain_without_test_queries_is_a_clear_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(&model_dir(scratch.path()));
+    config.experiment.unseen_domain = "astrology".into();
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(false)), None);
+    let err = format!("{:#}", run_experiment(&config, &scratch.path().join("out"), &ctx).unwrap_err());
+    assert!(err.contains("unseen_domain") && err.contains("astrology"), "{err}");
 }
 
 /// NDCG@10 of `values` (split → domain → value) for the target domains' splits, each in [0, 1].

@@ -148,6 +148,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_experiment_config_parses_with_every_study_off() {
+        let c = ExperimentConfig::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/experiment.toml")).unwrap();
+        assert_eq!(c.experiment, ExperimentOptions::default());
+    }
+
+    #[test]
     fn mask_each_type_adds_the_target_domains_types_once() {
         let mut c = ExperimentConfig::default();
         c.train.data.domains = vec!["medical".into()];

@@ -233,6 +233,13 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     // Routers on the frozen backbone's query states of the training queries (as `r2r train`).
     let features_started = Instant::now();
     let dataset = crate::data::load(&tc.data.path, &crate::data::LoadOptions::default()).context("train.data.path")?;
+    let unseen = &config.experiment.unseen_domain;
+    anyhow::ensure!(
+        unseen.is_empty() || dataset.select(Some(unseen.as_str()), Some(Split::Test)).next().is_some(),
+        "experiment.unseen_domain: `{unseen}` has no test queries in {} (domains: {:?})",
+        tc.data.path.display(),
+        dataset.domains()
+    );
     let mut train_groups: Vec<&QueryGroup> = Vec::new();
     let mut y_train = Vec::new();
     for (i, d) in labels.iter().enumerate() {
