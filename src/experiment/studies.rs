@@ -66,12 +66,6 @@ pub struct Studies {
     pub unseen_domain: Option<UnseenDomainStudy>,
 }
 
-impl Studies {
-    pub fn is_empty(&self) -> bool {
-        self == &Studies::default()
-    }
-}
-
 /// Runs every enabled ablation and study; returns the masking-intensity `ablations` table and the
 /// `studies`, and records a timing per study.
 pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTreeMap<String, f64>) -> Result<(BTreeMap<String, SplitDomain>, Studies)> {
