@@ -2,7 +2,9 @@
 //! model when ../shared is absent): every system × split × domain × metric is in results.json with
 //! values in [0, 1], routing reports are consistent, significance and misroute impact are filled,
 //! report.md has its tables, CSVs and TREC runs are written, a second run with the same seed gives
-//! identical numbers, and a missing model is a clear error.
+//! identical numbers, and a missing model is a clear error. Every ablation and study runs once
+//! with the smallest settings: the schema of `studies` in results.json, its report sections and
+//! CSVs, and the rows that must equal the main comparison (the unchanged config reuses its experts).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -176,4 +178,139 @@ fn cli_names_the_missing_model_and_bad_config_keys() {
     std::fs::write(&config, "[experiment]\nmask_intensities = [2.0]\n").unwrap();
     let (ok, stderr) = r2r(&["experiment", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok && stderr.contains("bad.toml") && stderr.contains("mask_intensities"), "{stderr}");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--coverage-drop", "0,1.5"]);
+    assert!(!ok && stderr.contains("coverage_drop") && stderr.contains("1.5"), "{stderr}");
+    let (ok, stderr) = r2r(&["experiment", "--out", out.to_str().unwrap(), "--mask-type-set", "DRUG,NOT_A_TYPE"]);
+    assert!(!ok && stderr.contains("NOT_A_TYPE"), "{stderr}");
+}
+
+#[test]
+fn an_unseen_domain_without_test_queries_is_a_clear_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(&model_dir(scratch.path()));
+    config.experiment.unseen_domain = "astrology".into();
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(false)), None);
+    let err = format!("{:#}", run_experiment(&config, &scratch.path().join("out"), &ctx).unwrap_err());
+    assert!(err.contains("unseen_domain") && err.contains("astrology"), "{err}");
+}
+
+/// NDCG@10 of `values` (split → domain → value) for the target domains' splits, each in [0, 1].
+fn check_split_domain(values: &Value, what: &str) {
+    for split in ["test", "test_unseen"] {
+        for domain in ["legal", "medical", "macro"] {
+            let v = values[split][domain].as_f64().unwrap_or_else(|| panic!("{what}: {split}/{domain} missing"));
+            assert!((0.0..=1.0).contains(&v), "{what}: {split}/{domain} = {v}");
+        }
+    }
+}
+
+/// `values` equals the main comparison's `system` NDCG@10 (the study reused the main experts).
+fn same_as_system(results: &Value, values: &Value, system: &str, what: &str) {
+    for split in ["test", "test_unseen"] {
+        for domain in ["legal", "medical", "macro"] {
+            let (a, b) = (values[split][domain].as_f64().unwrap(), results["systems"][system][split][domain]["ndcg@10"].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-12, "{what} vs {system} on {split}/{domain}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn every_study_with_the_smallest_settings() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(&model_dir(scratch.path()));
+    let e = &mut config.experiment;
+    e.lora_ranks = vec![2, 4];
+    e.mask_type_sets = vec![vec!["PARTY".into()]];
+    e.many_domains = vec![6];
+    e.coverage_drop = vec![0.0, 0.5];
+    e.unseen_domain = "medical".into();
+    let out = scratch.path().join("exp");
+    let results = run(&config, &out);
+    let studies = &results["studies"];
+
+    // LoRA rank: rank 4 (alpha 8) is the main run's setting, so its row is the main experts'.
+    let ranks = studies["lora_rank"].as_array().unwrap();
+    assert_eq!(ranks.iter().map(|r| r["rank"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 4]);
+    for r in ranks {
+        assert_eq!(r["alpha"].as_f64().unwrap(), 2.0 * r["rank"].as_f64().unwrap());
+        assert_eq!(r["adapter_bytes"].as_u64().unwrap(), 4 * r["adapter_parameters"].as_u64().unwrap());
+        check_split_domain(&r["r2r_lsr"], "lora_rank r2r_lsr");
+        check_split_domain(&r["r2r_oracle"], "lora_rank r2r_oracle");
+    }
+    assert_eq!(ranks[1]["adapter_bytes"].as_u64().unwrap(), 2 * ranks[0]["adapter_bytes"].as_u64().unwrap(), "LoRA size is linear in the rank");
+    same_as_system(&results, &ranks[1]["r2r_lsr"], "r2r_lsr", "rank 4");
+    same_as_system(&results, &ranks[1]["r2r_oracle"], "r2r_oracle", "rank 4");
+
+    // Per-type masking: the reference rows, then the set; "all" is the main run.
+    let masks = studies["mask_types"].as_array().unwrap();
+    assert_eq!(masks.iter().map(|r| r["masked"].as_str().unwrap()).collect::<Vec<_>>(), ["all", "none", "PARTY"]);
+    masks.iter().for_each(|r| check_split_domain(&r["r2r_lsr"], "mask_types"));
+    same_as_system(&results, &masks[0]["r2r_lsr"], "r2r_lsr", "mask all");
+
+    // Coverage: dropping half of the gazetteer halves its entries and lowers the measured recall.
+    let coverage = studies["coverage"].as_array().unwrap();
+    let entries: Vec<u64> = coverage.iter().map(|r| r["gazetteer_entries"].as_u64().unwrap()).collect();
+    assert_eq!(entries[1], entries[0] - (entries[0] as f64 * 0.5).round() as u64);
+    let recall: Vec<f64> = coverage.iter().map(|r| r["recall"].as_f64().expect("the sample data has gold spans")).collect();
+    assert!(recall[0] <= 1.0 && recall[1] < recall[0], "recall {recall:?}");
+    coverage.iter().for_each(|r| check_split_domain(&r["r2r_lsr"], "coverage"));
+    same_as_system(&results, &coverage[0]["r2r_lsr"], "r2r_lsr", "drop 0");
+
+    // Many domains: N = 2 (the domains, for reference) and 6 random sub-domains.
+    let many = studies["many_domains"].as_array().unwrap();
+    assert_eq!(many.iter().map(|r| r["experts"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 6]);
+    assert_eq!(many[1]["per_domain"], serde_json::json!({"legal": 3, "medical": 3}));
+    assert_eq!(many[0]["routing"]["lsr"]["accuracy"], results["routing"]["lsr"]["accuracy"], "N = D trains the main LSR again");
+    for r in many {
+        let n = r["experts"].as_u64().unwrap();
+        assert_eq!(r["test_queries"].as_u64(), Some(6));
+        assert_eq!(r["train_queries"].as_u64(), Some(12));
+        for router in ["lsr", "mlp"] {
+            let m = &r["routing"][router];
+            let (acc, parent) = (m["accuracy"].as_f64().unwrap(), m["parent_accuracy"].as_f64().unwrap());
+            assert!((0.0..=1.0).contains(&acc) && acc <= parent && parent <= 1.0, "{n}/{router}: {m}");
+            assert!(m["macro_f1"].as_f64().is_some());
+        }
+        let memory = &r["memory"];
+        assert_eq!(memory["adapter_bytes"], ranks[1]["adapter_bytes"], "copies of a rank-4 expert");
+        assert_eq!(memory["adapters_bytes"].as_u64().unwrap(), n * memory["adapter_bytes"].as_u64().unwrap());
+        assert!(memory["backbone_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(r["latency"]["queries"].as_u64(), Some(6));
+        assert!(r["latency"]["total_ms"].as_f64().unwrap() > 0.0);
+    }
+
+    // Unseen domain: medical held out, one legal expert left, so soft and hard routing agree.
+    let unseen = &studies["unseen_domain"];
+    assert_eq!((unseen["domain"].as_str(), unseen["retrained"].as_bool(), unseen["queries"].as_u64()), (Some("medical"), Some(true), Some(3)));
+    assert_eq!(unseen["experts"], serde_json::json!(["legal"]));
+    assert_eq!(unseen["routed_to"], serde_json::json!({"legal": 3}));
+    for system in ["generalist", "r2r_lsr", "r2r_soft"] {
+        assert!((0.0..=1.0).contains(&unseen["ndcg_at_10"][system].as_f64().unwrap()), "{system}");
+    }
+    assert_eq!(unseen["ndcg_at_10"]["r2r_lsr"], unseen["ndcg_at_10"]["r2r_soft"]);
+    let tests = unseen["significance"].as_array().unwrap();
+    assert_eq!(tests.len(), 2);
+    for t in tests {
+        assert_eq!(t["baseline"], "generalist");
+        let p = t["p_value"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{t}");
+    }
+    assert!(out.join("variants").is_dir(), "retrained variants live under variants/");
+
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in ["## Ablation: LoRA rank", "## Ablation: per-type masking", "## Study: many domains", "## Study: abstraction coverage", "## Study: unseen domain `medical`"] {
+        assert!(report.contains(heading), "report lacks {heading}:\n{report}");
+    }
+    for (file, header, rows) in [
+        ("ablation_lora_rank.csv", "rank,alpha,adapter_parameters,adapter_bytes,system,split,domain,ndcg@10", 2 * 2 * 2 * 3),
+        ("ablation_mask_types.csv", "masked,split,domain,ndcg@10", 3 * 2 * 3),
+        ("study_many_domains.csv", "experts,router,accuracy,", 2 * 2),
+        ("study_coverage.csv", "drop,gazetteer_entries,recall,precision,split,domain,ndcg@10", 2 * 2 * 3),
+        ("study_unseen_domain.csv", "domain,system,queries,ndcg@10,mean_difference,p_value", 3),
+    ] {
+        let csv = std::fs::read_to_string(out.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(csv.starts_with(header), "{file}: {csv}");
+        assert_eq!(csv.lines().count(), 1 + rows, "{file}:\n{csv}");
+    }
 }

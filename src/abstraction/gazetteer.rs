@@ -72,6 +72,24 @@ pub fn parse_gazetteer_json(text: &str, source: &str) -> anyhow::Result<Vec<Gaze
     Ok(entries)
 }
 
+/// Drops `round(fraction × n)` of the `n` distinct entries, a seeded choice (the abstraction-coverage
+/// study degrades recall on purpose this way); the kept entries are returned sorted. `fraction` is
+/// clamped to [0, 1].
+pub fn drop_entries(entries: impl IntoIterator<Item = GazetteerEntry>, fraction: f64, seed: u64) -> Vec<GazetteerEntry> {
+    use rand::seq::SliceRandom;
+    let mut entries: Vec<GazetteerEntry> = entries.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let dropped = (fraction.clamp(0.0, 1.0) * entries.len() as f64).round() as usize;
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.shuffle(&mut crate::util::seeded_rng(seed, crate::util::stable_hash("gazetteer-drop")));
+    let mut keep = vec![true; entries.len()];
+    for &i in &order[..dropped] {
+        keep[i] = false;
+    }
+    let mut flags = keep.into_iter();
+    entries.retain(|_| flags.next().unwrap_or(false));
+    entries
+}
+
 /// A compiled gazetteer: one automaton over every distinct ASCII-lower-cased surface.
 #[derive(Debug, Clone)]
 pub struct Gazetteer {
@@ -216,6 +234,22 @@ mod tests {
             let err = format!("{:#}", parse_gazetteer_json(json, "g.json").unwrap_err());
             assert!(err.contains(needle) && err.contains("g.json"), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn dropping_is_seeded_and_drops_the_requested_fraction() {
+        let all: Vec<GazetteerEntry> = (0..200).map(|i| GazetteerEntry { label: "DRUG".into(), surface: format!("drug{i}") }).collect();
+        for (fraction, kept) in [(0.0, 200), (0.25, 150), (0.5, 100), (0.75, 50), (1.0, 0)] {
+            let a = drop_entries(all.clone(), fraction, 7);
+            assert_eq!(a.len(), kept, "fraction {fraction}");
+            assert!(a.iter().all(|e| all.contains(e)), "only original entries are kept");
+            assert_eq!(a, drop_entries(all.iter().rev().cloned(), fraction, 7), "same seed, same choice, whatever the input order");
+        }
+        let (a, b) = (drop_entries(all.clone(), 0.5, 7), drop_entries(all.clone(), 0.5, 8));
+        assert_ne!(a, b, "another seed drops other entries");
+        // Duplicates count once.
+        let doubled: Vec<GazetteerEntry> = all.iter().chain(&all).cloned().collect();
+        assert_eq!(drop_entries(doubled, 0.5, 7), a);
     }
 
     #[test]

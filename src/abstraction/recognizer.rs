@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use super::corrections::Corrections;
-use super::gazetteer::{parse_gazetteer_json, Gazetteer, GazetteerEntry};
+use super::gazetteer::{drop_entries, parse_gazetteer_json, Gazetteer, GazetteerEntry};
 use super::patterns::{bundled_patterns, PatternSet};
 use super::schema::{EntitySchema, NAME_TYPE};
 use super::text::{placeholders, DisjointSpans};
@@ -73,6 +73,8 @@ pub struct RecognizerBuilder {
     corrections: Corrections,
     heuristic_names: bool,
     strict_domain_types: bool,
+    /// Fraction of the bundled gazetteer entries dropped (seeded), and the seed.
+    bundled_drop: (f64, u64),
 }
 
 impl RecognizerBuilder {
@@ -84,7 +86,15 @@ impl RecognizerBuilder {
             corrections: Corrections::default(),
             heuristic_names: false,
             strict_domain_types: false,
+            bundled_drop: (0.0, 0),
         }
+    }
+
+    /// Drops this fraction of the bundled gazetteer entries, a seeded choice
+    /// ([`super::gazetteer::drop_entries`]): degrades recall on purpose.
+    pub fn drop_bundled_entries(mut self, fraction: f64, seed: u64) -> Self {
+        self.bundled_drop = (fraction, seed);
+        self
     }
 
     /// Only the types of a text's own domains are detected (default: every
@@ -140,6 +150,9 @@ impl RecognizerBuilder {
                 check_labels(&self.schema, &entries, &source)?;
                 bundled.extend(entries);
             }
+        }
+        if self.bundled_drop.0 > 0.0 {
+            bundled = drop_entries(bundled, self.bundled_drop.0, self.bundled_drop.1);
         }
         let mut corrections = self.corrections;
         corrections.validate(&self.schema).context("invalid corrections")?;

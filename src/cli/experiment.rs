@@ -1,4 +1,4 @@
-//! `r2r experiment --config FILE --out DIR [--model DIR] [--data PATH]`: trains the adapters once
+//! `r2r experiment --config FILE --out DIR [--model DIR] [--data PATH] [study flags]`: trains the adapters once
 //! and evaluates every system of the comparison (`r2r::experiment`), with indicatif progress bars
 //! (plain lines without a terminal); writes results.json, report.md, CSVs and TREC runs into DIR
 //! and prints the report.
@@ -29,6 +29,27 @@ pub struct ExperimentArgs {
     /// Masking-intensity ablation (slow; overrides experiment.mask_intensities), e.g. 0,0.25,0.5,1.
     #[arg(long, value_delimiter = ',')]
     pub mask_intensities: Vec<f64>,
+    /// LoRA-rank ablation (slow; alpha = 2 × rank; overrides experiment.lora_ranks), e.g. 8,16,32,64.
+    #[arg(long, value_delimiter = ',')]
+    pub lora_ranks: Vec<usize>,
+    /// Per-type masking ablation: a set of stage-1 types, comma-separated (repeatable; overrides
+    /// experiment.mask_type_sets), e.g. --mask-type-set DRUG --mask-type-set DISEASE,SYMPTOM.
+    #[arg(long)]
+    pub mask_type_set: Vec<String>,
+    /// Per-type masking ablation with one set per entity type of the target domains (slow).
+    #[arg(long)]
+    pub mask_each_type: bool,
+    /// Many-domains study: numbers of experts (overrides experiment.many_domains), e.g. 20,50.
+    #[arg(long, value_delimiter = ',')]
+    pub many_domains: Vec<usize>,
+    /// Abstraction-coverage study: fractions of the gazetteer dropped (slow; overrides
+    /// experiment.coverage_drop), e.g. 0,0.25,0.5,0.75.
+    #[arg(long, value_delimiter = ',')]
+    pub coverage_drop: Vec<f64>,
+    /// Unseen-domain study: hold this domain out of expert and router training (overrides
+    /// experiment.unseen_domain).
+    #[arg(long)]
+    pub unseen_domain: Option<String>,
     /// Evaluate at most this many queries per domain and split (overrides experiment.max_eval_queries).
     #[arg(long)]
     pub max_eval_queries: Option<usize>,
@@ -47,6 +68,23 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     }
     if !args.mask_intensities.is_empty() {
         config.experiment.mask_intensities = args.mask_intensities.clone();
+    }
+    let e = &mut config.experiment;
+    if !args.lora_ranks.is_empty() {
+        e.lora_ranks = args.lora_ranks.clone();
+    }
+    if !args.mask_type_set.is_empty() {
+        e.mask_type_sets = args.mask_type_set.iter().map(|s| s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()).collect();
+    }
+    e.mask_each_type |= args.mask_each_type;
+    if !args.many_domains.is_empty() {
+        e.many_domains = args.many_domains.clone();
+    }
+    if !args.coverage_drop.is_empty() {
+        e.coverage_drop = args.coverage_drop.clone();
+    }
+    if let Some(domain) = &args.unseen_domain {
+        e.unseen_domain = domain.clone();
     }
     if let Some(n) = args.max_eval_queries {
         config.experiment.max_eval_queries = n;

@@ -28,11 +28,40 @@ pub struct ExperimentOptions {
     /// Masking-intensity ablation (slow: retrains stage 1 and the experts per value; empty = off),
     /// e.g. `[0.0, 0.25, 0.5, 1.0]`.
     pub mask_intensities: Vec<f64>,
+    /// LoRA-rank ablation (slow: retrains stage 1 and the experts per rank, alpha = 2 × rank;
+    /// empty = off), e.g. `[8, 16, 32, 64]`.
+    pub lora_ranks: Vec<usize>,
+    /// Per-type masking ablation: stage 1 masks only these types, one retraining per set (slow;
+    /// empty = off), e.g. `[["DRUG"], ["DISEASE", "SYMPTOM"]]`.
+    pub mask_type_sets: Vec<Vec<String>>,
+    /// Per-type masking ablation, one set per entity type of the target domains (added to
+    /// `mask_type_sets`).
+    pub mask_each_type: bool,
+    /// Many-domains study: numbers of experts (seeded random sub-domains of the target domains),
+    /// e.g. `[20, 50]`; empty = off.
+    pub many_domains: Vec<usize>,
+    /// Abstraction-coverage study: fractions of the bundled gazetteer dropped before stage 1 (slow:
+    /// retrains stage 1 and the experts per value; empty = off), e.g. `[0.0, 0.25, 0.5, 0.75]`.
+    pub coverage_drop: Vec<f64>,
+    /// Unseen-domain study: this domain is held out of expert and router training (retrained on the
+    /// other target domains when it is one of them); empty = off.
+    pub unseen_domain: String,
 }
 
 impl Default for ExperimentOptions {
     fn default() -> Self {
-        ExperimentOptions { max_eval_queries: 0, permutations: crate::metrics::significance::DEFAULT_PERMUTATIONS, seed: 13, mask_intensities: Vec::new() }
+        ExperimentOptions {
+            max_eval_queries: 0,
+            permutations: crate::metrics::significance::DEFAULT_PERMUTATIONS,
+            seed: 13,
+            mask_intensities: Vec::new(),
+            lora_ranks: Vec::new(),
+            mask_type_sets: Vec::new(),
+            mask_each_type: false,
+            many_domains: Vec::new(),
+            coverage_drop: Vec::new(),
+            unseen_domain: String::new(),
+        }
     }
 }
 
@@ -48,10 +77,43 @@ impl ExperimentConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.train.validate()?;
         anyhow::ensure!(self.experiment.permutations > 0, "experiment.permutations must be > 0");
-        for x in &self.experiment.mask_intensities {
+        let e = &self.experiment;
+        for x in &e.mask_intensities {
             anyhow::ensure!((0.0..=1.0).contains(x), "experiment.mask_intensities: {x} is outside [0, 1]");
         }
+        for x in &e.coverage_drop {
+            anyhow::ensure!((0.0..=1.0).contains(x), "experiment.coverage_drop: {x} is outside [0, 1]");
+        }
+        anyhow::ensure!(e.lora_ranks.iter().all(|&r| r > 0), "experiment.lora_ranks: every rank must be > 0");
+        let schema = crate::abstraction::EntitySchema::bundled();
+        for set in &e.mask_type_sets {
+            anyhow::ensure!(!set.is_empty(), "experiment.mask_type_sets: an empty set (leave it out: the \"all types\" row is always reported)");
+            for t in set {
+                anyhow::ensure!(schema.has_type(t), "experiment.mask_type_sets: unknown entity type `{t}` (schema types: {:?})", schema.all_types());
+            }
+        }
+        let domains = &self.train.data.domains;
+        for &n in &e.many_domains {
+            anyhow::ensure!(n >= domains.len().max(2), "experiment.many_domains: {n} experts are fewer than the {} target domains (or 2)", domains.len());
+        }
+        if domains.contains(&e.unseen_domain) {
+            anyhow::ensure!(domains.len() >= 2, "experiment.unseen_domain: holding out `{}` leaves no target domain to train experts on", e.unseen_domain);
+        }
         Ok(())
+    }
+
+    /// The stage-1 type sets of the per-type masking ablation: `mask_type_sets`, then (with
+    /// `mask_each_type`) every type of the target domains' schema, each once.
+    pub fn mask_type_sets(&self) -> Vec<Vec<String>> {
+        let mut sets = self.experiment.mask_type_sets.clone();
+        if self.experiment.mask_each_type {
+            let schema = crate::abstraction::EntitySchema::bundled();
+            let types: std::collections::BTreeSet<String> = self.train.data.domains.iter().filter_map(|d| schema.types_of(d)).flatten().collect();
+            sets.extend(types.into_iter().map(|t| vec![t]));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        sets.retain(|s| seen.insert(s.clone()));
+        sets
     }
 
     pub fn to_toml(&self) -> String {
@@ -73,5 +135,33 @@ mod tests {
         std::fs::write(&path, "[experiment]\npermutatons = 3\n").unwrap();
         let err = format!("{:#}", ExperimentConfig::load(&path).unwrap_err());
         assert!(err.contains("exp.toml") && err.contains("permutatons"), "{err}");
+        for (bad, needle) in [
+            ("mask_type_sets = [[\"DRUGS\"]]", "DRUGS"),
+            ("coverage_drop = [1.5]", "coverage_drop"),
+            ("lora_ranks = [0]", "lora_ranks"),
+            ("many_domains = [2]", "many_domains"),
+        ] {
+            std::fs::write(&path, format!("[experiment]\n{bad}\n")).unwrap();
+            let err = format!("{:#}", ExperimentConfig::load(&path).unwrap_err());
+            assert!(err.contains("exp.toml") && err.contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_experiment_config_parses_with_every_study_off() {
+        let c = ExperimentConfig::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/experiment.toml")).unwrap();
+        assert_eq!(c.experiment, ExperimentOptions::default());
+    }
+
+    #[test]
+    fn mask_each_type_adds_the_target_domains_types_once() {
+        let mut c = ExperimentConfig::default();
+        c.train.data.domains = vec!["medical".into()];
+        c.experiment.mask_type_sets = vec![vec!["DRUG".into()], vec!["DISEASE".into(), "SYMPTOM".into()]];
+        c.experiment.mask_each_type = true;
+        let sets = c.mask_type_sets();
+        assert_eq!(sets[..2], c.experiment.mask_type_sets[..]);
+        let singles: Vec<&str> = sets[2..].iter().map(|s| s[0].as_str()).collect();
+        assert_eq!(singles, ["ANATOMY", "DISEASE", "DOSAGE", "ICD_CODE", "PROCEDURE", "SYMPTOM"], "DRUG is already a set");
     }
 }

@@ -1,6 +1,7 @@
 //! Writing an experiment's outputs into its directory, each file atomically: `results.json`,
 //! `report.md` (Markdown tables), one CSV per table (`systems_<split>.csv`, `routing.csv`,
-//! `significance.csv`, `misroute.csv`) and TREC runs `runs/<system>.<split>.trec`.
+//! `significance.csv`, `misroute.csv`, the studies' CSVs from `study_report`) and TREC runs
+//! `runs/<system>.<split>.trec`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,6 +28,9 @@ pub fn write_outputs(results: &ExperimentResults, out: &Path) -> Result<()> {
     atomic_write(&out.join("router_sweep.csv"), nested_csv("router", &results.router_sweep).as_bytes())?;
     if !results.ablations.is_empty() {
         atomic_write(&out.join("ablations.csv"), nested_csv("ablation", &results.ablations).as_bytes())?;
+    }
+    for (name, csv) in super::study_report::study_csvs(&results.studies) {
+        atomic_write(&out.join(name), csv.as_bytes())?;
     }
     for ((system, split), run) in &results.runs {
         run.write(&out.join("runs").join(format!("{system}.{split}.trec")))?;
@@ -171,6 +175,7 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
         let _ = writeln!(out, "\n## Ablations: R2R (LSR) {KEY_METRIC}, macro over domains\n");
         macro_table(&mut out, "ablation", &results.ablations);
     }
+    super::study_report::render_studies(&mut out, &results.studies);
     let _ = writeln!(out, "\n## Significance (randomization test, {KEY_METRIC}, R2R minus baseline)\n");
     let _ = writeln!(out, "| split | domain | baseline | queries | mean difference | p-value |\n|---|---|---|---:|---:|---:|");
     for s in &results.significance {

@@ -25,7 +25,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::bench::Bench;
 use super::config::ExperimentConfig;
+use super::studies::{run_studies, Studies};
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::{QueryGroup, Split};
 use crate::metrics::significance::{randomization_test, TestResult};
@@ -125,7 +127,10 @@ pub struct ExperimentResults {
     /// Ablations (when enabled): `mask_intensity:<x>` → split → domain (and `macro`) → NDCG@10 of
     /// R2R (LSR-routed experts trained with that stage-1 masking intensity).
     pub ablations: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
-    /// Seconds: training stages, features, evaluation, total.
+    /// LoRA rank, per-type masking, many domains, abstraction coverage, unseen domain (when enabled).
+    #[serde(default)]
+    pub studies: Studies,
+    /// Seconds: training stages, features, evaluation, studies, total.
     pub timings: BTreeMap<String, f64>,
     pub training: RunSummary,
     /// TREC runs per system and split (written as files, not in the JSON).
@@ -134,12 +139,12 @@ pub struct ExperimentResults {
 }
 
 /// A split and domain's evaluated groups.
-struct EvalSet {
-    split: String,
-    domain: String,
+pub struct EvalSet {
+    pub split: String,
+    pub domain: String,
     /// Index of the true domain among the experts (None for OOD).
-    truth: Option<usize>,
-    groups: Vec<QueryGroup>,
+    pub truth: Option<usize>,
+    pub groups: Vec<QueryGroup>,
 }
 
 fn eval_sets(config: &ExperimentConfig, dataset: &crate::data::Dataset) -> Vec<EvalSet> {
@@ -166,7 +171,7 @@ fn eval_sets(config: &ExperimentConfig, dataset: &crate::data::Dataset) -> Vec<E
     sets
 }
 
-fn mean(values: &[f64]) -> f64 {
+pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
         0.0
     } else {
@@ -175,7 +180,7 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 /// Per-domain means of per-query values, plus their macro average.
-fn with_macro(values: BTreeMap<String, Vec<f64>>) -> BTreeMap<String, f64> {
+pub fn with_macro(values: BTreeMap<String, Vec<f64>>) -> BTreeMap<String, f64> {
     let mut means: BTreeMap<String, f64> = values.into_iter().map(|(d, v)| (d, mean(&v))).collect();
     let macro_avg = mean(&means.values().copied().collect::<Vec<_>>());
     means.insert(MACRO.into(), macro_avg);
@@ -228,6 +233,13 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     // Routers on the frozen backbone's query states of the training queries (as `r2r train`).
     let features_started = Instant::now();
     let dataset = crate::data::load(&tc.data.path, &crate::data::LoadOptions::default()).context("train.data.path")?;
+    let unseen = &config.experiment.unseen_domain;
+    anyhow::ensure!(
+        unseen.is_empty() || dataset.select(Some(unseen.as_str()), Some(Split::Test)).next().is_some(),
+        "experiment.unseen_domain: `{unseen}` has no test queries in {} (domains: {:?})",
+        tc.data.path.display(),
+        dataset.domains()
+    );
     let mut train_groups: Vec<&QueryGroup> = Vec::new();
     let mut y_train = Vec::new();
     for (i, d) in labels.iter().enumerate() {
@@ -264,6 +276,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     let mut queries: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut sweep_values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
     let mut lsr_picks: Vec<Vec<usize>> = Vec::new();
+    let mut set_features: Vec<Vec<Vec<f32>>> = Vec::new();
+    let mut set_encoded = Vec::new();
     let bm25_params = Bm25Params::default();
     for set in &sets {
         ctx.check_cancelled()?;
@@ -299,6 +313,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         let passages: Vec<&str> = passages.into_iter().collect();
         let bm25 = Bm25Index::new(&passages, bm25_params);
         let encoded = encode_groups(&reranker, &refs)?;
+        set_features.push(x);
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
             ctx.check_cancelled()?;
             let margins = |a: Option<&LoraAdapter>| group_margins(&reranker, a, enc);
@@ -357,6 +372,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
                 eta_seconds: elapsed / done as f64 * (total - done) as f64,
             }));
         }
+        set_encoded.push(encoded);
     }
     timings.insert("evaluate".into(), eval_started.elapsed().as_secs_f64());
 
@@ -413,31 +429,26 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     };
     let router_sweep = sweep_values.into_iter().map(|(name, splits)| (name, splits.into_iter().map(|(split, d)| (split, with_macro(d))).collect())).collect();
 
-    // Masking-intensity ablation: stage 1 + experts retrained per intensity, LSR-routed.
-    let mut ablations = BTreeMap::new();
-    for &intensity in &config.experiment.mask_intensities {
-        ctx.check_cancelled()?;
-        let ablation_started = Instant::now();
-        let mut ac = tc.clone();
-        ac.stage1.mask_intensity = intensity;
-        ac.output.dir = out.join("ablations").join(format!("mask-{intensity}"));
-        ac.run.stages = vec![Stage::Stage1, Stage::Experts];
-        ctx.log(format!("ablation: stage-1 masking intensity {intensity}"));
-        run_training(&ac, ctx).with_context(|| format!("training the mask-intensity {intensity} ablation"))?;
-        let arun = RunDir::new(&ac.output.dir);
-        let aexperts: Vec<LoraAdapter> = labels.iter().map(|d| load(arun.expert_dir(d))).collect::<Result<_>>()?;
-        let mut values: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-        for (set, picks) in sets.iter().zip(&lsr_picks).filter(|(s, _)| s.truth.is_some()) {
-            let refs: Vec<&QueryGroup> = set.groups.iter().collect();
-            for (enc, &pick) in encode_groups(&reranker, &refs)?.iter().zip(picks) {
-                ctx.check_cancelled()?;
-                let scores = group_margins(&reranker, Some(&aexperts[pick]), enc)?;
-                values.entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(group_metric(KEY_METRIC, &scores, &enc.relevance));
-            }
-        }
-        ablations.insert(format!("mask_intensity:{intensity}"), values.into_iter().map(|(split, d)| (split, with_macro(d))).collect());
-        timings.insert(format!("ablation:mask_intensity:{intensity}"), ablation_started.elapsed().as_secs_f64());
-    }
+    // Ablations and studies, retraining through the shared path.
+    let bench = Bench {
+        reranker: &reranker,
+        train_config: &tc,
+        out,
+        ctx,
+        dataset: &dataset,
+        labels: &labels,
+        sets: &sets,
+        encoded: &set_encoded,
+        features: &set_features,
+        lsr_picks: &lsr_picks,
+        train_groups: &train_groups,
+        x_train: &x_train,
+        y_train: &y_train,
+        max_eval_queries: config.experiment.max_eval_queries,
+        permutations: config.experiment.permutations,
+        seed: config.experiment.seed,
+    };
+    let (ablations, studies) = run_studies(&bench, config, &mut timings)?;
     timings.insert("total".into(), started.elapsed().as_secs_f64());
     Ok(ExperimentResults {
         systems,
@@ -452,6 +463,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         training,
         router_sweep,
         ablations,
+        studies,
         runs,
     })
 }

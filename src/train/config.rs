@@ -164,6 +164,9 @@ pub struct StageConfig {
     pub mask_types: Vec<String>,
     /// Fraction of distinct entities masked per group in stage 1.
     pub mask_intensity: f64,
+    /// Fraction of the bundled gazetteer entries dropped (seeded by `optim.seed`) before stage 1's
+    /// abstraction: degrades the recogniser's recall on purpose (the abstraction-coverage study).
+    pub gazetteer_drop: f64,
     /// Evaluate on dev every this many optimiser steps (0 = at the end of each epoch).
     pub eval_every: usize,
     /// Keep the checkpoint with the best dev metric (else the last one). Without dev data the
@@ -267,6 +270,7 @@ impl Default for StageConfig {
             epochs: 1,
             mask_types: Vec::new(),
             mask_intensity: 1.0,
+            gazetteer_drop: 0.0,
             eval_every: 0,
             select_best: true,
             select_metric: SelectMetric::PrecisionAt5,
@@ -301,7 +305,7 @@ impl TrainConfig {
 
     /// Range checks that serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 9] = [
             (self.lora.rank > 0, "lora.rank must be > 0"),
             (self.objective.temperature > 0.0, "objective.temperature must be > 0"),
             (self.objective.negatives > 0, "objective.negatives must be > 0"),
@@ -309,6 +313,7 @@ impl TrainConfig {
             (self.optim.batch_groups > 0, "optim.batch_groups must be > 0"),
             (self.optim.grad_accumulation > 0, "optim.grad_accumulation must be > 0"),
             ((0.0..=1.0).contains(&self.stage1.mask_intensity), "stage1.mask_intensity must be in [0, 1]"),
+            ((0.0..=1.0).contains(&self.stage1.gazetteer_drop), "stage1.gazetteer_drop must be in [0, 1]"),
             (["linear", "mlp"].contains(&self.router.kind.as_str()), "router.kind must be `linear` or `mlp`"),
         ];
         for (ok, message) in checks {

@@ -18,7 +18,8 @@ use super::checkpoint::{load_published_adapter, publish_adapter};
 use super::expert::{JobSpec, JobSummary, Trainer};
 use super::groups::{encode_groups, EncodedGroup};
 use super::pipeline::PreparedData;
-use crate::abstraction::{abstract_dataset, AbstractionOptions, Abstractor, Numbering};
+use super::config::TrainConfig;
+use crate::abstraction::{abstract_dataset, AbstractionOptions, Abstractor, EntitySchema, Numbering, Recognizer, RecognizerBuilder};
 use crate::data::{Dataset, QueryGroup};
 use crate::model::LoraAdapter;
 
@@ -30,11 +31,20 @@ fn union_encoded(by_domain: &BTreeMap<String, Vec<EncodedGroup>>, domains: &[Str
     domains.iter().filter_map(|d| by_domain.get(d)).flatten().cloned().collect()
 }
 
+/// The recogniser of stage 1's abstraction: the bundled one, less the `stage1.gazetteer_drop`
+/// fraction of its gazetteer entries (seeded by `optim.seed`).
+pub fn stage1_recognizer(config: &TrainConfig) -> Result<Recognizer> {
+    RecognizerBuilder::new(EntitySchema::bundled())
+        .drop_bundled_entries(config.stage1.gazetteer_drop, config.optim.seed)
+        .build()
+        .context("building the entity abstraction engine (stage1.gazetteer_drop)")
+}
+
 /// The entity-abstracted union of the target domains' training groups.
 pub fn abstracted_union(data: &PreparedData, trainer: &Trainer) -> Result<Vec<QueryGroup>> {
     let c = trainer.config;
     let groups: Vec<QueryGroup> = union(&data.train, &c.data.domains).into_iter().cloned().collect();
-    let abstractor = Abstractor::bundled().context("loading the bundled entity abstraction engine")?;
+    let abstractor = Abstractor::new(stage1_recognizer(c)?);
     let types: BTreeSet<String> = c.stage1.mask_types.iter().cloned().collect();
     let options = AbstractionOptions {
         types: if types.is_empty() { None } else { Some(types) },
