@@ -35,7 +35,7 @@ fn tiny_config(model: &Path) -> ExperimentConfig {
     let text = format!(
         "[train.data]\npath = {:?}\ndomains = [\"legal\", \"medical\"]\nood_domains = [\"general\"]\nmax_train_queries = 6\nmax_dev_queries = 2\n\
          [train.model]\npath = {:?}\nmax_length = 96\n[train.lora]\nrank = 4\nalpha = 8.0\n[train.objective]\nscore = \"logit\"\nnegatives = 3\n\
-         [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
+         [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[train.router]\nmax_train_queries = 6\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
         root().join("sample_data").display().to_string(),
         model.display().to_string()
     );
