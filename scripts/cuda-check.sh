@@ -27,6 +27,7 @@ pack)
     cp -r "$fixture/model" "$fixture/adapter" "$fixture/pairs.jsonl" "$fixture/expected.json" "$dest/qwen3-tiny/"
     chmod -R u+w "$dest/qwen3-tiny"
     cp "$0" "$dest/cuda-check.sh"
+    cp "$root/scripts/torch_gpu_score_bench.py" "$root/../shared/tools/torch_score_bench.py" "$dest/" 2>/dev/null || true
     du -sh "$dest"
     exit 0
     ;;
@@ -142,5 +143,16 @@ bench bf16-c32-vary --cuda --dtype bf16 --candidates 32 --doc-tokens 128 --vary 
 bench bf16-c256 --cuda --dtype bf16 --candidates 256 --doc-tokens 128 --repeats 5 --skip-naive
 bench f32-c32 --cuda --dtype f32 --candidates 32 --doc-tokens 128 --repeats 5
 bench cpu-c32 --candidates 32 --doc-tokens 128 --repeats 1 --fast-only
+
+# transformers on the same GPU, checkpoint and shapes (1 query x 32 candidates of 128 words), when carried.
+if [ -f "$dir/torch_gpu_score_bench.py" ] && [ -f "$dir/torch_score_bench.py" ] && python3 -c "import torch, transformers" 2>/dev/null; then
+    echo "== transformers on the GPU (scripts/torch_gpu_score_bench.py, prompts and words of torch_score_bench.py)"
+    for args in "--dtype bf16 --keep-last" "--dtype bf16" "--dtype bf16 --keep-last --vary" "--dtype bf16 --keep-last --candidates 256" "--dtype f32 --keep-last"; do
+        python3 "$dir/torch_gpu_score_bench.py" "$dir/torch_score_bench.py" $model --candidates 32 --doc-words 128 --repeats 5 $args 2>"$out/torch.err" \
+            | tee -a "$out/torch.jsonl" || { tail -5 "$out/torch.err"; fail=1; }
+    done
+else
+    echo "== transformers side skipped (needs torch_gpu_score_bench.py and torch_score_bench.py in $dir, and torch + transformers)"
+fi
 echo "== done, fail=$fail"
 exit $fail
