@@ -1,13 +1,13 @@
 //! `r2r bench`: performance measurements. `bench score` times the naive (model card) and the fast
 //! (prefix reuse, last position, yes/no rows only, length-sorted batches) scoring paths against a measured
-//! f32 GEMM peak; `bench make-model` writes a seeded random checkpoint of a published shape.
+//! GEMM peak in the model's dtype on its device; `bench make-model` writes a seeded random checkpoint of a published shape.
 
 use super::score::ModelArgs;
 use crate::model::make_model::{write_random_model, BENCH_WORDS};
 use crate::model::scorer::length_batches;
 use crate::model::{ModelConfig, PairScore, Reranker, ScoreOptions, ScoreRequest};
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::Rng;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,9 +49,10 @@ pub struct BenchScoreArgs {
     /// Time the fast path only.
     #[arg(long)]
     pub fast_only: bool,
-    /// Side of the square f32 matmul that measures the GEMM peak.
-    #[arg(long, default_value_t = 2048)]
-    pub gemm_size: usize,
+    /// Side of the square matmul that measures the GEMM peak (in the model's dtype, on its device);
+    /// default 2048 on the CPU, 8192 on CUDA.
+    #[arg(long)]
+    pub gemm_size: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,11 +97,16 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, f64
     Ok((times[0], times[times.len() / 2], out))
 }
 
-/// Measured f32 GEMM throughput of this machine through candle (GFLOP/s).
-pub fn gemm_peak(n: usize) -> Result<f64> {
-    let a = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
-    let (best, _, _) = time(3, || Ok(a.matmul(&b)?))?;
+/// Measured GEMM throughput through candle (GFLOP/s) of an n×n×n matmul in `dtype` on `device`
+/// (waits for the device after each product, so GPU timings are not just launch times).
+pub fn gemm_peak(n: usize, device: &Device, dtype: DType) -> Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(dtype)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), device)?.to_dtype(dtype)?;
+    let (best, _, _) = time(3, || {
+        let c = a.matmul(&b)?;
+        device.synchronize()?;
+        Ok(c)
+    })?;
     Ok(2.0 * (n as f64).powi(3) / best / 1e9)
 }
 
@@ -133,8 +139,10 @@ struct PathResult {
 
 fn bench_score(a: BenchScoreArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
-    let peak_before = gemm_peak(a.gemm_size)?;
     let (reranker, adapter) = a.model.load()?;
+    let (device, dtype) = (reranker.device().clone(), reranker.model.dtype());
+    let gemm_size = a.gemm_size.unwrap_or(if device.is_cpu() { 2048 } else { 8192 });
+    let peak_before = gemm_peak(gemm_size, &device, dtype)?;
     let mut rng = crate::util::seeded_rng(a.seed, 0);
     let lengths: Vec<usize> = (0..a.candidates)
         .map(|_| if a.vary { rng.random_range((3 * a.doc_tokens / 10)..=(17 * a.doc_tokens / 10)) } else { a.doc_tokens })
@@ -174,11 +182,12 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     run_path("fast (prefix K/V reuse, length-sorted batches, last position, yes/no rows)", fast_flops, &mut |r| r.score(&requests, adapter.as_ref(), &fast_opts))?;
 
     // Other processes on the machine lower the measured peak: take the better of two measurements.
-    let peak_after = gemm_peak(a.gemm_size)?;
+    let peak_after = gemm_peak(gemm_size, &device, dtype)?;
     let peak = peak_before.max(peak_after);
     println!("model {} ({} layers, hidden {}, vocab {}), adapter: {}", a.model.model.display(), c.num_layers, c.hidden_size, c.vocab_size, a.model.adapter.as_ref().map_or("none".into(), |p| p.display().to_string()));
-    println!("1 query x {n} candidates, doc tokens {}{}, prompt tokens {prompt_tokens} (shared prefix {shared_len}, longest prompt {padded_len}), threads: {threads}", a.doc_tokens, if a.vary { " (varied)" } else { "" });
-    println!("fp32 GEMM peak ({}^3 matmul in candle): {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})", a.gemm_size);
+    let device_name = if device.is_cpu() { format!("cpu, threads: {threads}") } else { format!("{device:?}") };
+    println!("1 query x {n} candidates, doc tokens {}{}, prompt tokens {prompt_tokens} (shared prefix {shared_len}, longest prompt {padded_len}), device: {device_name}", a.doc_tokens, if a.vary { " (varied)" } else { "" });
+    println!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle): {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})");
     let reference = results.last().map(|r| r.scores.clone()).unwrap_or_default();
     let naive_best = results.first().map(|r| r.best).unwrap_or(f64::NAN);
     for r in &results {
@@ -190,7 +199,8 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
         );
     }
     let summary = serde_json::json!({
-        "candidates": n, "doc_tokens": a.doc_tokens, "vary": a.vary, "prompt_tokens": prompt_tokens, "gemm_peak_gflops": peak, "gemm_peak_before": peak_before, "gemm_peak_after": peak_after, "threads": threads,
+        "candidates": n, "doc_tokens": a.doc_tokens, "vary": a.vary, "prompt_tokens": prompt_tokens, "gemm_peak_gflops": peak, "gemm_peak_before": peak_before, "gemm_peak_after": peak_after, "gemm_size": gemm_size, "threads": threads,
+        "device": if device.is_cpu() { "cpu".to_string() } else { format!("{device:?}") }, "dtype": format!("{dtype:?}"),
         "paths": results.iter().map(|r| serde_json::json!({"name": r.name, "best_s": r.best, "median_s": r.median,
             "pairs_per_s": n as f64 / r.best, "tokens_per_s": prompt_tokens as f64 / r.best, "gflops": r.flops / r.best / 1e9})).collect::<Vec<_>>(),
     });
