@@ -2,26 +2,12 @@
 //! `r2r route --json` reproduces, the table form prints the confusion matrix, baseline routers
 //! need no model, and a broken config names the file and key.
 
-use std::path::{Path, PathBuf};
+mod common;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn r2r(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(root()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(common::root()).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn model_dir(scratch: &Path) -> PathBuf {
-    let fixture = root().join("../shared/fixtures/qwen3-tiny/model");
-    if fixture.join("config.json").is_file() {
-        return fixture;
-    }
-    let dir = scratch.join("model");
-    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
-    dir
 }
 
 #[test]
@@ -30,7 +16,7 @@ fn train_router_then_route_reproduces_the_report() {
     let config = scratch.path().join("c.toml");
     let text = format!(
         "[data]\npath = \"sample_data\"\ndomains = [\"legal\", \"medical\", \"financial\"]\nmax_train_queries = 20\n[model]\npath = {:?}\n",
-        model_dir(scratch.path()).display().to_string()
+        common::tiny_model(scratch.path()).display().to_string()
     );
     std::fs::write(&config, text).unwrap();
     let out = scratch.path().join("run");

@@ -6,7 +6,8 @@
 //! with the smallest settings: the schema of `studies` in results.json, its report sections and
 //! CSVs, and the rows that must equal the main comparison (the unchanged config reuses its experts).
 
-use std::path::{Path, PathBuf};
+mod common;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -16,27 +17,12 @@ use r2r::experiment::{run_experiment, ExperimentConfig};
 use r2r::train::JobContext;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model_dir(scratch: &Path) -> PathBuf {
-    let fixture = root().join("../shared/fixtures/qwen3-tiny/model");
-    if fixture.join("config.json").is_file() {
-        return fixture;
-    }
-    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
-    let dir = scratch.join("model");
-    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
-    dir
-}
-
 fn tiny_config(model: &Path) -> ExperimentConfig {
     let text = format!(
         "[train.data]\npath = {:?}\ndomains = [\"legal\", \"medical\"]\nood_domains = [\"general\"]\nmax_train_queries = 6\nmax_dev_queries = 2\n\
          [train.model]\npath = {:?}\nmax_length = 96\n[train.lora]\nrank = 4\nalpha = 8.0\n[train.objective]\nscore = \"logit\"\nnegatives = 3\n\
          [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[train.router]\nmax_train_queries = 6\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
-        root().join("sample_data").display().to_string(),
+        common::root().join("sample_data").display().to_string(),
         model.display().to_string()
     );
     toml::from_str(&text).unwrap()
@@ -53,7 +39,7 @@ fn run(config: &ExperimentConfig, out: &Path) -> Value {
 #[test]
 fn experiment_end_to_end_schema_report_and_determinism() {
     let scratch = tempfile::tempdir().unwrap();
-    let config = tiny_config(&model_dir(scratch.path()));
+    let config = tiny_config(&common::tiny_model(scratch.path()));
     let out = scratch.path().join("exp");
     let results = run(&config, &out);
 
@@ -168,7 +154,7 @@ fn a_missing_model_is_a_clear_error() {
 fn cli_names_the_missing_model_and_bad_config_keys() {
     let scratch = tempfile::tempdir().unwrap();
     let r2r = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(root()).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_r2r")).args(args).current_dir(common::root()).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
     };
     let out = scratch.path().join("out");
@@ -187,7 +173,7 @@ fn cli_names_the_missing_model_and_bad_config_keys() {
 #[test]
 fn an_unseen_domain_without_test_queries_is_a_clear_error() {
     let scratch = tempfile::tempdir().unwrap();
-    let mut config = tiny_config(&model_dir(scratch.path()));
+    let mut config = tiny_config(&common::tiny_model(scratch.path()));
     config.experiment.unseen_domain = "astrology".into();
     let (tx, _rx) = crossbeam_channel::unbounded();
     let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(false)), None);
@@ -218,7 +204,7 @@ fn same_as_system(results: &Value, values: &Value, system: &str, what: &str) {
 #[test]
 fn every_study_with_the_smallest_settings() {
     let scratch = tempfile::tempdir().unwrap();
-    let mut config = tiny_config(&model_dir(scratch.path()));
+    let mut config = tiny_config(&common::tiny_model(scratch.path()));
     let e = &mut config.experiment;
     e.lora_ranks = vec![2, 4];
     e.mask_type_sets = vec![vec!["PARTY".into()]];

@@ -4,6 +4,7 @@
 //! error with its file and line while the app stays up.
 #![cfg(feature = "gui")]
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -401,23 +402,11 @@ fn the_query_chosen_in_datasets_opens_in_abstraction_and_back() {
     assert!(has_label(&harness, "Iron deficiency anaemia symptoms include fatigue, pale skin and shortness of breath."));
 }
 
-/// The shared tiny fixture model, else a seeded random model of the same family written to `scratch`.
-fn tiny_model(scratch: &Path) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qwen3-tiny/model");
-    if fixture.join("config.json").is_file() {
-        return fixture;
-    }
-    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
-    let dir = scratch.join("model");
-    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
-    dir
-}
-
 /// The tiny demo config on the bundled sample data, two domains, a few queries.
 fn tiny_training_config(scratch: &Path, stages: &[Stage]) -> TrainConfig {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = TrainConfig::load(&root.join("assets/configs/tiny.toml")).unwrap();
-    c.model.path = tiny_model(scratch);
+    c.model.path = common::tiny_model(scratch);
     c.data.path = root.join("sample_data");
     c.data.domains = vec!["legal".into(), "medical".into()];
     c.data.max_train_queries = 4;
@@ -613,7 +602,7 @@ fn tiny_experiment(scratch: &Path, out: &Path) -> serde_json::Value {
          [train.model]\npath = {:?}\nmax_length = 96\n[train.lora]\nrank = 4\nalpha = 8.0\n[train.objective]\nscore = \"logit\"\nnegatives = 3\n\
          [train.optim]\nlearning_rate = 0.001\nbatch_groups = 3\n[experiment]\nmax_eval_queries = 3\npermutations = 500\n",
         root.join("sample_data").display().to_string(),
-        tiny_model(scratch).display().to_string()
+        common::tiny_model(scratch).display().to_string()
     );
     let config: r2r::experiment::ExperimentConfig = toml::from_str(&text).unwrap();
     let (tx, _rx) = crossbeam_channel::unbounded();

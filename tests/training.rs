@@ -3,7 +3,8 @@
 //! router beats chance, runs are deterministic, a cancelled job stops within a second and resumes
 //! to the same adapters, and a diverging loss stops with a clear message keeping the checkpoint.
 
-use std::path::{Path, PathBuf};
+mod common;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,27 +19,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shared tiny fixture model, else a seeded random model of the same family written to `scratch`.
-fn model_dir(scratch: &Path) -> PathBuf {
-    let fixture = root().join("../shared/fixtures/qwen3-tiny/model");
-    if fixture.join("config.json").is_file() {
-        return fixture;
-    }
-    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
-    let dir = scratch.join("model");
-    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
-    dir
-}
-
 fn tiny_config(model: &Path, out: &Path, stages: &[Stage]) -> TrainConfig {
-    let mut c = TrainConfig::load(&root().join("assets/configs/tiny.toml")).unwrap();
+    let mut c = TrainConfig::load(&common::root().join("assets/configs/tiny.toml")).unwrap();
     c.model.path = model.to_path_buf();
     c.model.max_length = 128;
-    c.data.path = root().join("sample_data");
+    c.data.path = common::root().join("sample_data");
     c.data.domains = vec!["legal".into(), "medical".into()];
     c.data.max_train_queries = 12;
     c.data.max_dev_queries = 4;
@@ -63,7 +48,7 @@ const WEIGHTS: &str = "adapter_model.safetensors";
 fn tiny_experts_learn_and_the_router_beats_chance() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let model = model_dir(scratch.path());
+    let model = common::tiny_model(scratch.path());
     let mut config = tiny_config(&model, &scratch.path().join("run"), &[Stage::Experts, Stage::Router]);
     config.stage1.skip = true;
     config.stage2.epochs = 8;
@@ -105,7 +90,7 @@ fn tiny_experts_learn_and_the_router_beats_chance() {
 fn same_seed_and_config_give_identical_adapters_and_metrics() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let model = model_dir(scratch.path());
+    let model = common::tiny_model(scratch.path());
     let stages = [Stage::Stage1, Stage::Experts];
     let a = run(&tiny_config(&model, &scratch.path().join("a"), &stages)).unwrap();
     let b = run(&tiny_config(&model, &scratch.path().join("b"), &stages)).unwrap();
@@ -132,7 +117,7 @@ fn same_seed_and_config_give_identical_adapters_and_metrics() {
 fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let model = model_dir(scratch.path());
+    let model = common::tiny_model(scratch.path());
     let mut config = tiny_config(&model, &scratch.path().join("whole"), &[Stage::Experts]);
     config.stage1.skip = true;
     config.stage2.epochs = 2;
@@ -183,7 +168,7 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
 fn a_diverging_loss_stops_the_job_and_keeps_the_last_good_checkpoint() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let model = model_dir(scratch.path());
+    let model = common::tiny_model(scratch.path());
     let mut config = tiny_config(&model, &scratch.path().join("run"), &[Stage::Experts]);
     config.stage1.skip = true;
     config.data.domains = vec!["legal".into()];
@@ -205,7 +190,7 @@ fn a_diverging_loss_stops_the_job_and_keeps_the_last_good_checkpoint() {
 fn bad_configs_are_clear_errors() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let model = model_dir(scratch.path());
+    let model = common::tiny_model(scratch.path());
     let mut config = tiny_config(&model, &scratch.path().join("run"), &[Stage::Experts]);
     config.data.domains = vec!["astrology".into()];
     let err = format!("{:#}", run(&config).unwrap_err());
@@ -224,7 +209,7 @@ fn every_lora_parameter_gets_a_gradient_through_the_prefix_reuse_path() {
     use r2r::train::loss::{group_scores, info_nce, ScoreForm};
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();
-    let config = tiny_config(&model_dir(scratch.path()), scratch.path(), &[Stage::Experts]);
+    let config = tiny_config(&common::tiny_model(scratch.path()), scratch.path(), &[Stage::Experts]);
     let reranker = r2r::train::pipeline::load_reranker(&config).unwrap();
     let adapter = LoraAdapter::new_random(config.lora_config(), reranker.config(), reranker.device(), 3).unwrap();
     // B starts at zero (so A's gradient is zero at first): give B values so both directions are visible.

@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests (each test crate includes this with `mod common;`).
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared tiny fixture model (`../shared/fixtures/qwen3-tiny/model`), else a seeded random model of the
+/// same family written to `scratch` (so tests still run, with a note, where ../shared is absent).
+pub fn tiny_model(scratch: &Path) -> PathBuf {
+    let fixture = root().join("../shared/fixtures/qwen3-tiny/model");
+    if fixture.join("config.json").is_file() {
+        return fixture;
+    }
+    eprintln!("note: ../shared is absent; using a seeded random qwen3-tiny model");
+    let dir = scratch.join("model");
+    r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
+    dir
+}
