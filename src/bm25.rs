@@ -30,6 +30,19 @@ pub struct Bm25Params {
     pub b: f32,
 }
 
+impl Bm25Params {
+    /// Checks the ranges BM25 is defined on: `k1` finite and ≥ 0, `b` in [0, 1].
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.k1.is_finite() && self.k1 >= 0.0) {
+            return Err(format!("k1 must be a finite number >= 0, found {}", self.k1));
+        }
+        if !(0.0..=1.0).contains(&self.b) {
+            return Err(format!("b must be in [0, 1], found {}", self.b));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Bm25Params {
     fn default() -> Self {
         Bm25Params { k1: 0.9, b: 0.4 }

@@ -1,6 +1,8 @@
-//! Small shared helpers: atomic file writes, content fingerprints, seeded RNGs.
+//! Small shared helpers: atomic file writes (and the sweep of their orphaned temporary files),
+//! guarded reads of input files (regular files only, size limits, byte-order mark stripped),
+//! content fingerprints, seeded RNGs.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -16,7 +18,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}{TEMP_MARKER}"))
+        .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
     // NamedTempFile is created 0600; give the result the usual 0644 (or keep the
@@ -30,6 +35,87 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
+}
+
+/// What names the temporary files of [`atomic_write`]: `.<name>.r2r-tmp-<random>`.
+pub const TEMP_MARKER: &str = ".r2r-tmp-";
+
+/// Removes the temporary files that an interrupted [`atomic_write`] left in `dir` (not recursive).
+/// Call it only where no other writer can be at work (e.g. under the run-directory lock).
+/// Returns the paths removed.
+pub fn sweep_orphan_temp_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(removed) };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let is_orphan = entry.file_name().to_str().is_some_and(|n| n.starts_with('.') && n.contains(TEMP_MARKER));
+        if is_orphan && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path()).with_context(|| format!("removing the orphan temporary file {}", entry.path().display()))?;
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Largest TREC run / qrels or scoring-pairs file read (1 GiB).
+pub const MAX_TEXT_FILE_BYTES: u64 = 1 << 30;
+/// Largest configuration or metadata file read (TOML / JSON settings: 64 MiB).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 64 << 20;
+
+/// Checks that `path` is a regular file (after following symlinks); names the problem otherwise
+/// (missing, a looping symlink, a directory, a FIFO or a device). Returns its size.
+pub fn check_regular_file(path: &Path) -> anyhow::Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.raw_os_error() {
+        Some(40) => anyhow::anyhow!("{}: a symbolic link loop (too many levels of symbolic links)", path.display()),
+        _ if e.kind() == std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
+        _ => anyhow::anyhow!("{}: cannot read: {e}", path.display()),
+    })?;
+    if meta.is_dir() {
+        anyhow::bail!("{}: is a directory, expected a file", path.display());
+    }
+    if !meta.is_file() {
+        anyhow::bail!("{}: not a regular file (a FIFO, socket or device); only regular files are read", path.display());
+    }
+    Ok(meta.len())
+}
+
+/// Reads a whole regular file of at most `limit` bytes.
+pub fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
+    let size = check_regular_file(path)?;
+    if size > limit {
+        anyhow::bail!("{}: {size} bytes, more than the {limit} bytes this kind of file may have", path.display());
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("{}: more than the {limit} bytes this kind of file may have", path.display());
+    }
+    Ok(bytes)
+}
+
+/// Reads a regular UTF-8 text file of at most `limit` bytes, without a leading byte-order mark.
+/// Invalid UTF-8 is an error naming the line.
+pub fn read_text_limited(path: &Path, limit: u64) -> anyhow::Result<String> {
+    let bytes = read_limited(path, limit)?;
+    let bytes = strip_bom_bytes(&bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow::bail!("{}:{line}: invalid UTF-8", path.display())
+        }
+    }
+}
+
+/// `text` without a leading UTF-8 byte-order mark (stripped everywhere input is read).
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// `bytes` without a leading UTF-8 byte-order mark.
+pub fn strip_bom_bytes(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes)
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -93,6 +179,42 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
         }
+    }
+
+    #[test]
+    fn orphan_temporary_files_are_swept_and_other_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".fingerprints.json.r2r-tmp-Ab12"), b"{\"da").unwrap();
+        std::fs::write(dir.path().join("fingerprints.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"x").unwrap();
+        let removed = sweep_orphan_temp_files(dir.path()).unwrap();
+        assert_eq!(removed.len(), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "fingerprints.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read_and_limits_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_limited(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = read_limited(&fifo, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let looping = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looping, &looping).unwrap();
+        let err = read_limited(&looping, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("symbolic link loop"), "{err}");
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, vec![b'a'; 100]).unwrap();
+        assert!(read_limited(&big, 99).unwrap_err().to_string().contains("more than the 99 bytes"));
+        std::fs::write(&big, b"\xEF\xBB\xBFq1 0 d1 1\n").unwrap();
+        assert_eq!(read_text_limited(&big, 99).unwrap(), "q1 0 d1 1\n");
+        std::fs::write(&big, b"ok\nbad \xff\n").unwrap();
+        assert!(read_text_limited(&big, 99).unwrap_err().to_string().ends_with("big.txt:2: invalid UTF-8"));
     }
 
     #[test]

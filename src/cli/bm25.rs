@@ -26,11 +26,11 @@ pub struct Bm25Args {
     /// Comma-separated metrics in ranx's names: ndcg@k, mrr[@k], recall@k, precision@k, map[@k].
     #[arg(long, default_value = "ndcg@10,mrr@10,recall@10", value_parser = MetricList::parse)]
     pub metrics: MetricList,
-    /// BM25 k1.
-    #[arg(long, default_value_t = Bm25Params::default().k1)]
+    /// BM25 k1 (finite, >= 0).
+    #[arg(long, default_value_t = Bm25Params::default().k1, value_parser = parse_k1)]
     pub k1: f32,
-    /// BM25 b.
-    #[arg(long, default_value_t = Bm25Params::default().b)]
+    /// BM25 b (in [0, 1]).
+    #[arg(long, default_value_t = Bm25Params::default().b, value_parser = parse_b)]
     pub b: f32,
     /// Also write the BM25 run of every evaluated query as a TREC run file.
     #[arg(long)]
@@ -38,6 +38,16 @@ pub struct Bm25Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_k1(text: &str) -> Result<f32, String> {
+    let k1: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+    Bm25Params { k1, ..Bm25Params::default() }.validate().map(|_| k1)
+}
+
+fn parse_b(text: &str) -> Result<f32, String> {
+    let b: f32 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+    Bm25Params { b, ..Bm25Params::default() }.validate().map(|_| b)
 }
 
 fn parse_split(name: &str) -> Result<Split, String> {
@@ -60,6 +70,7 @@ pub fn run(args: Bm25Args) -> anyhow::Result<()> {
         );
     }
     let params = Bm25Params { k1: args.k1, b: args.b };
+    params.validate().map_err(|e| anyhow::anyhow!("--k1/--b: {e}"))?;
     let baseline = evaluate_bm25(&dataset, &splits, &args.metrics.0, params);
     if let Some(path) = &args.write_run {
         baseline.run.write(path).with_context(|| format!("writing the BM25 run to {}", path.display()))?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::metrics::significance::{self, DEFAULT_PERMUTATIONS};
-use crate::metrics::{evaluate, Evaluation, Metric, Qrels, Run};
+use crate::metrics::{evaluate, for_display, Evaluation, Metric, Qrels, Run};
 
 /// The metrics `r2r eval` reports unless `--metrics` says otherwise.
 pub const DEFAULT_METRICS: &str = "ndcg@5,ndcg@10,mrr@10,recall@5,recall@10,precision@5,precision@10,map";
@@ -110,7 +110,7 @@ fn render_per_query(evaluation: &Evaluation) -> String {
     for (query, values) in &evaluation.per_query {
         out.push_str(&format!("{query:<16}"));
         for metric in &evaluation.metrics {
-            out.push_str(&format!(" {:>12.4}", values[metric]));
+            out.push_str(&format!(" {:>12.4}", for_display(values[metric])));
         }
         out.push('\n');
     }
@@ -163,11 +163,11 @@ impl Comparison {
             out.push_str(&format!(
                 "{:<14} {:>9.4} {:>9.4} {:>+9.4} {:>12.4} {:>10.4}\n",
                 metric.to_string(),
-                self.baseline.mean[metric],
-                evaluation.mean[metric],
-                randomization.statistic,
-                randomization.p_value,
-                t_test.p_value
+                for_display(self.baseline.mean[metric]),
+                for_display(evaluation.mean[metric]),
+                for_display(randomization.statistic),
+                for_display(randomization.p_value),
+                for_display(t_test.p_value)
             ));
         }
         out
@@ -179,5 +179,31 @@ fn finite_or_null(x: f64) -> serde_json::Value {
         serde_json::json!(x)
     } else {
         serde_json::Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_never_print_negative_zero() {
+        let metric = Metric::parse_list("ndcg@10").unwrap()[0];
+        let mut evaluation = Evaluation::default();
+        evaluation.metrics = vec![metric];
+        evaluation.mean.insert(metric, -0.0);
+        evaluation.per_query.insert("q1".into(), [(metric, -1e-12)].into_iter().collect());
+        let table = evaluation.render_table() + &render_per_query(&evaluation);
+        let comparison = Comparison {
+            baseline: evaluation.clone(),
+            tests: vec![(
+                metric,
+                significance::TestResult { statistic: -1e-17, p_value: 1.0 },
+                significance::TestResult { statistic: -0.0, p_value: 1.0 },
+            )],
+        };
+        let table = table + &comparison.render_table(&evaluation);
+        assert!(!table.contains("-0.0000"), "{table}");
+        assert!(table.contains("+0.0000"), "{table}");
     }
 }

@@ -69,7 +69,8 @@ pub struct ScoreArgs {
 
 /// Reads scoring pairs; errors name the file, line and field.
 pub fn read_pairs(path: &Path) -> Result<(Vec<ScoreRequest>, Vec<Option<serde_json::Value>>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A leading byte-order mark is stripped (as every dataset loader does); only regular files are read.
+    let text = crate::util::read_text_limited(path, crate::util::MAX_TEXT_FILE_BYTES)?;
     let (mut requests, mut ids) = (Vec::new(), Vec::new());
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -126,5 +127,14 @@ mod tests {
         std::fs::write(&path, "{\"query\": 3, \"document\": \"d\"}\n").unwrap();
         let err = format!("{:#}", read_pairs(&path).unwrap_err());
         assert!(err.contains("line 1") && err.contains("must be a string"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_stripped_like_the_dataset_loaders_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.jsonl");
+        std::fs::write(&path, "\u{feff}{\"query\": \"q\", \"document\": \"d\"}\n").unwrap();
+        let (reqs, _) = read_pairs(&path).unwrap();
+        assert_eq!((reqs[0].query.as_str(), reqs[0].document.as_str()), ("q", "d"));
     }
 }

@@ -14,6 +14,9 @@ use super::fields::RecordAt;
 use super::{Candidate, DataError, LoadOptions, QueryGroup, Split};
 use crate::bm25::{mine_negatives, Bm25Index, Bm25Params};
 
+/// The largest relevance grade accepted in a qrels file (the TREC qrels reader's limit too).
+pub const MAX_RELEVANCE: u32 = i32::MAX as u32;
+
 pub fn is_beir_dir(dir: &Path) -> bool {
     dir.join("corpus.jsonl").is_file() && dir.join("queries.jsonl").is_file() && dir.join("qrels").is_dir()
 }
@@ -32,7 +35,7 @@ pub fn read(dir: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError
     super::jsonl::for_each_line(&corpus_path, |line, text| {
         let at = RecordAt { file: &corpus_path, line };
         let obj = at.parse_object(text)?;
-        let id = at.string(&obj, "", "_id")?;
+        let id = at.id(&obj, "", "_id")?;
         let body = at.string(&obj, "", "text")?;
         let passage = match at.opt_string(&obj, "", "title").ok().flatten() {
             Some(title) => format!("{title}\n{body}"),
@@ -51,7 +54,7 @@ pub fn read(dir: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError
     super::jsonl::for_each_line(&queries_path, |line, text| {
         let at = RecordAt { file: &queries_path, line };
         let obj = at.parse_object(text)?;
-        let id = at.string(&obj, "", "_id")?;
+        let id = at.id(&obj, "", "_id")?;
         let query_text = at.string(&obj, "", "text")?;
         let domain = match at.opt_string(&obj, "", "domain")? {
             Some(d) => Some(d),
@@ -79,8 +82,9 @@ pub fn read(dir: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError
         let split = Split::parse(&split_name).ok_or_else(|| {
             DataError::new(&qrels_path, format!("unknown split `{split_name}` (expected train, dev, test or test_unseen)"))
         })?;
-        // query id → (passage index, relevance), in file order.
+        // query id → (passage index, relevance), in file order, and the line of each judgement.
         let mut judged: BTreeMap<String, Vec<(usize, u32)>> = BTreeMap::new();
+        let mut judged_at: HashMap<(String, usize), usize> = HashMap::new();
         super::jsonl::for_each_line(&qrels_path, |line, text| {
             let cols: Vec<&str> = text.split('\t').map(str::trim).collect();
             if line == 1 && cols.first().is_some_and(|c| c.eq_ignore_ascii_case("query-id")) {
@@ -95,13 +99,23 @@ pub fn read(dir: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError
             }
             let doc = *doc_index.get(cols[1]).ok_or_else(|| err("corpus-id", format!("unknown passage id `{}`", cols[1])))?;
             let relevance: i64 = cols[2].parse().map_err(|_| err("score", format!("not an integer: `{}`", cols[2])))?;
+            // Negative grades (some BEIR sets use -1) mean "judged not relevant".
+            if relevance > i64::from(MAX_RELEVANCE) {
+                return Err(err("score", format!("relevance {relevance} is out of range (at most {MAX_RELEVANCE})")));
+            }
+            if let Some(first) = judged_at.insert((cols[0].to_string(), doc), line) {
+                return Err(err("corpus-id", format!("passage `{}` judged twice for query `{}` (first on line {first})", cols[1], cols[0])));
+            }
             judged.entry(cols[0].to_string()).or_default().push((doc, relevance.max(0) as u32));
             Ok(())
         })?;
         for (query_id, judgements) in judged {
             let query = &queries[&query_id];
             if judgements.iter().all(|&(_, rel)| rel == 0) {
-                return Err(DataError::new(&qrels_path, format!("query `{query_id}` has no positive passage")).field("score"));
+                let line = judgements.iter().filter_map(|&(doc, _)| judged_at.get(&(query_id.clone(), doc))).min().copied();
+                let mut error = DataError::new(&qrels_path, format!("query `{query_id}` has no positive passage (every score is 0 or less)")).field("score");
+                error.line = line;
+                return Err(error);
             }
             let domain = match (&opts.domain, &query.domain) {
                 (Some(forced), _) => forced.clone(),

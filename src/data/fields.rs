@@ -46,6 +46,24 @@ impl RecordAt<'_> {
         }
     }
 
+    /// A required id field (string, or a number taken as a string), checked by [`super::check_id`].
+    pub fn id(&self, obj: &Map<String, Value>, path: &str, key: &str) -> Result<String, DataError> {
+        let id = match obj.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => self.string(obj, path, key)?,
+        };
+        super::check_id(&id).map_err(|msg| self.error(&join(path, key), msg))?;
+        Ok(id)
+    }
+
+    /// An optional id field (absent or null gives `None`).
+    pub fn opt_id(&self, obj: &Map<String, Value>, path: &str, key: &str) -> Result<Option<String>, DataError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.id(obj, path, key).map(Some),
+        }
+    }
+
     /// An optional string field (absent or null gives `None`; empty is an error).
     pub fn opt_string(&self, obj: &Map<String, Value>, path: &str, key: &str) -> Result<Option<String>, DataError> {
         match obj.get(key) {

@@ -25,11 +25,19 @@ pub fn hashed_split(query_id: &str) -> Split {
 }
 
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError> {
+    Ok(read_located(path, opts)?.into_iter().map(|(_, group)| group).collect())
+}
+
+/// Like [`read`], with the line number of each group.
+pub fn read_located(path: &Path, opts: &LoadOptions) -> Result<Vec<(usize, QueryGroup)>, DataError> {
     let stem = path
         .file_name()
         .and_then(|n| n.to_str())
         .map(|n| n.split('.').next().unwrap_or(n).to_string())
+        .filter(|stem| !stem.is_empty())
         .unwrap_or_else(|| "flag".into());
+    // Generated ids must pass `check_id` too: no whitespace or control characters from the file name.
+    let stem: String = stem.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).take(64).collect();
     super::jsonl::read_groups(path, |line, text| parse_record(RecordAt { file: path, line }, text, &stem, opts))
 }
 
@@ -48,7 +56,7 @@ fn passages(at: RecordAt<'_>, obj: &serde_json::Map<String, Value>, key: &str) -
 
 fn parse_record(at: RecordAt<'_>, text: &str, stem: &str, opts: &LoadOptions) -> Result<QueryGroup, DataError> {
     let obj = at.parse_object(text)?;
-    let id = at.opt_string(&obj, "", "id")?.unwrap_or_else(|| format!("{stem}-{}", at.line));
+    let id = at.opt_id(&obj, "", "id")?.unwrap_or_else(|| format!("{stem}-{}", at.line));
     let query = at.string(&obj, "", "query")?;
     let domain = match (at.opt_string(&obj, "", "domain")?, &opts.domain) {
         (_, Some(forced)) => forced.clone(),

@@ -8,8 +8,13 @@ use std::path::Path;
 
 use super::DataError;
 
-/// Opens a file for buffered reading, transparently decompressing `.xz`.
+/// Longest line (one record) read, in bytes, after decompression: 256 MiB.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+/// Opens a regular file for buffered reading, transparently decompressing `.xz`. A FIFO, device
+/// or directory is refused (it could block or never end).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>, DataError> {
+    crate::util::check_regular_file(path).map_err(|e| DataError::new(path, super::plain_message(&e.to_string(), path)))?;
     let file = File::open(path).map_err(|e| DataError::new(path, format!("cannot open: {e}")))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "xz") {
         Box::new(xz2::read::XzDecoder::new(file))
@@ -48,14 +53,17 @@ impl<'p> LineReader<'p> {
     /// The next line (without its line ending) and its 1-based number.
     pub fn next_line(&mut self) -> Result<Option<(usize, &str)>, DataError> {
         self.buf.clear();
-        let n = self
-            .reader
+        let n = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut self.buf)
             .map_err(|e| DataError::new(self.path, format!("read error: {e}")).at_line(self.line_no + 1))?;
         if n == 0 {
             return Ok(None);
         }
         self.line_no += 1;
+        if self.buf.len() > MAX_LINE_BYTES {
+            return Err(DataError::new(self.path, format!("line longer than {} MiB", MAX_LINE_BYTES >> 20)).at_line(self.line_no));
+        }
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
         }
@@ -89,11 +97,11 @@ pub fn for_each_line(path: &Path, mut each: impl FnMut(usize, &str) -> Result<()
 }
 
 /// Reads one query group per line with `parse(line, text)`, rejecting a query
-/// id that repeats an earlier line's.
+/// id that repeats an earlier line's. Each group comes with its line number.
 pub fn read_groups(
     path: &Path,
     mut parse: impl FnMut(usize, &str) -> Result<super::QueryGroup, DataError>,
-) -> Result<Vec<super::QueryGroup>, DataError> {
+) -> Result<Vec<(usize, super::QueryGroup)>, DataError> {
     let mut groups = Vec::new();
     let mut seen_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for_each_line(path, |line, text| {
@@ -103,7 +111,7 @@ pub fn read_groups(
                 .at_line(line)
                 .field("id"));
         }
-        groups.push(group);
+        groups.push((line, group));
         Ok(())
     })?;
     Ok(groups)

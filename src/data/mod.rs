@@ -171,6 +171,29 @@ impl DataError {
     }
 }
 
+/// Longest query or passage id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// Checks an id (query, passage or candidate) against the allowed character set: 1 to
+/// [`MAX_ID_BYTES`] bytes of any Unicode characters except whitespace, control characters and the
+/// byte-order mark U+FEFF (which a reader strips at the start of a file).
+/// Ids are written into whitespace-separated TREC run and qrels files, so a space, tab, newline or
+/// NUL in one would make a file that cannot be read back.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("empty id".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("id of {} bytes, longer than {MAX_ID_BYTES}", id.len()));
+    }
+    if let Some(c) = id.chars().find(|&c| c.is_whitespace() || c.is_control() || c == '\u{feff}') {
+        return Err(format!(
+            "id {id:?} contains {c:?}; ids may not contain whitespace or control characters (they are written into TREC files)"
+        ));
+    }
+    Ok(())
+}
+
 pub mod beir;
 pub mod fields;
 pub mod flag;
@@ -246,14 +269,23 @@ pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Dataset, DataE
         if beir::is_beir_dir(path) {
             groups = beir::read(path, opts)?;
         } else {
+            // query id → (file, line) of its first occurrence, across the files.
+            let mut seen: std::collections::HashMap<String, (PathBuf, usize)> = std::collections::HashMap::new();
             for file in jsonl_files(path)? {
-                groups.extend(load_file(&file, opts)?);
+                for (line, group) in load_file(&file, opts)? {
+                    if let Some((first_file, first_line)) = seen.get(&group.id) {
+                        return Err(DataError::new(&file, format!("query id `{}` occurs twice (first in {}:{first_line})", group.id, first_file.display()))
+                            .at_line(line)
+                            .field("id"));
+                    }
+                    seen.insert(group.id.clone(), (file.clone(), line));
+                    groups.push(group);
+                }
             }
         }
-    } else if path.is_file() {
-        groups = load_file(path, opts)?;
     } else {
-        return Err(DataError::new(path, "no such file or directory"));
+        crate::util::check_regular_file(path).map_err(|e| DataError::new(path, plain_message(&e.to_string(), path)))?;
+        groups = load_file(path, opts)?.into_iter().map(|(_, group)| group).collect();
     }
     let mut seen = std::collections::HashMap::new();
     for group in &groups {
@@ -264,24 +296,35 @@ pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Dataset, DataE
     Ok(Dataset { source: Some(path.to_path_buf()), groups })
 }
 
-/// The `*.jsonl` / `*.jsonl.xz` files of a directory in name order (at least one).
+/// A message from `util` without the leading `path: ` that a `DataError` prints itself.
+pub(crate) fn plain_message(message: &str, path: &std::path::Path) -> String {
+    let prefix = format!("{}: ", path.display());
+    message.strip_prefix(&prefix).unwrap_or(message).to_string()
+}
+
+/// The `*.jsonl` / `*.jsonl.xz` files of a directory in name order (at least one). An entry
+/// with such a name that is not a regular file (a broken or looping symlink, a FIFO) is an error,
+/// not skipped.
 fn jsonl_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataError::new(dir, format!("cannot list directory: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_jsonl(p))
+        .filter(|p| is_jsonl(p))
         .collect();
     files.sort();
+    for file in &files {
+        crate::util::check_regular_file(file).map_err(|e| DataError::new(file, plain_message(&e.to_string(), file)))?;
+    }
     if files.is_empty() {
         return Err(DataError::new(dir, "no *.jsonl files and not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"));
     }
     Ok(files)
 }
 
-fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Vec<QueryGroup>, DataError> {
+fn load_file(path: &std::path::Path, opts: &LoadOptions) -> Result<Vec<(usize, QueryGroup)>, DataError> {
     match detect_file_format(path)? {
-        Format::Native => native::read(path),
-        Format::FlagEmbedding => flag::read(path, opts),
+        Format::Native => native::read_located(path),
+        Format::FlagEmbedding => flag::read_located(path, opts),
         Format::Beir => unreachable!("BEIR is a directory format"),
     }
 }

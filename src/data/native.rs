@@ -18,13 +18,18 @@ pub fn looks_native(obj: &serde_json::Map<String, Value>) -> bool {
 
 /// Reads a native JSONL file, validating every record.
 pub fn read(path: &Path) -> Result<Vec<QueryGroup>, DataError> {
+    Ok(read_located(path)?.into_iter().map(|(_, group)| group).collect())
+}
+
+/// Like [`read`], with the line number of each group.
+pub fn read_located(path: &Path) -> Result<Vec<(usize, QueryGroup)>, DataError> {
     super::jsonl::read_groups(path, |line, text| parse_record(RecordAt { file: path, line }, text))
 }
 
 /// Parses and validates one native record.
 pub fn parse_record(at: RecordAt<'_>, text: &str) -> Result<QueryGroup, DataError> {
     let obj = at.parse_object(text)?;
-    let id = at.string(&obj, "", "id")?;
+    let id = at.id(&obj, "", "id")?;
     let domain = at.string(&obj, "", "domain")?;
     let split_name = at.string(&obj, "", "split")?;
     let split = Split::parse(&split_name).ok_or_else(|| {
@@ -51,7 +56,7 @@ pub fn parse_record(at: RecordAt<'_>, text: &str) -> Result<QueryGroup, DataErro
         let Value::Object(cand) = item else {
             return Err(at.error(&path, format!("expected an object, found {}", kind_of(item))));
         };
-        let cand_id = at.string(cand, &path, "id")?;
+        let cand_id = at.id(cand, &path, "id")?;
         let cand_text = at.string(cand, &path, "text")?;
         let relevance = at.unsigned(cand, &path, "relevance")?;
         let entities = at.entity_spans(cand, &path, "entities", &cand_text)?;

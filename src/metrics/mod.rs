@@ -196,9 +196,20 @@ impl Evaluation {
         let width = self.metrics.iter().map(|m| m.to_string().len()).max().unwrap_or(6).max(6);
         let mut out = format!("{:<width$}  {:>8}\n", "metric", "mean");
         for metric in &self.metrics {
-            out.push_str(&format!("{:<width$}  {:>8.4}\n", metric.to_string(), self.mean[metric]));
+            out.push_str(&format!("{:<width$}  {:>8.4}\n", metric.to_string(), for_display(self.mean[metric])));
         }
         out
+    }
+}
+
+/// `x` rounded to the 4 decimals tables print, with a negative zero (or a tiny negative value that
+/// rounds to zero) made +0, so a table never shows `-0.0000`.
+pub fn for_display(x: f64) -> f64 {
+    let rounded = (x * 1e4).round() / 1e4;
+    if rounded == 0.0 {
+        0.0
+    } else {
+        x
     }
 }
 

@@ -8,6 +8,10 @@
 //! ranking is always rebuilt from the scores (see [`Run::ranked`]). Writing is
 //! atomic and round-trips exactly (scores are printed in Rust's shortest
 //! round-trip form).
+//!
+//! A leading UTF-8 byte-order mark is stripped. Ids may not hold control characters (whitespace
+//! already separates the fields); writing refuses ids that [`crate::data::check_id`] rejects, so
+//! a file this crate writes can always be read back.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -54,12 +58,13 @@ impl Qrels {
     /// Parses TREC qrels text; `file` only names the source in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Qrels, TrecError> {
         let mut qrels = Qrels::default();
-        for (line_no, line) in text.lines().enumerate() {
+        for (line_no, line) in crate::util::strip_bom(text).lines().enumerate() {
             let fields = split_fields(line);
             if fields.is_empty() {
                 continue;
             }
             let at = LineAt { file, line: line_no + 1, text: line };
+            at.check_ids(&fields)?;
             if fields.len() != 4 {
                 return Err(at.error_after(&fields, format!("expected 4 fields `qid iter docid relevance`, found {}", fields.len())));
             }
@@ -93,8 +98,14 @@ impl Qrels {
         out
     }
 
-    /// Writes a TREC qrels file atomically.
+    /// Writes a TREC qrels file atomically; refuses ids that could not be read back.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        for (query, docs) in &self.judgments {
+            check_writable_id(path, "query", query)?;
+            for doc in docs.keys() {
+                check_writable_id(path, "document", doc)?;
+            }
+        }
         crate::util::atomic_write(path, self.to_trec_string().as_bytes())
     }
 }
@@ -119,12 +130,13 @@ impl Run {
     /// is the tag of its first line.
     pub fn parse(text: &str, file: &Path) -> Result<Run, TrecError> {
         let mut run = Run::default();
-        for (line_no, line) in text.lines().enumerate() {
+        for (line_no, line) in crate::util::strip_bom(text).lines().enumerate() {
             let fields = split_fields(line);
             if fields.is_empty() {
                 continue;
             }
             let at = LineAt { file, line: line_no + 1, text: line };
+            at.check_ids(&fields)?;
             if fields.len() != 6 {
                 return Err(at.error_after(&fields, format!("expected 6 fields `qid Q0 docid rank score tag`, found {}", fields.len())));
             }
@@ -163,8 +175,18 @@ impl Run {
         out
     }
 
-    /// Writes a TREC run file atomically.
+    /// Writes a TREC run file atomically; refuses ids (and a tag) that could not be read back.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if !self.name.is_empty() {
+            check_writable_id(path, "run tag", &self.name)?;
+        }
+        for (query, docs) in &self.scores {
+            check_writable_id(path, "query", query)?;
+            for (doc, score) in docs {
+                check_writable_id(path, "document", doc)?;
+                anyhow::ensure!(score.is_finite(), "{}: score of document `{doc}` for query `{query}` is not finite", path.display());
+            }
+        }
         crate::util::atomic_write(path, self.to_trec_string().as_bytes())
     }
 }
@@ -177,8 +199,11 @@ pub fn rank_documents(docs: &BTreeMap<String, f64>) -> Vec<(&str, f64)> {
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
-    use anyhow::Context;
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    crate::util::read_text_limited(path, crate::util::MAX_TEXT_FILE_BYTES)
+}
+
+fn check_writable_id(path: &Path, what: &str, id: &str) -> anyhow::Result<()> {
+    crate::data::check_id(id).map_err(|msg| anyhow::anyhow!("{}: cannot write {what} {msg}", path.display()))
 }
 
 /// Whitespace-separated fields with their 1-based character columns.
@@ -205,6 +230,16 @@ struct LineAt<'a> {
 }
 
 impl LineAt<'_> {
+    /// Fields may not hold control characters (e.g. NUL); whitespace already splits them.
+    fn check_ids(&self, fields: &[(usize, &str)]) -> Result<(), TrecError> {
+        for (column, text) in fields {
+            if let Some(c) = text.chars().find(|&c| c.is_control() || c == '\u{feff}') {
+                return Err(self.error(*column, format!("field `{}` contains the control character {c:?}", text.escape_debug())));
+            }
+        }
+        Ok(())
+    }
+
     fn error(&self, column: usize, message: String) -> TrecError {
         TrecError { file: self.file.to_path_buf(), line: self.line, column, message }
     }
@@ -273,6 +308,37 @@ mod tests {
         assert!(err.message.contains("judged twice"), "{err}");
         let err = Qrels::parse("q1 0 d1 1 extra\n", file).unwrap_err();
         assert!(err.message.contains("expected 4 fields"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_stripped_and_control_characters_refused() {
+        let file = Path::new("r.txt");
+        let plain = Run::parse("q1 Q0 d1 1 2.5 t\nq2 Q0 d2 1 1 t\n", file).unwrap();
+        assert_eq!(Run::parse("\u{feff}q1 Q0 d1 1 2.5 t\nq2 Q0 d2 1 1 t\n", file).unwrap(), plain);
+        let qrels = Qrels::parse("q1 0 d1 1\n", file).unwrap();
+        assert_eq!(Qrels::parse("\u{feff}q1 0 d1 1\n", file).unwrap(), qrels);
+        let err = Run::parse("q1 Q0 d\u{0}1 1 2.5 t\n", file).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 7), "{err}");
+        assert!(err.message.contains("control character"), "{err}");
+    }
+
+    #[test]
+    fn ids_that_cannot_be_read_back_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.txt");
+        for bad in ["q\t1", "q 1", "q\n1", "q\u{0}1"] {
+            let mut run = Run::new("t");
+            run.insert(bad, "d1", 1.0);
+            let err = run.write(&path).unwrap_err().to_string();
+            assert!(err.contains("run.txt") && err.contains("query"), "{err}");
+            let mut run = Run::new("t");
+            run.insert("q1", bad, 1.0);
+            assert!(run.write(&path).is_err());
+            let mut qrels = Qrels::default();
+            qrels.insert("q1", bad, 1);
+            assert!(qrels.write(&path).is_err());
+        }
+        assert!(!path.exists(), "nothing written");
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn parse_key(key: &str) -> Option<(usize, Proj, char)> {
 /// Loads a PEFT adapter and checks it fits `base`; every error names the offending file.
 pub fn load_adapter(dir: &Path, base: &ModelConfig, device: &Device) -> Result<LoraAdapter> {
     let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read adapter config {}", config_path.display()))?;
+    let text = crate::util::read_text_limited(&config_path, crate::util::MAX_CONFIG_FILE_BYTES).with_context(|| format!("cannot read adapter config {}", config_path.display()))?;
     let cfg: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("invalid JSON in {}", config_path.display()))?;
     let (config, layer_subset) = parse_config(&cfg, base).with_context(|| format!("unsupported adapter config {}", config_path.display()))?;
     let weights_path = dir.join(WEIGHTS_FILE);
@@ -125,6 +125,12 @@ fn parse_config(cfg: &serde_json::Value, _base: &ModelConfig) -> Result<(LoraCon
     }
     let r = get("r").and_then(|v| v.as_u64()).context("field r is missing or not an integer")? as usize;
     let alpha = get("lora_alpha").and_then(|v| v.as_f64()).context("field lora_alpha is missing or not a number")?;
+    if r == 0 {
+        bail!("field r must be positive, found 0");
+    }
+    if !(alpha.is_finite() && alpha > 0.0) {
+        bail!("field lora_alpha must be a positive finite number, found {alpha}");
+    }
     let dropout = get("lora_dropout").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;
     let flag = |k: &str| get(k).and_then(|v| v.as_bool()).unwrap_or(false);
     if flag("use_dora") {

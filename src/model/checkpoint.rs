@@ -1,5 +1,6 @@
 //! Loading a local Hugging Face model directory: locating config / weights / tokenizer, reading
-//! (sharded) safetensors with clear errors, and refusing PyTorch pickle checkpoints.
+//! (sharded) safetensors with clear errors, refusing PyTorch pickle checkpoints and tensors that
+//! hold NaN or infinite values (checked once, on the raw bytes, as each file is read).
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -33,6 +34,9 @@ pub fn pickle_refusal(path: &Path) -> anyhow::Error {
 
 /// Finds config.json, the safetensors weights (single file or sharded index) and tokenizer.json in `dir`.
 pub fn locate(dir: &Path) -> Result<ModelFiles> {
+    if dir.is_file() {
+        bail!("model path {} is a file; expected a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)", dir.display());
+    }
     if !dir.is_dir() {
         bail!("model directory {} does not exist", dir.display());
     }
@@ -124,6 +128,7 @@ pub fn read_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Ve
     if is_pickle_name(path) {
         return Err(pickle_refusal(path));
     }
+    crate::util::check_regular_file(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     // torch.save writes a zip archive (PK..) or a raw pickle (0x80 protocol byte). A safetensors file can
     // also start with 0x80 (the low byte of its header length), so that byte alone only counts when the
@@ -145,6 +150,9 @@ pub fn read_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Ve
             safetensors::Dtype::F64 => DType::F64,
             other => bail!("tensor {name} in {} has unsupported dtype {other:?}", path.display()),
         };
+        if let Some(index) = first_non_finite(view.data(), view.dtype()) {
+            bail!("tensor {name} in {} holds a non-finite value (NaN or infinity) at element {index}; refusing to use it", path.display());
+        }
         let tensor = Tensor::from_raw_buffer(view.data(), src_dtype, view.shape(), &Device::Cpu)
             .and_then(|t| t.to_dtype(dtype))
             .and_then(|t| t.to_device(device))
@@ -153,6 +161,17 @@ pub fn read_safetensors(path: &Path, dtype: DType, device: &Device) -> Result<Ve
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The index of the first NaN or infinite element of raw little-endian float data, if any.
+pub fn first_non_finite(data: &[u8], dtype: safetensors::Dtype) -> Option<usize> {
+    match dtype {
+        safetensors::Dtype::F32 => data.chunks_exact(4).position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+        safetensors::Dtype::F64 => data.chunks_exact(8).position(|b| !f64::from_le_bytes(b.try_into().expect("8 bytes")).is_finite()),
+        safetensors::Dtype::F16 => data.chunks_exact(2).position(|b| !half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
+        safetensors::Dtype::BF16 => data.chunks_exact(2).position(|b| !half::bf16::from_le_bytes([b[0], b[1]]).is_finite()),
+        _ => None,
+    }
 }
 
 /// Writes named tensors as a safetensors file through `util::atomic_write`.
@@ -192,6 +211,30 @@ mod tests {
         std::fs::write(dir.path().join("model.safetensors"), b"PK\x03\x04zip").unwrap();
         let err = read_safetensors(&dir.path().join("model.safetensors"), DType::F32, &Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("pickle"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_tensors_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        for (bad, dtype) in [(f32::NAN, DType::F32), (f32::INFINITY, DType::F32), (f32::NEG_INFINITY, DType::BF16), (f32::NAN, DType::F16)] {
+            let mut map = BTreeMap::new();
+            map.insert("fine".to_string(), Tensor::zeros((2, 2), dtype, &Device::Cpu).unwrap());
+            let values = Tensor::new(&[1f32, 2., bad, 4.], &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+            map.insert("layers.0.bad".to_string(), values);
+            write_safetensors(&path, &map, None).unwrap();
+            let err = format!("{:#}", read_safetensors(&path, DType::F32, &Device::Cpu).unwrap_err());
+            assert!(err.contains("layers.0.bad") && err.contains("w.safetensors") && err.contains("element 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_model_path_that_is_a_file_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("model.safetensors");
+        std::fs::write(&file, b"x").unwrap();
+        let err = locate(&file).unwrap_err().to_string();
+        assert!(err.contains("is a file"), "{err}");
     }
 
     #[test]

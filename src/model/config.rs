@@ -73,7 +73,7 @@ struct RawConfig {
 impl ModelConfig {
     /// Reads and validates `config.json`; every error names the file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model config {}", path.display()))?;
+        let text = crate::util::read_text_limited(path, crate::util::MAX_CONFIG_FILE_BYTES).with_context(|| format!("cannot read model config {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("invalid model config {}", path.display()))
     }
 
@@ -94,6 +94,25 @@ impl ModelConfig {
         }
         if raw.use_sliding_window == Some(true) {
             bail!("use_sliding_window = true is not supported");
+        }
+        for (field, value) in [
+            ("vocab_size", raw.vocab_size),
+            ("hidden_size", raw.hidden_size),
+            ("intermediate_size", raw.intermediate_size),
+            ("num_hidden_layers", raw.num_hidden_layers),
+            ("max_position_embeddings", raw.max_position_embeddings),
+        ] {
+            if value == 0 {
+                bail!("field {field} must be positive, found 0");
+            }
+        }
+        if !(raw.rms_norm_eps.is_finite() && raw.rms_norm_eps > 0.0) {
+            bail!("field rms_norm_eps must be a positive finite number, found {}", raw.rms_norm_eps);
+        }
+        if let Some(theta) = raw.rope_theta {
+            if !(theta.is_finite() && theta > 0.0) {
+                bail!("field rope_theta must be a positive finite number, found {theta}");
+            }
         }
         let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
         if raw.num_attention_heads == 0 || num_kv_heads == 0 || raw.num_attention_heads % num_kv_heads != 0 {

@@ -68,6 +68,30 @@ impl PromptTemplate {
     }
 }
 
+/// The placeholders a body template may use.
+const PLACEHOLDERS: [&str; 3] = ["instruction", "query", "doc"];
+
+/// Checks a body template: `{query}` and `{doc}` present, no `{name}` other than
+/// [`PLACEHOLDERS`] (a typo like `{qeury}` would otherwise be sent to the model verbatim).
+fn check_body_placeholders(body: &str) -> Result<()> {
+    let mut rest = body;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let name_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('}') {
+            let name = &after[..name_len];
+            if !PLACEHOLDERS.contains(&name) {
+                bail!("prompt body template has an unknown placeholder {{{name}}} (known: {{instruction}}, {{query}}, {{doc}})");
+            }
+        }
+        rest = after;
+    }
+    if !body.contains("{query}") {
+        bail!("prompt body template has no {{query}} placeholder: the query would never reach the model");
+    }
+    Ok(())
+}
+
 /// Fills `{name}` placeholders in one pass (so a query containing "{doc}" stays literal).
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len() + 64);
@@ -119,6 +143,7 @@ pub struct PromptEncoder {
     pub yes_id: u32,
     pub no_id: u32,
     pub pad_id: u32,
+    max_token_chars: usize,
 }
 
 impl PromptEncoder {
@@ -129,9 +154,13 @@ impl PromptEncoder {
     }
 
     pub fn new(tokenizer: tokenizers::Tokenizer, template: PromptTemplate, path: &Path) -> Result<Self> {
+        check_body_placeholders(&template.body)?;
         let Some((head, tail)) = template.body.split_once("{doc}") else { bail!("prompt body template has no {{doc}} placeholder") };
         if tail.contains("{doc}") {
             bail!("prompt body template has {{doc}} more than once");
+        }
+        if template.max_length == 0 {
+            bail!("max_length is 0: no prompt fits");
         }
         let trimmed = head.trim_end();
         let (body_head, doc_lead) = (trimmed.to_string(), head[trimmed.len()..].to_string());
@@ -145,9 +174,19 @@ impl PromptEncoder {
             bail!("tokenizer {}: the yes and no words map to the same token", path.display());
         }
         let pad_id = tokenizer.token_to_id(&template.pad_token).unwrap_or(0);
-        let mut me = Self { tokenizer, body_head, doc_lead, body_tail: tail.to_string(), prefix_ids: vec![], suffix_ids: vec![], yes_id, no_id, pad_id, path: path.to_path_buf(), template };
+        let mut me = Self { tokenizer, body_head, doc_lead, body_tail: tail.to_string(), prefix_ids: vec![], suffix_ids: vec![], yes_id, no_id, pad_id, path: path.to_path_buf(), template, max_token_chars: 1 };
         me.prefix_ids = me.encode(&me.template.prefix.clone())?;
         me.suffix_ids = me.encode(&me.template.suffix.clone())?;
+        let fixed = me.prefix_ids.len() + me.suffix_ids.len();
+        if me.template.max_length <= fixed {
+            bail!(
+                "max_length {} leaves no room for the query and document: the prompt's prefix and suffix alone take {fixed} tokens",
+                me.template.max_length
+            );
+        }
+        // The longest text a single token stands for (in characters; a byte-level vocabulary holds one
+        // character per byte), to cut over-long documents before tokenising them.
+        me.max_token_chars = me.tokenizer.get_vocab(true).keys().map(|t| t.chars().count()).max().unwrap_or(1).max(1);
         Ok(me)
     }
 
@@ -181,6 +220,7 @@ impl PromptEncoder {
     /// `Truncation::Body` (the model card's rule) the query part is cut too once the document is gone.
     pub fn encode_pair(&self, instruction: Option<&str>, query: &str, document: &str) -> Result<EncodedPair> {
         let mut shared = self.encode_query(instruction, query)?;
+        let document = self.precut(document);
         let mut doc = self.encode(&format!("{}{document}", self.doc_lead))?;
         let tail = if self.body_tail.is_empty() { vec![] } else { self.encode(&self.body_tail)? };
         let body_budget = self.template.max_length.saturating_sub(self.prefix_ids.len() + tail.len() + self.suffix_ids.len());
@@ -194,6 +234,22 @@ impl PromptEncoder {
         Ok(EncodedPair { shared, candidate: [doc, tail, self.suffix_ids.clone()].concat(), truncated })
     }
 
+    /// A document cut, before tokenising, to a length far beyond what `max_length` tokens can hold:
+    /// 4 × (max_length + 16) × the longest token's characters (at a character boundary). The
+    /// tokens that survive truncation are the same; a 50 MB document no longer costs seconds and
+    /// gigabytes to tokenise.
+    fn precut<'d>(&self, document: &'d str) -> &'d str {
+        let cap = (self.template.max_length.saturating_add(16)).saturating_mul(self.max_token_chars).saturating_mul(4);
+        if document.len() <= cap {
+            return document;
+        }
+        let mut end = cap;
+        while !document.is_char_boundary(end) {
+            end -= 1;
+        }
+        &document[..end]
+    }
+
     /// The full prompt text (for display and checks).
     pub fn prompt_text(&self, instruction: Option<&str>, query: &str, document: &str) -> String {
         let instruction = instruction.unwrap_or(&self.template.default_instruction);
@@ -205,6 +261,17 @@ impl PromptEncoder {
 #[cfg(test)]
 mod tests {
     use super::fill;
+
+    #[test]
+    fn body_templates_need_query_and_doc_and_no_unknown_placeholder() {
+        use super::check_body_placeholders as check;
+        assert!(check(&super::PromptTemplate::default().body).is_ok());
+        assert!(check("{query} {doc} {{literal braces}} {1 2}").is_ok());
+        let err = check("<Q>: {qeury} <D>: {doc}").unwrap_err().to_string();
+        assert!(err.contains("{qeury}"), "{err}");
+        let err = check("<D>: {doc}").unwrap_err().to_string();
+        assert!(err.contains("{query}"), "{err}");
+    }
 
     #[test]
     fn fill_is_single_pass() {

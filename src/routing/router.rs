@@ -44,6 +44,9 @@ impl Default for RouterTrainConfig {
     }
 }
 
+/// The `format_version` of router.json this build writes and reads.
+pub const ROUTER_FORMAT_VERSION: u32 = 1;
+
 /// Metadata saved beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterMeta {
@@ -142,7 +145,7 @@ impl TrainedRouter {
             optimizer.backward_step(&loss)?;
         }
         let meta = RouterMeta {
-            format_version: 1,
+            format_version: ROUTER_FORMAT_VERSION,
             kind,
             labels: labels.to_vec(),
             input_dim: d,
@@ -203,12 +206,28 @@ impl TrainedRouter {
 
     pub fn load(dir: &Path) -> anyhow::Result<TrainedRouter> {
         let meta_path = dir.join("router.json");
-        let meta_text = std::fs::read_to_string(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
+        let meta_text = crate::util::read_text_limited(&meta_path, crate::util::MAX_CONFIG_FILE_BYTES)?;
         let meta: RouterMeta =
             serde_json::from_str(&meta_text).with_context(|| format!("parsing {}", meta_path.display()))?;
+        if meta.format_version != ROUTER_FORMAT_VERSION {
+            bail!(
+                "{}: field `format_version` is {}, this build reads version {ROUTER_FORMAT_VERSION} only",
+                meta_path.display(),
+                meta.format_version
+            );
+        }
+        if meta.labels.is_empty() || meta.input_dim == 0 {
+            bail!("{}: a router needs at least one label and a positive `input_dim`", meta_path.display());
+        }
+        let mut labels = meta.labels.clone();
+        labels.sort();
+        if let Some(pair) = labels.windows(2).find(|p| p[0] == p[1]) {
+            bail!("{}: field `labels` names `{}` twice", meta_path.display(), pair[0]);
+        }
         let weights_path = dir.join("router.safetensors");
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-            .with_context(|| format!("reading {}", weights_path.display()))?;
+        // read_safetensors refuses NaN / infinite weights, naming the tensor.
+        let tensors: std::collections::HashMap<String, Tensor> =
+            crate::model::checkpoint::read_safetensors(&weights_path, DType::F32, &Device::Cpu)?.into_iter().collect();
         let get = |name: &str, shape: &[usize]| -> anyhow::Result<Tensor> {
             let t = tensors
                 .get(name)

@@ -79,6 +79,28 @@ impl RunDir {
     pub fn summary_path(&self) -> PathBuf {
         self.root.join("summary.json")
     }
+
+    /// Removes the temporary files that an interrupted `util::atomic_write` left in the run
+    /// directory and its subdirectories (three levels deep). Call it under the run-directory lock.
+    pub fn sweep_orphan_temp_files(&self) -> Result<Vec<PathBuf>> {
+        fn walk(dir: &Path, depth: usize, removed: &mut Vec<PathBuf>) -> Result<()> {
+            removed.extend(crate::util::sweep_orphan_temp_files(dir)?);
+            if depth == 0 {
+                return Ok(());
+            }
+            let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+            let mut subdirs: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect();
+            subdirs.sort();
+            for sub in subdirs {
+                walk(&sub, depth - 1, removed)?;
+            }
+            Ok(())
+        }
+        let mut removed = Vec::new();
+        walk(&self.root, 3, &mut removed)?;
+        Ok(removed)
+    }
 }
 
 fn sibling(dir: &Path, tag: &str) -> Result<(PathBuf, String)> {
@@ -191,10 +213,12 @@ pub fn load_checkpoint(dir: &Path, base: &ModelConfig, device: &Device) -> Resul
     if !progress_path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&progress_path).with_context(|| format!("reading {}", progress_path.display()))?;
+    let text = crate::util::read_text_limited(&progress_path, crate::util::MAX_CONFIG_FILE_BYTES)?;
     let progress: Progress = serde_json::from_str(&text).with_context(|| format!("parsing {}", progress_path.display()))?;
-    let adapter = crate::model::load_adapter(dir, base, device).with_context(|| format!("checkpoint {}", dir.display()))?;
-    let moments: BTreeMap<_, _> = read_safetensors(&dir.join(OPTIMIZER_FILE), DType::F32, device)?.into_iter().collect();
+    // Both reads refuse NaN / infinite tensors: training never resumes from a non-finite checkpoint.
+    let refuse = || format!("checkpoint {}: refusing to resume from it (start afresh with `--fresh` / output.resume = false)", dir.display());
+    let adapter = crate::model::load_adapter(dir, base, device).with_context(refuse)?;
+    let moments: BTreeMap<_, _> = read_safetensors(&dir.join(OPTIMIZER_FILE), DType::F32, device).with_context(refuse)?.into_iter().collect();
     if progress.step > progress.total_steps {
         bail!("{}: step {} beyond total {}", progress_path.display(), progress.step, progress.total_steps);
     }
@@ -285,6 +309,30 @@ mod tests {
         assert_eq!(latest.moments.len(), 2 * adapter_with(1.0).vars().len());
         let leftovers: Vec<_> = std::fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_non_finite_checkpoint_is_never_resumed_from() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(run.path()).state_dir("expert:legal");
+        let optimizer = AdamW::new(adapter_with(1.0).vars(), Default::default()).unwrap();
+        save_checkpoint(&dir, &adapter_with(f32::NAN), &optimizer, &progress(3), "base").unwrap();
+        let err = format!("{:#}", load_checkpoint(&dir, &tiny(), &Device::Cpu).err().expect("a NaN checkpoint must be refused"));
+        assert!(err.contains("non-finite") && err.contains("--fresh") && err.contains("adapter_model.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn orphan_temporary_files_in_the_run_directory_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::new(root.path());
+        let expert = run.expert_dir("legal");
+        std::fs::create_dir_all(&expert).unwrap();
+        std::fs::write(run.root.join(".fingerprints.json.r2r-tmp-a1B2c3"), b"{\"da").unwrap();
+        std::fs::write(expert.join(".adapter_config.json.r2r-tmp-x"), b"{").unwrap();
+        std::fs::write(run.fingerprints_path(), b"{}").unwrap();
+        assert_eq!(run.sweep_orphan_temp_files().unwrap().len(), 2);
+        assert!(run.fingerprints_path().is_file());
+        assert_eq!(std::fs::read_dir(&expert).unwrap().count(), 0);
     }
 
     #[test]

@@ -11,6 +11,19 @@ use super::loss::ScoreForm;
 use crate::model::Proj;
 use crate::routing::RouterTrainConfig;
 
+/// Most epochs of any stage or of the router (bounds the step count far below overflow).
+pub const MAX_EPOCHS: usize = 100_000;
+/// Highest LoRA rank (a rank beyond a layer's width adds parameters, never capacity).
+pub const MAX_LORA_RANK: usize = 1024;
+/// Most hard negatives per group.
+pub const MAX_NEGATIVES: usize = 1024;
+/// Most groups per micro-batch, and most accumulated micro-batches.
+pub const MAX_BATCH: usize = 4096;
+/// Widest MLP router hidden layer.
+pub const MAX_ROUTER_HIDDEN: usize = 65_536;
+/// Longest prompt in tokens.
+pub const MAX_LENGTH: usize = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -293,7 +306,7 @@ impl Default for OutputConfig {
 impl TrainConfig {
     /// Reads a TOML file; errors name the file and the offending key.
     pub fn load(path: &Path) -> anyhow::Result<TrainConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::util::read_text_limited(path, crate::util::MAX_CONFIG_FILE_BYTES)?;
         let config: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.validate().with_context(|| format!("{}", path.display()))?;
         Ok(config)
@@ -303,27 +316,59 @@ impl TrainConfig {
         toml::to_string_pretty(self).expect("the config serialises")
     }
 
-    /// Range checks that serde cannot express.
+    /// Range checks that serde cannot express. Every bound is documented in
+    /// assets/configs/default.toml and the README ("What the tool refuses and why").
     pub fn validate(&self) -> anyhow::Result<()> {
-        let checks: [(bool, &str); 9] = [
-            (self.lora.rank > 0, "lora.rank must be > 0"),
-            (self.objective.temperature > 0.0, "objective.temperature must be > 0"),
-            (self.objective.negatives > 0, "objective.negatives must be > 0"),
-            (self.optim.learning_rate > 0.0, "optim.learning_rate must be > 0"),
-            (self.optim.batch_groups > 0, "optim.batch_groups must be > 0"),
-            (self.optim.grad_accumulation > 0, "optim.grad_accumulation must be > 0"),
-            ((0.0..=1.0).contains(&self.stage1.mask_intensity), "stage1.mask_intensity must be in [0, 1]"),
-            ((0.0..=1.0).contains(&self.stage1.gazetteer_drop), "stage1.gazetteer_drop must be in [0, 1]"),
-            (["linear", "mlp"].contains(&self.router.kind.as_str()), "router.kind must be `linear` or `mlp`"),
+        let finite_positive = |x: f64| x.is_finite() && x > 0.0;
+        let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
+        let fraction = |x: f64| (0.0..=1.0).contains(&x);
+        let checks: [(bool, String); 20] = [
+            ((1..=MAX_LORA_RANK).contains(&self.lora.rank), format!("lora.rank must be in 1..={MAX_LORA_RANK}, found {}", self.lora.rank)),
+            (finite_positive(self.lora.alpha), format!("lora.alpha must be a positive finite number, found {}", self.lora.alpha)),
+            (finite_positive(self.objective.temperature), format!("objective.temperature must be > 0 and finite, found {}", self.objective.temperature)),
+            ((1..=MAX_NEGATIVES).contains(&self.objective.negatives), format!("objective.negatives must be in 1..={MAX_NEGATIVES}, found {}", self.objective.negatives)),
+            (finite_positive(self.optim.learning_rate), format!("optim.learning_rate must be > 0 and finite, found {}", self.optim.learning_rate)),
+            (finite_non_negative(self.optim.weight_decay), format!("optim.weight_decay must be >= 0 and finite, found {}", self.optim.weight_decay)),
+            (finite_non_negative(self.optim.grad_clip), format!("optim.grad_clip must be >= 0 and finite (0 = off), found {}", self.optim.grad_clip)),
+            (fraction(self.optim.final_lr_fraction), format!("optim.final_lr_fraction must be in [0, 1], found {}", self.optim.final_lr_fraction)),
+            ((1..=MAX_BATCH).contains(&self.optim.batch_groups), format!("optim.batch_groups must be in 1..={MAX_BATCH}, found {}", self.optim.batch_groups)),
+            ((1..=MAX_BATCH).contains(&self.optim.grad_accumulation), format!("optim.grad_accumulation must be in 1..={MAX_BATCH}, found {}", self.optim.grad_accumulation)),
+            (fraction(self.stage1.mask_intensity), "stage1.mask_intensity must be in [0, 1]".into()),
+            (fraction(self.stage1.gazetteer_drop), "stage1.gazetteer_drop must be in [0, 1]".into()),
+            (["linear", "mlp"].contains(&self.router.kind.as_str()), "router.kind must be `linear` or `mlp`".into()),
+            (self.router.kind != "mlp" || (1..=MAX_ROUTER_HIDDEN).contains(&self.router.mlp_hidden), format!("router.mlp_hidden must be in 1..={MAX_ROUTER_HIDDEN}, found {}", self.router.mlp_hidden)),
+            ((1..=MAX_EPOCHS).contains(&self.router.train.epochs), format!("router.train.epochs must be in 1..={MAX_EPOCHS}, found {}", self.router.train.epochs)),
+            (finite_positive(self.router.train.learning_rate), format!("router.train.learning_rate must be > 0 and finite, found {}", self.router.train.learning_rate)),
+            (finite_non_negative(self.router.train.weight_decay), format!("router.train.weight_decay must be >= 0 and finite, found {}", self.router.train.weight_decay)),
+            ((1..=MAX_LENGTH).contains(&self.model.max_length), format!("model.max_length must be in 1..={MAX_LENGTH} tokens, found {}", self.model.max_length)),
+            (self.baselines.epochs <= MAX_EPOCHS, format!("baselines.epochs must be at most {MAX_EPOCHS} (0 = stage2.epochs), found {}", self.baselines.epochs)),
+            (self.output.checkpoint_every > 0, "output.checkpoint_every must be > 0".into()),
         ];
         for (ok, message) in checks {
             anyhow::ensure!(ok, "{message}");
         }
+        for (name, stage) in [("stage1", &self.stage1), ("stage2", &self.stage2)] {
+            anyhow::ensure!(
+                stage.skip || (1..=MAX_EPOCHS).contains(&stage.epochs),
+                "{name}.epochs must be in 1..={MAX_EPOCHS}, found {}",
+                stage.epochs
+            );
+        }
         anyhow::ensure!(!self.data.domains.is_empty(), "data.domains lists no target domain");
+        let mut seen = std::collections::BTreeSet::new();
+        for domain in &self.data.domains {
+            anyhow::ensure!(!domain.trim().is_empty(), "data.domains holds an empty name");
+            anyhow::ensure!(seen.insert(domain.as_str()), "data.domains names `{domain}` twice (each target domain gets one expert)");
+        }
+        let mut seen_ood = std::collections::BTreeSet::new();
+        for domain in &self.data.ood_domains {
+            anyhow::ensure!(seen_ood.insert(domain.as_str()), "data.ood_domains names `{domain}` twice");
+            anyhow::ensure!(!seen.contains(domain.as_str()), "`{domain}` is both in data.domains and data.ood_domains");
+        }
         anyhow::ensure!(["cpu", "cuda", "auto"].contains(&self.model.device.as_str()), "model.device must be `cpu`, `cuda` or `auto`");
         anyhow::ensure!((0.0..1.0).contains(&self.lora.dropout), "lora.dropout must be in [0, 1)");
         anyhow::ensure!((0.0..=1.0).contains(&self.optim.warmup_fraction), "optim.warmup_fraction must be in [0, 1]");
-        anyhow::ensure!(self.output.checkpoint_every > 0, "output.checkpoint_every must be > 0");
+        anyhow::ensure!(!self.lora.target_modules.is_empty(), "lora.target_modules lists no layer");
         for name in &self.lora.target_modules {
             anyhow::ensure!(
                 Proj::from_name(name).is_some(),
@@ -411,5 +456,34 @@ mod tests {
         std::fs::write(&path, "[objective]\ntemperature = 0.0\n").unwrap();
         let err = format!("{:#}", TrainConfig::load(&path).unwrap_err());
         assert!(err.contains("temperature"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.toml");
+        let cases = [
+            ("[data]\ndomains = [\"legal\", \"legal\"]\n", "data.domains names `legal` twice"),
+            ("[data]\ndomains = [\"legal\"]\nood_domains = [\"legal\"]\n", "both in data.domains and data.ood_domains"),
+            ("[stage2]\nepochs = 9223372036854775807\n", "stage2.epochs"),
+            ("[stage1]\nepochs = 0\n", "stage1.epochs"),
+            ("[baselines]\nepochs = 1000000000\n", "baselines.epochs"),
+            ("[lora]\nrank = 100000\n", "lora.rank"),
+            ("[lora]\nalpha = nan\n", "lora.alpha"),
+            ("[model]\nmax_length = 0\n", "model.max_length"),
+            ("[objective]\ntemperature = inf\n", "objective.temperature"),
+            ("[optim]\nlearning_rate = nan\n", "optim.learning_rate"),
+            ("[optim]\ngrad_clip = -1.0\n", "optim.grad_clip"),
+            ("[router.train]\nepochs = 0\n", "router.train.epochs"),
+            ("[router]\nkind = \"mlp\"\nmlp_hidden = 0\n", "router.mlp_hidden"),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", TrainConfig::load(&path).expect_err(text));
+            assert!(err.contains("train.toml") && err.contains(expected), "{text}: {err}");
+        }
+        // A byte-order mark is stripped, as for every other input file.
+        std::fs::write(&path, "\u{feff}[lora]\nrank = 8\n").unwrap();
+        assert_eq!(TrainConfig::load(&path).unwrap().lora.rank, 8);
     }
 }

@@ -120,7 +120,10 @@ impl Trainer<'_> {
             bail!("{job}: none of the {} training groups has both a positive and a lower-relevance candidate", spec.train.len());
         }
         let steps_per_epoch = plan_len.div_ceil(per_step);
-        let total = spec.epochs * steps_per_epoch;
+        let total = spec
+            .epochs
+            .checked_mul(steps_per_epoch)
+            .with_context(|| format!("{job}: {} epochs of {steps_per_epoch} steps overflow the step count", spec.epochs))?;
         if total == 0 {
             bail!("{job}: zero epochs");
         }

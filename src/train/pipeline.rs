@@ -123,7 +123,7 @@ fn prepare_run_dir(config: &TrainConfig, run: &RunDir, data: &PreparedData) -> R
     let fingerprints = Fingerprints { data: data.data_fingerprint.clone(), backbone: data.backbone_fingerprint.clone(), config: config.training_fingerprint() };
     let path = run.fingerprints_path();
     if config.output.resume && path.is_file() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::util::read_text_limited(&path, crate::util::MAX_CONFIG_FILE_BYTES)?;
         let old: Fingerprints = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for (what, a, b) in [("data", &old.data, &fingerprints.data), ("backbone", &old.backbone, &fingerprints.backbone)] {
             if a != b {
@@ -148,6 +148,13 @@ pub fn run_training(config: &TrainConfig, ctx: &JobContext) -> Result<RunSummary
     if stages.is_empty() {
         bail!("run.stages is empty: nothing to train");
     }
+    // One job per run directory: a second training into the same directory fails here, before it
+    // could overwrite adapters the first one is writing and describing.
+    let _lock = super::lock::RunLock::acquire(&config.output.dir, "a training job")?;
+    let run = RunDir::new(&config.output.dir);
+    for removed in run.sweep_orphan_temp_files()? {
+        ctx.log(format!("removed {}, left by an interrupted write", removed.display()));
+    }
     let reranker = load_reranker(config)?;
     ctx.log(format!(
         "backbone {} ({} layers, hidden {}) on {:?}; score form {:?}, tau {}",
@@ -159,7 +166,6 @@ pub fn run_training(config: &TrainConfig, ctx: &JobContext) -> Result<RunSummary
         config.objective.temperature
     ));
     let data = prepare_data(config, &reranker)?;
-    let run = RunDir::new(&config.output.dir);
     prepare_run_dir(config, &run, &data)?;
     let trainer = Trainer { reranker: &reranker, config, run: &run, ctx };
     let mut summary = RunSummary {
