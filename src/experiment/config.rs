@@ -68,7 +68,7 @@ impl Default for ExperimentOptions {
 impl ExperimentConfig {
     /// Reads a TOML file; errors name the file and the offending key.
     pub fn load(path: &Path) -> anyhow::Result<ExperimentConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::util::read_text_limited(path, crate::util::MAX_CONFIG_FILE_BYTES)?;
         let config: ExperimentConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.validate().with_context(|| format!("{}", path.display()))?;
         Ok(config)
