@@ -81,6 +81,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         quit_after: args.quit_after.map(std::time::Duration::from_secs_f64),
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),
+        export_dir: None,
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

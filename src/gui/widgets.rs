@@ -382,3 +382,25 @@ impl QueryPicker {
         self.selected
     }
 }
+
+/// A "Save … CSV" button: writes `csv()` as a new file `<stem>.csv` into `dir`
+/// and leaves where it went (or why it could not) in `note`.
+pub fn save_csv_button(ui: &mut egui::Ui, label: &str, dir: &std::path::Path, stem: &str, note: &mut Option<String>, csv: impl FnOnce() -> String) {
+    if ui.button(label).on_hover_text(format!("Write this table as a CSV file into {}", dir.display())).clicked() {
+        *note = Some(match crate::export::write_new_file(dir, stem, "csv", csv().as_bytes()) {
+            Ok(path) => format!("Saved {}", path.display()),
+            Err(err) => format!("Could not save the CSV: {err:#}"),
+        });
+    }
+}
+
+/// A ranked list as tab-separated text (rank, candidate id, relevance, score, text), for the clipboard.
+pub fn ranking_tsv(group: &QueryGroup, ranking: &Ranking) -> String {
+    let mut out = format!("# {}\t{}\nrank\tcandidate\trelevance\tscore\ttext\n", group.id, group.query);
+    for (rank, &cand) in ranking.order.iter().enumerate() {
+        let c = &group.candidates[cand];
+        let text = c.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", rank + 1, c.id, c.relevance, ranking.scores[cand], text));
+    }
+    out
+}

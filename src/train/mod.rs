@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod loss;
 pub mod optim;
 pub mod pipeline;
+pub mod plan;
 pub mod route_stage;
 
 pub use checkpoint::RunDir;
