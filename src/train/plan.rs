@@ -120,8 +120,8 @@ mod tests {
         // Stage 1 took 40 s; expert:legal is half done after 10 s more.
         let progress = whole_progress(&plan, &[seen("stage1", 100, 100, 0.0, 40.0), seen("expert:legal", 5, 10, 40.0, 50.0)], 50.0);
         assert_eq!((progress.stage, progress.stages), (2, 4));
-        // Estimates: stage1 40, expert:legal 20, expert:medical 20 (same kind), router 26.67 (mean of all).
-        let total = 40.0 + 20.0 + 20.0 + 80.0 / 3.0;
+        // Estimates: stage1 40, expert:legal 20, expert:medical 20 (same kind), router 30 (mean of the measured ones).
+        let total = 40.0 + 20.0 + 20.0 + 30.0;
         assert!((progress.fraction - 50.0 / total).abs() < 1e-9, "{progress:?}");
         assert!((progress.eta_seconds.unwrap() - (total - 50.0)).abs() < 1e-9);
         // "100 %" of one stage is not the end of the job.
