@@ -186,6 +186,58 @@ fn a_malformed_file_shows_file_and_line_and_the_app_stays_up() {
 }
 
 #[test]
+fn a_missing_file_names_no_line_or_field_and_its_error_can_be_dismissed() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let mut harness = harness(StartOptions { data: Some(missing.clone()), ..Default::default() });
+    step_until(&mut harness, "the load error", |h| has_label(h, "Could not load the dataset"));
+    assert!(has_label_containing(&harness, &missing.display().to_string()));
+    assert!(!has_label(&harness, "Line") && !has_label(&harness, "Field"), "no empty Line/Field rows for a missing file");
+    harness.get_by_label("Dismiss").click();
+    harness.run_steps(2);
+    assert!(!has_label(&harness, "Could not load the dataset"));
+    assert!(harness.state().workspace().load_failure.is_none());
+}
+
+#[test]
+fn training_config_saves_as_toml_and_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(StartOptions { panel: Some(PanelKind::Training), ..Default::default() });
+    harness.run_steps(2);
+    let spin = |h: &Harness<'static, WorkbenchApp>, label: &str| {
+        h.query_all_by_label(label).find(|n| n.accesskit_node().role() == Role::SpinButton).and_then(|n| n.accesskit_node().numeric_value())
+    };
+    // The default output folder is absolute (under the app's data directory).
+    let output = harness.get_by_role_and_label(Role::TextInput, "Output").value().unwrap();
+    assert!(Path::new(&output).is_absolute(), "{output}");
+    harness.get_by_label("Tiny demo").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(8.0));
+    let path = dir.path().join("tiny-copy.toml");
+    let field = harness.get_by_role_and_label(Role::TextInput, "Config file");
+    field.click();
+    field.type_text(&path.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Save config").click();
+    harness.run_steps(2);
+    let saved = TrainConfig::load(&path).expect("the saved file is a valid config");
+    assert_eq!(saved.lora.rank, 8);
+    // Back to the paper's defaults, then open the saved file: the form shows it again.
+    harness.get_by_label("Paper defaults").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(32.0));
+    let field = harness.get_by_role_and_label(Role::TextInput, "Config file");
+    field.click();
+    field.type_text(&path.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Open config").click();
+    harness.run_steps(2);
+    assert_eq!(spin(&harness, "LoRA rank"), Some(8.0));
+    assert_eq!(spin(&harness, "Negatives"), Some(saved.objective.negatives as f64));
+    assert!(has_label_containing(&harness, "Opened "));
+}
+
+#[test]
 fn rankings_panel_compares_two_systems_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_dataset(dir.path());

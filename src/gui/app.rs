@@ -554,6 +554,7 @@ impl eframe::App for WorkbenchApp {
                 AppRequest::OpenRouting(path) => self.start_experiment_routing(path),
                 AppRequest::ClearRouting => self.clear_routing(),
                 AppRequest::ShowPanel(panel) => self.settings.panel = panel,
+                AppRequest::DismissLoadError => self.workspace.load_failure = None,
                 AppRequest::OpenRunInRouter(dir) => {
                     self.panels.router = panels::router::RouterPanel::with_path(dir.clone());
                     self.settings.panel = PanelKind::Router;

@@ -352,6 +352,8 @@ pub enum AppRequest {
     ClearRouting,
     /// Show a panel.
     ShowPanel(PanelKind),
+    /// Hide the dataset load error.
+    DismissLoadError,
     /// "Open in Router" after a training run: put its directory in the Router panel and route its test split.
     OpenRunInRouter(PathBuf),
 }
