@@ -634,7 +634,9 @@ fn a_finished_tiny_run_shows_curves_and_its_router_confusion_matrix() {
 fn rankings_panel_ranks_a_split_with_the_generalist_backbone_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_dataset(dir.path());
-    let mut harness = harness(StartOptions { data: Some(path), panel: Some(PanelKind::Rankings), ..Default::default() });
+    let cache = dir.path().join("cache");
+    let options = StartOptions { data: Some(path.clone()), panel: Some(PanelKind::Rankings), cache_dir: Some(cache.clone()), ..Default::default() };
+    let mut harness = harness(options.clone());
     step_until(&mut harness, "both rankings", |h| h.query_all_by_label_contains("NDCG@10 of this query").count() == 2);
     let generalist = r2r::gui::systems::SystemKind::Generalist;
     assert!(harness.state().workspace().split_runs.is_empty(), "the backbone runs only when chosen");
@@ -668,6 +670,20 @@ fn rankings_panel_ranks_a_split_with_the_generalist_backbone_on_demand() {
         .filter(|text| text == "=" || text.starts_with('↑') || text.starts_with('↓'))
         .count();
     assert_eq!(marks, 8, "4 candidates × 2 columns");
+
+    // The scores are cached on disk: a new session ranks the same split from the cache.
+    let cached: Vec<PathBuf> = std::fs::read_dir(cache.join("generalist")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    drop(harness);
+    let mut harness = self::harness(options);
+    step_until(&mut harness, "BM25", |h| h.state().workspace().run(&r2r::gui::systems::SystemKind::Bm25).is_some());
+    harness.get_by_role_and_label(Role::CheckBox, "Generalist backbone").click();
+    step_until(&mut harness, "the cached test split", |h| {
+        matches!(h.state().workspace().split_runs.get(&(generalist.clone(), r2r::data::Split::Test)), Some(RunState::Ready(_)))
+    });
+    let again = harness.state().workspace().run_for(&generalist, r2r::data::Split::Test).unwrap().clone();
+    assert_eq!(again.rankings["med-1"].scores, run.rankings["med-1"].scores);
+    assert!(harness.state().jobs().all().iter().any(|j| j.log.iter().any(|l| l.contains("from the cache"))), "read from the cache");
 }
 
 /// `r2r experiment` on a tiny subset of the sample data into `out` (the same

@@ -46,6 +46,8 @@ pub struct StartOptions {
     pub quit_after: Option<std::time::Duration>,
     /// Where "Save CSV" writes (overrides the remembered folder).
     pub export_dir: Option<PathBuf>,
+    /// Where computed rankings are cached across launches (None: not cached).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Marks `state` failed when it waits for job `id`; true when it did.
@@ -97,6 +99,7 @@ pub struct WorkbenchApp {
     quit_at: Option<Instant>,
     /// The experiment to open once the dataset has loaded (`--experiment`).
     pending_experiment: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl WorkbenchApp {
@@ -144,6 +147,7 @@ impl WorkbenchApp {
             frame_stats: options.frame_stats,
             quit_at: options.quit_after.map(|d| Instant::now() + d),
             pending_experiment: options.experiment,
+            cache_dir: options.cache_dir,
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {
@@ -159,6 +163,10 @@ impl WorkbenchApp {
 
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
     }
 
     /// True while a load or a ranking run is in progress.
@@ -219,8 +227,9 @@ impl WorkbenchApp {
             return;
         }
         let model = self.settings.rankings.backbone.clone().unwrap_or_else(crate::gui::systems::default_backbone);
+        let cache = self.cache_dir.clone();
         let id = self.jobs.spawn(format!("Rank {split} with {}", system.name()), move |job| {
-            Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, job)?)))
+            Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, cache.as_deref(), job)?)))
         });
         self.workspace.split_runs.insert(key, RunState::Computing(id));
     }

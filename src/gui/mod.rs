@@ -82,6 +82,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),
         export_dir: None,
+        cache_dir: Some(crate::gui::state::app_data_dir().join("cache")),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
