@@ -277,6 +277,22 @@ fn rankings_panel_compares_two_systems_side_by_side() {
     assert!(has_label(&harness, "Mean MRR@10, split test"));
     assert!(has_label(&harness, "MRR@10 of this query: 1.000"));
 
+    // A ranked list copies to the clipboard as tab-separated rows, best first.
+    harness.query_all_by_label("Copy list").next().unwrap().click();
+    harness.step();
+    let copied: Vec<String> = harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| if let egui::OutputCommand::CopyText(text) = c { Some(text.clone()) } else { None })
+        .collect();
+    assert_eq!(copied.len(), 1, "one copy");
+    let lines: Vec<&str> = copied[0].lines().collect();
+    assert_eq!(lines[1], "rank\tcandidate\trelevance\tscore\ttext");
+    assert_eq!(lines.len(), 2 + 4, "header lines and the four candidates of med-1");
+    assert!(lines[2].starts_with("1\tmed-1-c0\t1\t"), "BM25 ranks the relevant passage first: {}", lines[2]);
+
     // Another query from the list updates both columns.
     harness.get_by_label_contains("med-2  ·").click();
     harness.step();
