@@ -126,7 +126,12 @@ impl WorkbenchApp {
         if let Some(path) = options.router_path {
             panels.router = panels::router::RouterPanel::with_path(path.clone());
             if options.route_at_start {
-                requests.push(AppRequest::Route { path, split: crate::data::Split::Test });
+                // An experiment directory is read back; a run directory is routed.
+                if crate::experiment::open::experiment_root(&path).is_some() {
+                    requests.push(AppRequest::OpenRouting(path));
+                } else {
+                    requests.push(AppRequest::Route { path, split: crate::data::Split::Test });
+                }
             }
         }
         let repaint_ctx = cc.egui_ctx.clone();
