@@ -321,7 +321,8 @@ impl RouterPanel {
                     ui.label(format!("{} → {}", m.domain, m.chosen));
                     ui.label(format!("{:.3}", m.chosen_ndcg_at_10)).on_hover_text("NDCG@10 under the chosen expert");
                     ui.label(format!("{:.3}", m.correct_ndcg_at_10)).on_hover_text("NDCG@10 under the correct expert");
-                    ui.label(RichText::new(format!("{:+.3}", -m.lost())).strong()).on_hover_text("NDCG@10 lost by the misroute (chosen − correct)");
+                    let lost = if m.lost().abs() < 5e-4 { "0.000".to_string() } else { format!("{:+.3}", m.lost()) };
+                    ui.label(RichText::new(lost).strong()).on_hover_text(format!("NDCG@10 lost by the misroute (correct − chosen = {:+.3})", m.lost()));
                     let button = ui.add(egui::Button::new("Compare experts").small().selected(selected));
                     button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Compare experts on {}", m.query)));
                     if button.on_hover_text("Rank this query's candidates under the chosen and the correct expert, side by side").clicked() {
