@@ -149,7 +149,13 @@ fn available_systems(workspace: &Workspace) -> Vec<SystemKind> {
 /// experiment system that is not loaded does not grey out others); a greyed box says why.
 fn system_toggles(ui: &mut egui::Ui, available: &[SystemKind], chosen: &mut Vec<SystemKind>) {
     let shown: Vec<String> = chosen.iter().filter(|s| available.contains(s)).map(|s| s.name().to_string()).collect();
+    let mut first_of_experiment = true;
     for system in available {
+        // The experiment's systems (e.g. its `bm25`, `generalist`) apart from the built-in ones of similar names.
+        if matches!(system, SystemKind::Experiment(_)) && std::mem::take(&mut first_of_experiment) {
+            ui.separator();
+            ui.label(RichText::new("experiment:").weak()).on_hover_text("Systems read from the open experiment's run files");
+        }
         let mut on = chosen.contains(system);
         let full = shown.len() >= MAX_SYSTEMS && !on;
         let response = ui.add_enabled(!full, egui::Checkbox::new(&mut on, system.name())).on_hover_text(system.description());
