@@ -10,6 +10,7 @@ pub mod bm25;
 pub mod cli;
 pub mod data;
 pub mod experiment;
+pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod routing;

@@ -48,7 +48,7 @@ pub struct AppArgs {
     /// A training config (TOML): the Training panel starts it at launch.
     #[arg(long, value_name = "CONFIG")]
     pub train: Option<std::path::PathBuf>,
-    /// A trained run directory: the Router panel routes its test split at start.
+    /// A trained run directory (the Router panel routes its test split at start) or an experiment directory (read back).
     #[arg(long, value_name = "RUN")]
     pub run: Option<std::path::PathBuf>,
     /// An `r2r experiment --out DIR` directory: the Rankings panel opens its systems once the data has loaded.

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod config;
 pub mod many_domains;
+pub mod open;
 pub mod report;
 pub mod studies;
 pub mod study_report;

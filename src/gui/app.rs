@@ -44,6 +44,10 @@ pub struct StartOptions {
     pub experiment: Option<PathBuf>,
     /// Close the window this long after start.
     pub quit_after: Option<std::time::Duration>,
+    /// Where "Save CSV" writes (overrides the remembered folder).
+    pub export_dir: Option<PathBuf>,
+    /// Where computed rankings are cached across launches (None: not cached).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Marks `state` failed when it waits for job `id`; true when it did.
@@ -95,6 +99,7 @@ pub struct WorkbenchApp {
     quit_at: Option<Instant>,
     /// The experiment to open once the dataset has loaded (`--experiment`).
     pending_experiment: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl WorkbenchApp {
@@ -105,6 +110,9 @@ impl WorkbenchApp {
         };
         if let Some(panel) = options.panel {
             settings.panel = panel;
+        }
+        if let Some(dir) = options.export_dir {
+            settings.export_dir = Some(dir);
         }
         if let Some(path) = options.corrections {
             settings.abstraction.corrections_path = Some(path);
@@ -118,7 +126,12 @@ impl WorkbenchApp {
         if let Some(path) = options.router_path {
             panels.router = panels::router::RouterPanel::with_path(path.clone());
             if options.route_at_start {
-                requests.push(AppRequest::Route { path, split: crate::data::Split::Test });
+                // An experiment directory is read back; a run directory is routed.
+                if crate::experiment::open::experiment_root(&path).is_some() {
+                    requests.push(AppRequest::OpenRouting(path));
+                } else {
+                    requests.push(AppRequest::Route { path, split: crate::data::Split::Test });
+                }
             }
         }
         let repaint_ctx = cc.egui_ctx.clone();
@@ -139,6 +152,7 @@ impl WorkbenchApp {
             frame_stats: options.frame_stats,
             quit_at: options.quit_after.map(|d| Instant::now() + d),
             pending_experiment: options.experiment,
+            cache_dir: options.cache_dir,
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {
@@ -154,6 +168,10 @@ impl WorkbenchApp {
 
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
     }
 
     /// True while a load or a ranking run is in progress.
@@ -214,8 +232,9 @@ impl WorkbenchApp {
             return;
         }
         let model = self.settings.rankings.backbone.clone().unwrap_or_else(crate::gui::systems::default_backbone);
+        let cache = self.cache_dir.clone();
         let id = self.jobs.spawn(format!("Rank {split} with {}", system.name()), move |job| {
-            Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, job)?)))
+            Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, cache.as_deref(), job)?)))
         });
         self.workspace.split_runs.insert(key, RunState::Computing(id));
     }
@@ -240,8 +259,10 @@ impl WorkbenchApp {
         self.workspace.experiment = Some((dir, RunState::Computing(id)));
     }
 
-    /// Puts an experiment's systems into the workspace; with none of them chosen
-    /// yet, shows the paper's comparison: `generalist` (reference) and `r2r_lsr`.
+    /// Puts an experiment's systems into the workspace. The systems already chosen
+    /// stay chosen (built-in ones included); with none of the experiment's chosen
+    /// yet, the paper's comparison (`generalist`, `r2r_lsr`) is added where the
+    /// cap of four leaves room.
     fn accept_experiment(&mut self, runs: Arc<crate::gui::experiment_runs::ExperimentRuns>) {
         for run in &runs.runs {
             self.workspace.runs.insert(run.system.clone(), RunState::Ready(run.clone()));
@@ -249,13 +270,11 @@ impl WorkbenchApp {
         let chosen = &mut self.settings.rankings.systems;
         chosen.retain(|s| !matches!(s, SystemKind::Experiment(name) if !runs.runs.iter().any(|r| r.system.name() == name)));
         if !chosen.iter().any(|s| matches!(s, SystemKind::Experiment(_))) {
-            let pick: Vec<SystemKind> = ["generalist", "r2r_lsr"]
-                .into_iter()
-                .map(|n| SystemKind::Experiment(n.to_string()))
-                .filter(|s| runs.runs.iter().any(|r| &r.system == s))
-                .collect();
-            if !pick.is_empty() {
-                *chosen = pick;
+            let pick = ["generalist", "r2r_lsr"].into_iter().map(|n| SystemKind::Experiment(n.to_string())).filter(|s| runs.runs.iter().any(|r| &r.system == s));
+            for system in pick {
+                if chosen.len() < crate::gui::panels::rankings::MAX_SYSTEMS {
+                    chosen.push(system);
+                }
             }
         }
     }
@@ -263,6 +282,14 @@ impl WorkbenchApp {
     fn start_comparison(&mut self, query: String) {
         if let Some((_, RunState::Computing(previous))) = self.workspace.expert_comparison.take() {
             self.jobs.cancel(previous);
+        }
+        if let Some((_, RunState::Ready(experiment))) = &self.workspace.routing_experiment {
+            let (experiment, loaded, job_query) = (experiment.clone(), self.workspace.dataset.clone(), query.clone());
+            let id = self.jobs.spawn(format!("Compare experts on {query}"), move |job| {
+                Ok(JobOutput::ExpertComparison(Arc::new(crate::gui::routing_run::ExpertComparison::for_misroute(&experiment, &job_query, loaded, job)?)))
+            });
+            self.workspace.expert_comparison = Some((query, RunState::Computing(id)));
+            return;
         }
         let Some(RunState::Ready(run)) = &self.workspace.routing else { return };
         let run = run.clone();
@@ -273,11 +300,29 @@ impl WorkbenchApp {
         self.workspace.expert_comparison = Some((query, RunState::Computing(id)));
     }
 
-    fn start_routing(&mut self, path: PathBuf, split: crate::data::Split) {
-        if let Some(RunState::Computing(previous)) = self.workspace.routing.take() {
-            self.jobs.cancel(previous);
+    /// Forgets the Router panel's results (routing, opened experiment, comparison), cancelling their jobs.
+    fn clear_routing(&mut self) {
+        let routing = self.workspace.routing.take().and_then(|s| if let RunState::Computing(id) = s { Some(id) } else { None });
+        let experiment = self.workspace.routing_experiment.take().and_then(|(_, s)| if let RunState::Computing(id) = s { Some(id) } else { None });
+        let comparison = self.workspace.expert_comparison.take().and_then(|(_, s)| if let RunState::Computing(id) = s { Some(id) } else { None });
+        for id in [routing, experiment, comparison].into_iter().flatten() {
+            self.jobs.cancel(id);
         }
-        self.workspace.expert_comparison = None;
+    }
+
+    /// Opens an experiment directory in the Router panel.
+    fn start_experiment_routing(&mut self, path: PathBuf) {
+        self.clear_routing();
+        let job_path = path.clone();
+        let id = self.jobs.spawn(format!("Open {} in Router", path.display()), move |job| {
+            crate::gui::jobs::report_steps(job, "reading results.json, routing.csv, misroute.csv", 0, 1);
+            Ok(JobOutput::ExperimentRouting(Arc::new(crate::experiment::open::ExperimentRouting::load(&job_path)?)))
+        });
+        self.workspace.routing_experiment = Some((path, RunState::Computing(id)));
+    }
+
+    fn start_routing(&mut self, path: PathBuf, split: crate::data::Split) {
+        self.clear_routing();
         let loaded = self.workspace.dataset.clone();
         let id = self.jobs.spawn(format!("Route {split} queries"), move |job| {
             Ok(JobOutput::Routing(Arc::new(crate::gui::routing_run::RoutingRun::compute(&path, loaded, split, job)?)))
@@ -303,6 +348,11 @@ impl WorkbenchApp {
                     self.workspace.load_failure = None;
                     self.settings.remember_dataset(&loaded.path);
                     self.workspace.dataset = Some(loaded.clone());
+                    // The Router panel's routing was of the previous data: not shown under the new name.
+                    if self.workspace.routing.is_some() {
+                        self.clear_routing();
+                    }
+                    self.workspace.expert_comparison = None;
                     self.start_rankings(&loaded);
                     if let Some(dir) = self.pending_experiment.take() {
                         self.start_experiment(dir);
@@ -342,6 +392,11 @@ impl WorkbenchApp {
                         self.workspace.routing = Some(RunState::Ready(run));
                     }
                 }
+                Ok(JobOutput::ExperimentRouting(experiment)) => {
+                    if let Some((_, state)) = self.workspace.routing_experiment.as_mut().filter(|(_, s)| matches!(s, RunState::Computing(job) if *job == id)) {
+                        *state = RunState::Ready(experiment);
+                    }
+                }
                 Ok(JobOutput::Dataset(_)) => {} // a load that was superseded
                 Err(err) if is_load => {
                     let (_, path) = self.workspace.loading.take().expect("is_load");
@@ -351,6 +406,25 @@ impl WorkbenchApp {
                         message: format!("{err:#}"),
                     });
                 }
+                Err(err) if err.is::<crate::train::jobs::Cancelled>() => {
+                    // A cancelled job is no failure: whatever waited for it is forgotten (and may be asked for again).
+                    let waits = |state: &RunState<_>| matches!(state, RunState::Computing(job) if *job == id);
+                    let workspace = &mut self.workspace;
+                    workspace.runs.retain(|_, state| !waits(state));
+                    workspace.split_runs.retain(|_, state| !waits(state));
+                    if workspace.routing.as_ref().is_some_and(|s| matches!(s, RunState::Computing(job) if *job == id)) {
+                        workspace.routing = None;
+                    }
+                    if workspace.routing_experiment.as_ref().is_some_and(|(_, s)| matches!(s, RunState::Computing(job) if *job == id)) {
+                        workspace.routing_experiment = None;
+                    }
+                    if workspace.expert_comparison.as_ref().is_some_and(|(_, s)| matches!(s, RunState::Computing(job) if *job == id)) {
+                        workspace.expert_comparison = None;
+                    }
+                    if workspace.significance.as_ref().is_some_and(|s| matches!(s, RunState::Computing(job) if *job == id)) {
+                        workspace.significance = None;
+                    }
+                }
                 Err(err) => {
                     let message = format!("{err:#}");
                     let workspace = &mut self.workspace;
@@ -359,7 +433,8 @@ impl WorkbenchApp {
                         || workspace.experiment.as_mut().is_some_and(|(_, state)| fail_if_job(state, id, &message))
                         || workspace.expert_comparison.as_mut().is_some_and(|(_, state)| fail_if_job(state, id, &message))
                         || workspace.significance.as_mut().is_some_and(|state| fail_if_job(state, id, &message))
-                        || workspace.routing.as_mut().is_some_and(|state| fail_if_job(state, id, &message));
+                        || workspace.routing.as_mut().is_some_and(|state| fail_if_job(state, id, &message))
+                        || workspace.routing_experiment.as_mut().is_some_and(|(_, state)| fail_if_job(state, id, &message));
                 }
             }
         }
@@ -490,6 +565,15 @@ impl eframe::App for WorkbenchApp {
                 AppRequest::RankSplit(system, split) => self.start_split_ranking(system, split),
                 AppRequest::LoadExperiment(dir) => self.start_experiment(dir),
                 AppRequest::CompareExperts { query } => self.start_comparison(query),
+                AppRequest::OpenRouting(path) => self.start_experiment_routing(path),
+                AppRequest::ClearRouting => self.clear_routing(),
+                AppRequest::ShowPanel(panel) => self.settings.panel = panel,
+                AppRequest::DismissLoadError => self.workspace.load_failure = None,
+                AppRequest::OpenRunInRouter(dir) => {
+                    self.panels.router = panels::router::RouterPanel::with_path(dir.clone());
+                    self.settings.panel = PanelKind::Router;
+                    self.start_routing(dir, crate::data::Split::Test);
+                }
             }
         }
         self.drop_overlay(&ctx);

@@ -23,6 +23,7 @@ pub enum JobOutput {
     SplitRanking(crate::data::Split, Arc<crate::gui::systems::SystemRun>),
     Experiment(Arc<crate::gui::experiment_runs::ExperimentRuns>),
     ExpertComparison(Arc<crate::gui::routing_run::ExpertComparison>),
+    ExperimentRouting(Arc<crate::experiment::open::ExperimentRouting>),
 }
 
 /// Where a job stands.
@@ -52,6 +53,8 @@ pub struct JobInfo {
     pub log: Vec<String>,
     pub started: Instant,
     pub finished: Option<Instant>,
+    /// Each stage the job reported progress for, in the order they started (for whole-job progress).
+    pub stages: Vec<crate::train::plan::StageSeen>,
 }
 
 impl JobInfo {
@@ -66,6 +69,16 @@ impl JobInfo {
         }
         let p = self.progress.as_ref()?;
         (p.total_steps > 0).then(|| (p.step as f32 / p.total_steps as f32).clamp(0.0, 1.0))
+    }
+
+    /// Progress over the whole job when it follows `plan` (see [`crate::train::plan`]).
+    pub fn whole_progress(&self, plan: &[String]) -> crate::train::plan::WholeProgress {
+        let mut progress = crate::train::plan::whole_progress(plan, &self.stages, self.elapsed().as_secs_f64());
+        if self.status == JobStatus::Succeeded {
+            progress.fraction = 1.0;
+            progress.eta_seconds = Some(0.0);
+        }
+        progress
     }
 
     /// What the job is doing now, e.g. `rank: 120 / 800`.
@@ -86,6 +99,16 @@ impl JobInfo {
         }
         let done = self.fraction()?;
         (done > 0.01).then(|| self.elapsed().mul_f32((1.0 - done) / done))
+    }
+}
+
+/// A duration for people: `45 s`, `3 min 20 s`, `1 h 05 min`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -151,7 +174,7 @@ impl Jobs {
                 Err(message)
             }
         });
-        self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, history: Vec::new(), log: Vec::new(), started: Instant::now(), finished: None });
+        self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, history: Vec::new(), log: Vec::new(), started: Instant::now(), finished: None, stages: Vec::new() });
         self.running.push(Running { id, handle, result });
         id
     }
@@ -189,6 +212,21 @@ impl Jobs {
                         continue;
                     }
                     JobEvent::Progress(progress) => {
+                        let at = info.started.elapsed().as_secs_f64();
+                        match info.stages.last_mut().filter(|s| s.name == progress.stage) {
+                            Some(stage) => {
+                                stage.step = progress.step;
+                                stage.total_steps = progress.total_steps;
+                                stage.last_seconds = at;
+                            }
+                            None => info.stages.push(crate::train::plan::StageSeen {
+                                name: progress.stage.clone(),
+                                step: progress.step,
+                                total_steps: progress.total_steps,
+                                first_seconds: at,
+                                last_seconds: at,
+                            }),
+                        }
                         if progress.loss.is_finite() {
                             info.history.push(progress.clone());
                         }

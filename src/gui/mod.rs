@@ -81,6 +81,8 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         quit_after: args.quit_after.map(std::time::Duration::from_secs_f64),
         route_at_start: args.run.is_some(),
         router_path: args.run.clone(),
+        export_dir: None,
+        cache_dir: Some(crate::gui::state::app_data_dir().join("cache")),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{Dataset, QueryGroup, Split};
+use crate::experiment::open::ExperimentRouting;
 use crate::gui::systems::Ranking;
 use crate::model::{ScoreOptions, ScoreRequest};
 use crate::train::checkpoint::RunDir;
@@ -135,7 +136,34 @@ impl ExpertComparison {
         let (routed, group) = (&run.queries[index], &run.groups[index]);
         let labels = &run.report.labels;
         let (chosen, correct) = (labels[routed.predicted].clone(), labels[routed.truth].clone());
-        let run_dir = RunDir::new(run.run_dir());
+        ExpertComparison::compute_for(&run.run_dir(), &run.backbone, group, chosen, correct, job)
+    }
+
+    /// A misrouted query of an experiment (its misroute.csv) under the expert
+    /// the LSR chose and under the correct one, from the experiment's
+    /// `training/experts/`. The query comes from `loaded` when that dataset has
+    /// it, else from the data the experiment ran on.
+    pub fn for_misroute(experiment: &ExperimentRouting, query_id: &str, loaded: Option<Arc<LoadedDataset>>, job: &JobContext) -> Result<ExpertComparison> {
+        let misroute = experiment.misroutes.iter().find(|m| m.query == query_id).with_context(|| format!("query {query_id} is not among the experiment's misroutes"))?;
+        let backbone = experiment.backbone.clone().with_context(|| format!("{}/results.json names no backbone (config.train.model.path)", experiment.dir.display()))?;
+        let owned: Dataset;
+        let dataset = match loaded.as_ref().filter(|l| l.dataset.groups.iter().any(|g| g.id == query_id)) {
+            Some(loaded) => &loaded.dataset,
+            None => {
+                let data = experiment.data.clone().with_context(|| format!("open the dataset the experiment ran on: {query_id} is not in the open one"))?;
+                crate::gui::jobs::report_steps(job, "reading the experiment's data", 0, 3);
+                owned = crate::data::load(&data, &crate::data::LoadOptions::default()).with_context(|| format!("reading the experiment's data {}", data.display()))?;
+                &owned
+            }
+        };
+        let group = dataset.groups.iter().find(|g| g.id == query_id).with_context(|| format!("query {query_id} is not in the experiment's data"))?;
+        ExpertComparison::compute_for(&experiment.training_dir, &backbone, group, misroute.chosen.clone(), misroute.domain.clone(), job)
+    }
+
+    /// `group` ranked under the experts `chosen` and `correct` of the run at `run_dir` (`experts/<domain>/`).
+    pub fn compute_for(run_dir: &Path, backbone: &Path, group: &QueryGroup, chosen: String, correct: String, job: &JobContext) -> Result<ExpertComparison> {
+        let query_id = group.id.as_str();
+        let run_dir = RunDir::new(run_dir);
         let adapter_dirs = [run_dir.expert_dir(&chosen), run_dir.expert_dir(&correct)];
         for (domain, dir) in [&chosen, &correct].into_iter().zip(&adapter_dirs) {
             if !dir.join("adapter_config.json").is_file() {
@@ -146,11 +174,11 @@ impl ExpertComparison {
         let config_path = run_dir.config_path();
         let reranker = if config_path.is_file() {
             let mut config = TrainConfig::load(&config_path)?;
-            config.model.path = run.backbone.clone();
+            config.model.path = backbone.to_path_buf();
             crate::train::pipeline::load_reranker(&config)?
         } else {
-            crate::model::Reranker::load(&run.backbone, &crate::model::LoadOptions::default())
-                .with_context(|| format!("loading the router's backbone {}", run.backbone.display()))?
+            crate::model::Reranker::load(backbone, &crate::model::LoadOptions::default())
+                .with_context(|| format!("loading the router's backbone {}", backbone.display()))?
         };
         let requests: Vec<ScoreRequest> =
             group.candidates.iter().map(|c| ScoreRequest { instruction: None, query: group.query.clone(), document: c.text.clone() }).collect();

@@ -120,6 +120,8 @@ pub struct Settings {
     pub last_dialog_dir: Option<PathBuf>,
     pub rankings: RankingsSettings,
     pub abstraction: AbstractionSettings,
+    /// Where "Save CSV" writes (default: `exports/` in the app's data directory).
+    pub export_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -131,12 +133,25 @@ impl Default for Settings {
             last_dialog_dir: None,
             rankings: RankingsSettings::default(),
             abstraction: AbstractionSettings::default(),
+            export_dir: None,
         }
     }
 }
 
+/// The app's data directory (settings, corrections, exports, training runs), absolute.
+pub fn app_data_dir() -> PathBuf {
+    eframe::storage_dir("R2R Workbench")
+        .or_else(|| std::env::current_dir().ok().map(|d| d.join("r2r-workbench-data")))
+        .unwrap_or_else(|| PathBuf::from("/tmp/r2r-workbench-data"))
+}
+
 impl Settings {
     pub const MAX_RECENT: usize = 8;
+
+    /// Where "Save CSV" writes.
+    pub fn export_dir(&self) -> PathBuf {
+        self.export_dir.clone().unwrap_or_else(|| app_data_dir().join("exports"))
+    }
 
     pub fn remember_dataset(&mut self, path: &std::path::Path) {
         self.recent_datasets.retain(|p| p != path);
@@ -201,6 +216,8 @@ pub struct Workspace {
     pub routing: Option<RunState<Arc<crate::gui::routing_run::RoutingRun>>>,
     /// The Router panel's query under the chosen and the correct expert: (query id, state).
     pub expert_comparison: Option<(String, RunState<Arc<crate::gui::routing_run::ExpertComparison>>)>,
+    /// The Router panel's opened experiment directory (its routers and misroutes), instead of `routing`.
+    pub routing_experiment: Option<(PathBuf, RunState<Arc<crate::experiment::open::ExperimentRouting>>)>,
 }
 
 impl Workspace {
@@ -247,12 +264,66 @@ impl Workspace {
         (!values.is_empty()).then(|| (values.iter().sum::<f64>() / values.len() as f64, values.len()))
     }
 
+    /// One metric's value per query of a domain over `splits` (query id → value);
+    /// None while a needed run is not ready.
+    pub fn values_by_query(&self, system: &SystemKind, metric: Metric, domain: &str, splits: &[Split]) -> Option<BTreeMap<String, f64>> {
+        let mut values = BTreeMap::new();
+        for &split in splits {
+            let run = self.run_for(system, split)?;
+            let ids = run.query_ids(domain, &[split]);
+            values.extend(ids.iter().zip(run.values(metric, &ids)).map(|(id, v)| (id.to_string(), v)));
+        }
+        Some(values)
+    }
+
+    /// Means of several systems on one domain over the **common query set**: the
+    /// queries of `splits` that every ready system ranked (systems whose runs are
+    /// not ready yet get no mean and do not narrow the set).
+    pub fn common_means(&self, systems: &[SystemKind], metric: Metric, domain: &str, splits: &[Split]) -> CommonMeans {
+        let values: Vec<Option<BTreeMap<String, f64>>> = systems.iter().map(|s| self.values_by_query(s, metric, domain, splits)).collect();
+        let ranked: Vec<Option<usize>> = values.iter().map(|v| v.as_ref().map(BTreeMap::len)).collect();
+        let mut ready = values.iter().flatten();
+        let common: Vec<&String> = match ready.next() {
+            Some(first) => {
+                let rest: Vec<&BTreeMap<String, f64>> = ready.collect();
+                first.keys().filter(|id| rest.iter().all(|r| r.contains_key(*id))).collect()
+            }
+            None => Vec::new(),
+        };
+        let means = values
+            .iter()
+            .map(|v| {
+                let v = v.as_ref()?;
+                (!common.is_empty()).then(|| common.iter().map(|id| v[*id]).sum::<f64>() / common.len() as f64)
+            })
+            .collect();
+        CommonMeans { means, queries: common.len(), ranked }
+    }
+
     /// The open experiment, when loaded.
     pub fn experiment_runs(&self) -> Option<&Arc<ExperimentRuns>> {
         match &self.experiment {
             Some((_, RunState::Ready(runs))) => Some(runs),
             _ => None,
         }
+    }
+}
+
+/// Per-domain means of the shown systems over the queries all of them ranked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonMeans {
+    /// One mean per system (None: not ready, or no common query).
+    pub means: Vec<Option<f64>>,
+    /// N: the queries every ready system ranked.
+    pub queries: usize,
+    /// How many queries each system ranked on its own (None: not ready).
+    pub ranked: Vec<Option<usize>>,
+}
+
+impl CommonMeans {
+    /// True when some ready system ranked queries outside the common set.
+    pub fn narrowed(&self) -> bool {
+        self.ranked.iter().flatten().any(|&n| n != self.queries)
     }
 }
 
@@ -275,6 +346,16 @@ pub enum AppRequest {
     LoadExperiment(PathBuf),
     /// Score a routed query under the chosen and the correct expert.
     CompareExperts { query: String },
+    /// Open an experiment directory in the Router panel (its routers, routing.csv, misroute.csv).
+    OpenRouting(PathBuf),
+    /// Forget the Router panel's results (e.g. another run directory was chosen).
+    ClearRouting,
+    /// Show a panel.
+    ShowPanel(PanelKind),
+    /// Hide the dataset load error.
+    DismissLoadError,
+    /// "Open in Router" after a training run: put its directory in the Router panel and route its test split.
+    OpenRunInRouter(PathBuf),
 }
 
 #[cfg(test)]

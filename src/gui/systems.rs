@@ -262,11 +262,42 @@ impl SystemRun {
     /// Ranks one split's groups with the backbone at `model_dir` (no adapter):
     /// the yes − no logit margin through [`Reranker::score`](crate::model::Reranker::score)
     /// (prefix reuse per query), a few queries per call.
-    pub fn compute_generalist(model_dir: &std::path::Path, dataset: &Dataset, split: Split, job: &JobContext) -> anyhow::Result<SystemRun> {
+    ///
+    /// With a `cache` directory, the scores are kept there per (backbone
+    /// fingerprint, fingerprint of the split's queries and candidates, split), and
+    /// a later ranking of the same split with the same backbone reads them back.
+    pub fn compute_generalist(model_dir: &std::path::Path, dataset: &Dataset, split: Split, cache: Option<&std::path::Path>, job: &JobContext) -> anyhow::Result<SystemRun> {
         use anyhow::Context;
         let started = std::time::Instant::now();
         let groups: Vec<&QueryGroup> = dataset.groups.iter().filter(|g| g.split == split).collect();
         anyhow::ensure!(!groups.is_empty(), "the dataset has no {split} queries");
+        let cache_file = match cache {
+            Some(dir) => {
+                report_steps(job, "fingerprinting the backbone and the data", 0, groups.len());
+                let backbone = crate::train::features::backbone_fingerprint(model_dir).with_context(|| format!("fingerprinting the backbone {}", model_dir.display()))?;
+                let mut data = String::new();
+                for g in &groups {
+                    data.push_str(&format!("{}\u{1f}{}\u{1f}", g.id, g.query));
+                    for c in &g.candidates {
+                        data.push_str(&format!("{}\u{1f}{}\u{1e}", c.id, c.text));
+                    }
+                }
+                let key = crate::util::sha256_hex(format!("{backbone}\n{}\n{split}", crate::util::sha256_hex(data.as_bytes())).as_bytes());
+                Some(dir.join("generalist").join(format!("{split}-{}.json", &key[..32])))
+            }
+            None => None,
+        };
+        if let Some(file) = cache_file.as_ref().filter(|f| f.is_file()) {
+            let cached: Option<HashMap<String, Vec<f32>>> = std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok());
+            match cached {
+                Some(scores) if groups.iter().all(|g| scores.get(&g.id).is_some_and(|s| s.len() == g.candidates.len())) => {
+                    let run = SystemRun::from_scores(SystemKind::Generalist, &groups, scores, 0, started);
+                    job.log(format!("Generalist backbone: {} {split} queries from the cache {}", groups.len(), file.display()));
+                    return Ok(run);
+                }
+                _ => job.log(format!("ignoring the unreadable cache {}", file.display())),
+            }
+        }
         report_steps(job, "loading the backbone", 0, groups.len());
         let reranker = crate::model::Reranker::load(model_dir, &crate::model::LoadOptions::default())
             .with_context(|| format!("loading the backbone {}", model_dir.display()))?;
@@ -284,6 +315,13 @@ impl SystemRun {
             for group in batch {
                 let margins = pairs.by_ref().take(group.candidates.len()).map(|p| p.yes_logit - p.no_logit).collect();
                 scores.insert(group.id.clone(), margins);
+            }
+        }
+        if let Some(file) = &cache_file {
+            let written = serde_json::to_vec(&scores).map_err(anyhow::Error::from).and_then(|bytes| crate::util::atomic_write(file, &bytes));
+            match written {
+                Ok(()) => job.log(format!("cached the scores in {}", file.display())),
+                Err(err) => job.log(format!("could not cache the scores: {err:#}")),
             }
         }
         let run = SystemRun::from_scores(SystemKind::Generalist, &groups, scores, 0, started);

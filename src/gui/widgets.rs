@@ -110,11 +110,16 @@ pub fn spawn_folder_dialog(ctx: &egui::Context, title: &str, start_dir: Option<s
 }
 
 /// A framed, red-accented box explaining why a dataset could not be loaded.
-pub fn load_error_box(ui: &mut egui::Ui, failure: &LoadFailure) {
+/// Returns true when the user dismissed it.
+pub fn load_error_box(ui: &mut egui::Ui, failure: &LoadFailure) -> bool {
     let stroke = egui::Stroke::new(1.5, ui.visuals().error_fg_color);
+    let mut dismissed = false;
     egui::Frame::group(ui.style()).stroke(stroke).show(ui, |ui| {
         ui.set_width(ui.available_width());
-        ui.label(RichText::new("Could not load the dataset").strong().color(ui.visuals().error_fg_color));
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Could not load the dataset").strong().color(ui.visuals().error_fg_color));
+            dismissed = ui.small_button("Dismiss").on_hover_text("Hide this message").clicked();
+        });
         egui::Grid::new("load_error_grid").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
             let row = |ui: &mut egui::Ui, name: &str, value: String| {
                 ui.label(RichText::new(name).strong());
@@ -124,8 +129,13 @@ pub fn load_error_box(ui: &mut egui::Ui, failure: &LoadFailure) {
             match &failure.data_error {
                 Some(err) => {
                     row(ui, "File", err.file.display().to_string());
-                    row(ui, "Line", err.line.map_or("—".to_string(), |l| format!("line {l}")));
-                    row(ui, "Field", err.field.clone().unwrap_or_else(|| "—".to_string()));
+                    // Line and field only where the error has them (a missing file has neither).
+                    if let Some(line) = err.line {
+                        row(ui, "Line", format!("line {line}"));
+                    }
+                    if let Some(field) = &err.field {
+                        row(ui, "Field", field.clone());
+                    }
                     row(ui, "Problem", err.message.clone());
                 }
                 None => {
@@ -136,6 +146,16 @@ pub fn load_error_box(ui: &mut egui::Ui, failure: &LoadFailure) {
         });
         ui.label(RichText::new("The previously loaded dataset (if any) stays open.").weak());
     });
+    dismissed
+}
+
+/// "1 domain", "3 domains".
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// The message panels show while a part of the engine they need does not exist yet.
@@ -381,4 +401,26 @@ impl QueryPicker {
     pub fn selected(&self) -> Option<usize> {
         self.selected
     }
+}
+
+/// A "Save … CSV" button: writes `csv()` as a new file `<stem>.csv` into `dir`
+/// and leaves where it went (or why it could not) in `note`.
+pub fn save_csv_button(ui: &mut egui::Ui, label: &str, dir: &std::path::Path, stem: &str, note: &mut Option<String>, csv: impl FnOnce() -> String) {
+    if ui.button(label).on_hover_text(format!("Write this table as a CSV file into {}", dir.display())).clicked() {
+        *note = Some(match crate::export::write_new_file(dir, stem, "csv", csv().as_bytes()) {
+            Ok(path) => format!("Saved {}", path.display()),
+            Err(err) => format!("Could not save the CSV: {err:#}"),
+        });
+    }
+}
+
+/// A ranked list as tab-separated text (rank, candidate id, relevance, score, text), for the clipboard.
+pub fn ranking_tsv(group: &QueryGroup, ranking: &Ranking) -> String {
+    let mut out = format!("# {}\t{}\nrank\tcandidate\trelevance\tscore\ttext\n", group.id, group.query);
+    for (rank, &cand) in ranking.order.iter().enumerate() {
+        let c = &group.candidates[cand];
+        let text = c.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", rank + 1, c.id, c.relevance, ranking.scores[cand], text));
+    }
+    out
 }

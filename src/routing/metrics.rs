@@ -36,6 +36,16 @@ impl RoutingReport {
         for (&t, &p) in truth.iter().zip(predicted) {
             confusion[t][p] += 1;
         }
+        RoutingReport::from_confusion(labels, confusion)
+    }
+
+    /// The report of a confusion matrix (`confusion[true][predicted]`, k × k for
+    /// k labels), e.g. one read back from an older results.json: every figure is
+    /// recomputed, so a stored macro-F1 of another definition is not carried over.
+    pub fn from_confusion(labels: &[String], confusion: Vec<Vec<usize>>) -> RoutingReport {
+        let k = labels.len();
+        assert!(confusion.len() == k && confusion.iter().all(|r| r.len() == k), "a {k} × {k} confusion matrix");
+        let total: usize = confusion.iter().flatten().sum();
         let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
         let per_class: Vec<ClassStats> = (0..k)
             .map(|c| {
@@ -48,23 +58,42 @@ impl RoutingReport {
                 ClassStats { label: labels[c].clone(), precision, recall, f1, support }
             })
             .collect();
-        // Macro-F1 over the classes present in the truth (scikit-learn averages over
-        // the union of true and predicted labels; classes absent from both add nothing).
-        let present: Vec<&ClassStats> = per_class
-            .iter()
-            .enumerate()
-            .filter(|(c, s)| s.support > 0 || (0..k).any(|t| confusion[t][*c] > 0))
-            .map(|(_, s)| s)
-            .collect();
+        // Macro-F1 over the classes with support (queries whose true label they are):
+        // on data of one domain it is that domain's F1, not an average with the zero
+        // F1 of classes that only received misrouted queries. (scikit-learn averages
+        // over the union of true and predicted labels instead.)
+        let present: Vec<&ClassStats> = per_class.iter().filter(|s| s.support > 0).collect();
         let macro_f1 = if present.is_empty() { 0.0 } else { present.iter().map(|s| s.f1).sum::<f64>() / present.len() as f64 };
         RoutingReport {
             labels: labels.to_vec(),
             confusion,
-            accuracy: if truth.is_empty() { 0.0 } else { correct as f64 / truth.len() as f64 },
+            accuracy: if total == 0 { 0.0 } else { correct as f64 / total as f64 },
             macro_f1,
             per_class,
-            queries: truth.len(),
+            queries: total,
         }
+    }
+
+    /// The confusion matrix as CSV: `true \ routed` then one column per label.
+    pub fn confusion_csv(&self) -> String {
+        let mut header = vec!["true \\ routed"];
+        header.extend(self.labels.iter().map(String::as_str));
+        let rows: Vec<Vec<String>> =
+            self.labels.iter().zip(&self.confusion).map(|(label, row)| std::iter::once(label.clone()).chain(row.iter().map(|n| n.to_string())).collect()).collect();
+        crate::export::csv_text(&header, &rows)
+    }
+
+    /// Per-class precision, recall, F1 and support as CSV (empty fields where a class has no support).
+    pub fn per_class_csv(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .per_class
+            .iter()
+            .map(|c| {
+                let defined = |v: f64| if c.support == 0 { String::new() } else { format!("{v:.6}") };
+                vec![c.label.clone(), format!("{:.6}", c.precision), defined(c.recall), defined(c.f1), c.support.to_string()]
+            })
+            .collect();
+        crate::export::csv_text(&["domain", "precision", "recall", "f1", "support"], &rows)
     }
 
     /// A plain-text table with the confusion matrix.
@@ -108,5 +137,18 @@ mod tests {
         let f1: Vec<f64> = report.per_class.iter().map(|s| s.f1).collect();
         assert!((f1[0] - 0.8).abs() < 1e-12 && (f1[1] - 0.5).abs() < 1e-12 && (f1[2] - 2.0 / 3.0).abs() < 1e-12);
         assert!((report.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert_eq!(RoutingReport::from_confusion(&labels, report.confusion.clone()), report);
+    }
+
+    #[test]
+    fn macro_f1_averages_only_classes_with_support() {
+        // Single-domain data: every query is legal; 4 of 5 routed right, one to medical.
+        let labels: Vec<String> = ["legal", "medical", "financial"].map(String::from).to_vec();
+        let report = RoutingReport::new(&labels, &[0, 0, 0, 0, 0], &[0, 0, 0, 0, 1]);
+        let legal = &report.per_class[0];
+        assert!((legal.recall - 0.8).abs() < 1e-12 && (legal.precision - 1.0).abs() < 1e-12);
+        assert_eq!(report.per_class[1].support, 0);
+        assert!((report.macro_f1 - legal.f1).abs() < 1e-12, "macro-F1 {} is legal's F1 {}", report.macro_f1, legal.f1);
+        assert!((report.accuracy - 0.8).abs() < 1e-12);
     }
 }

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod loss;
 pub mod optim;
 pub mod pipeline;
+pub mod plan;
 pub mod route_stage;
 
 pub use checkpoint::RunDir;

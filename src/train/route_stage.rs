@@ -58,8 +58,23 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
     let (train, test) = (pick(&data.router_train, &labels), pick(&data.test, &labels));
     anyhow::ensure!(!train.is_empty() && !test.is_empty(), "the router stage needs train and test queries of the target domains");
     ctx.log(format!("router: hidden states of {} train and {} test queries", train.len(), test.len()));
+    // Progress in three steps (train features, test features, fitting) so front ends show the stage.
+    let report = |step: usize| {
+        ctx.send(super::jobs::JobEvent::Progress(super::jobs::Progress {
+            stage: "router".into(),
+            step,
+            total_steps: 3,
+            loss: f64::NAN,
+            learning_rate: f64::NAN,
+            examples_per_second: f64::NAN,
+            eta_seconds: f64::NAN,
+        }))
+    };
+    report(0);
     let x_train = cached_query_features(trainer.reranker, &data.backbone_fingerprint, &train, &run.features_path("train"), Some(ctx))?;
+    report(1);
     let x_test = cached_query_features(trainer.reranker, &data.backbone_fingerprint, &test, &run.features_path("test"), Some(ctx))?;
+    report(2);
     let (y_train, y_test) = (labels_of(&train, &labels)?, labels_of(&test, &labels)?);
     let kind = match c.router.kind.as_str() {
         "mlp" => RouterKind::Mlp { hidden: c.router.mlp_hidden },

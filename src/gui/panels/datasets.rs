@@ -65,7 +65,9 @@ impl DatasetsPanel {
             });
         }
         if let Some(failure) = &workspace.load_failure {
-            widgets::load_error_box(ui, failure);
+            if widgets::load_error_box(ui, failure) {
+                cx.requests.push(AppRequest::DismissLoadError);
+            }
         }
         let Some(loaded) = workspace.dataset.clone() else {
             if workspace.loading.is_none() && workspace.load_failure.is_none() {
@@ -187,9 +189,9 @@ impl DatasetsPanel {
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(loaded.path.display().to_string()).strong());
             ui.label(format!(
-                "{}  ·  {queries} queries, {candidates} candidates in {} domains  ·  loaded in {:.2} s",
+                "{}  ·  {queries} queries, {candidates} candidates in {}  ·  loaded in {:.2} s",
                 loaded.format,
-                loaded.stats.len(),
+                widgets::plural(loaded.stats.len(), "domain"),
                 loaded.load_seconds
             ));
         });

@@ -19,7 +19,7 @@ use poll_promise::Promise;
 use super::PanelContext;
 use crate::data::{QueryGroup, Split};
 use crate::gui::experiment_runs::{experiment_split, ExperimentRuns};
-use crate::gui::state::{AppRequest, LoadedDataset, RunState, Workspace};
+use crate::gui::state::{AppRequest, CommonMeans, LoadedDataset, RunState, Workspace};
 use crate::gui::systems::{metric_title, SignificanceTable, SystemKind, SystemRun, METRICS, SIGNIFICANCE_PERMUTATIONS};
 use crate::gui::widgets::{self, QueryFilter, QueryList};
 use crate::metrics::Metric;
@@ -46,6 +46,8 @@ pub struct RankingsPanel {
     experiment_input: String,
     dialog: Option<Promise<Option<PathBuf>>>,
     dialog_note: Option<String>,
+    /// Where the last "Save table CSV" went (or why it failed).
+    export_note: Option<String>,
 }
 
 impl RankingsPanel {
@@ -89,7 +91,7 @@ impl RankingsPanel {
         run_status(ui, cx, &systems, self.filter.split);
 
         egui::CollapsingHeader::new("Metrics per domain").default_open(true).show(ui, |ui| {
-            metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric);
+            metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric, &mut self.export_note);
         });
         ui.separator();
 
@@ -143,11 +145,25 @@ fn available_systems(workspace: &Workspace) -> Vec<SystemKind> {
 }
 
 /// One checkbox per available system; the chosen ones keep their order of choosing.
+/// Only systems available now count toward the cap of [`MAX_SYSTEMS`] (a remembered
+/// experiment system that is not loaded does not grey out others); a greyed box says why.
 fn system_toggles(ui: &mut egui::Ui, available: &[SystemKind], chosen: &mut Vec<SystemKind>) {
+    let shown: Vec<String> = chosen.iter().filter(|s| available.contains(s)).map(|s| s.name().to_string()).collect();
+    let mut first_of_experiment = true;
     for system in available {
+        // The experiment's systems (e.g. its `bm25`, `generalist`) apart from the built-in ones of similar names.
+        if matches!(system, SystemKind::Experiment(_)) && std::mem::take(&mut first_of_experiment) {
+            ui.separator();
+            ui.label(RichText::new("experiment:").weak()).on_hover_text("Systems read from the open experiment's run files");
+        }
         let mut on = chosen.contains(system);
-        let full = chosen.len() >= MAX_SYSTEMS && !on;
+        let full = shown.len() >= MAX_SYSTEMS && !on;
         let response = ui.add_enabled(!full, egui::Checkbox::new(&mut on, system.name())).on_hover_text(system.description());
+        let response = if full {
+            response.on_disabled_hover_text(format!("At most {MAX_SYSTEMS} systems side by side: untick one of {} first", shown.join(", ")))
+        } else {
+            response
+        };
         if response.changed() {
             if on {
                 chosen.push(system.clone());
@@ -156,24 +172,34 @@ fn system_toggles(ui: &mut egui::Ui, available: &[SystemKind], chosen: &mut Vec<
             }
         }
     }
-    if chosen.len() < 2 {
+    if shown.len() < 2 {
         ui.label(RichText::new("choose at least two to compare").weak());
+    } else if shown.len() >= MAX_SYSTEMS && available.len() > MAX_SYSTEMS {
+        ui.label(RichText::new(format!("(at most {MAX_SYSTEMS})")).weak());
     }
 }
 
 /// Spinners and progress for systems still ranking; errors for failed ones.
-fn run_status(ui: &mut egui::Ui, cx: &PanelContext<'_>, systems: &[SystemKind], split: Option<Split>) {
+fn run_status(ui: &mut egui::Ui, cx: &mut PanelContext<'_>, systems: &[SystemKind], split: Option<Split>) {
     for system in systems {
         let splits = if system.per_split() { splits_of(split) } else { vec![Split::Test] };
         for split in splits {
             let what = if system.per_split() { format!("{} ({split})", system.name()) } else { system.name().to_string() };
             match cx.workspace.state_for(system, split) {
                 Some(RunState::Computing(job)) => {
-                    let progress = cx.jobs.get(*job).and_then(|j| j.fraction()).unwrap_or(0.0);
+                    let info = cx.jobs.get(*job);
+                    let progress = info.and_then(|j| j.fraction()).unwrap_or(0.0);
+                    let eta = info.and_then(|j| j.eta()).map_or_else(String::new, |d| format!("about {} left", crate::gui::jobs::format_duration(d)));
+                    let job = *job;
                     ui.horizontal(|ui| {
                         ui.spinner();
                         ui.label(format!("Ranking with {what} …"));
                         ui.add(egui::ProgressBar::new(progress).desired_width(200.0).show_percentage());
+                        ui.label(RichText::new(eta).weak());
+                        if ui.button(format!("Cancel {}", system.name())).on_hover_text("Stop this job and untick the system").clicked() {
+                            cx.jobs.cancel(job);
+                            cx.settings.rankings.systems.retain(|s| s != system);
+                        }
                     });
                 }
                 Some(RunState::Failed(message)) => {
@@ -199,8 +225,9 @@ struct Mark {
 
 /// The test of `system` against `reference` on one domain: the app's own
 /// (between BM25 and random order) or the experiment's (results.json).
-fn significance_of(workspace: &Workspace, reference: &SystemKind, system: &SystemKind, domain: &str, split: Option<Split>, metric: Metric) -> Option<Mark> {
-    if let Some(RunState::Ready(table)) = &workspace.significance {
+fn significance_of(workspace: &Workspace, reference: &SystemKind, system: &SystemKind, domain: &str, split: Option<Split>, metric: Metric, narrowed: bool) -> Option<Mark> {
+    // The app's tests pair all of a domain's queries: they do not hold for a narrowed common set.
+    if let (Some(RunState::Ready(table)), false) = (&workspace.significance, narrowed) {
         if let Some(test) = table.compare(reference, system, domain, split, metric) {
             let source = format!("two-sided paired randomization test, {SIGNIFICANCE_PERMUTATIONS} permutations");
             return Some(Mark { statistic: test.statistic, p_value: test.p_value, source });
@@ -216,18 +243,26 @@ fn significance_of(workspace: &Workspace, reference: &SystemKind, system: &Syste
 /// Grouped bars (one group per domain, one bar per system, a star above a bar
 /// whose difference to the leftmost system is significant) and the same numbers
 /// as a table with the marks and their p-values.
-fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric) {
+fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric, note: &mut Option<String>) {
     let workspace = cx.workspace;
     let title = metric_title(metric);
     let domains: Vec<String> = loaded.stats.keys().cloned().collect();
     let splits = splits_of(split);
     let split_name = split.map_or("all splits".to_string(), |s| format!("split {s}"));
+    // Every system's mean over the queries all shown systems ranked (the common query set).
+    let common: Vec<CommonMeans> = domains.iter().map(|d| workspace.common_means(systems, metric, d, &splits)).collect();
     let means: Vec<Vec<Option<(f64, usize)>>> =
-        systems.iter().map(|s| domains.iter().map(|d| workspace.domain_mean(s, metric, d, &splits)).collect()).collect();
+        (0..systems.len()).map(|i| common.iter().map(|c| c.means[i].map(|m| (m, c.queries))).collect()).collect();
     let marks: Vec<Vec<Option<Mark>>> = systems
         .iter()
         .enumerate()
-        .map(|(i, s)| domains.iter().map(|d| if i == 0 { None } else { significance_of(workspace, &systems[0], s, d, split, metric) }).collect())
+        .map(|(i, s)| {
+            domains
+                .iter()
+                .zip(&common)
+                .map(|(d, c)| if i == 0 { None } else { significance_of(workspace, &systems[0], s, d, split, metric, c.narrowed()) })
+                .collect()
+        })
         .collect();
     ui.horizontal(|ui| {
         let chart_width = (ui.available_width() * 0.5).max(320.0);
@@ -278,21 +313,26 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                 .on_hover_text(widgets::metric_help(&title));
         });
         ui.vertical(|ui| {
-            ui.label(RichText::new(format!("Mean {title}, {split_name}")).strong()).on_hover_text(widgets::metric_help(&title));
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(format!("Mean {title}, {split_name}")).strong()).on_hover_text(widgets::metric_help(&title));
+                let stem = format!("rankings_{title}_{split_name}");
+                widgets::save_csv_button(ui, "Save table CSV", &cx.settings.export_dir(), &stem, note, || metric_table_csv(&domains, systems, &common));
+            });
+            if let Some(note) = note.as_deref() {
+                ui.label(RichText::new(note).weak());
+            }
             egui::Grid::new("rankings_metric_table").striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
                 ui.label(RichText::new("Domain").strong());
                 for system in systems {
                     ui.label(RichText::new(system.name()).strong()).on_hover_text(system.description());
                 }
-                ui.label(RichText::new("Queries").strong());
+                ui.label(RichText::new("Queries").strong()).on_hover_text("N: the queries every shown system ranked; all means in the row are over these");
                 ui.end_row();
                 for (d, domain) in domains.iter().enumerate() {
                     ui.label(domain);
-                    let mut count = 0;
                     for (i, system) in systems.iter().enumerate() {
                         match means[i][d] {
-                            Some((mean, n)) => {
-                                count = count.max(n);
+                            Some((mean, _)) => {
                                 ui.horizontal(|ui| {
                                     ui.label(format!("{mean:.3}")).on_hover_text(widgets::metric_help(&title));
                                     if let Some(mark) = &marks[i][d] {
@@ -305,13 +345,58 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                             }
                         }
                     }
-                    ui.label(count.to_string());
+                    query_count(ui, &common[d], systems);
                     ui.end_row();
                 }
             });
+            if common.iter().any(CommonMeans::narrowed) {
+                ui.label(RichText::new("The systems ranked different queries: every mean in a row is over the N queries all of them ranked.").color(ui.visuals().warn_fg_color));
+            }
             significance_note(ui, &workspace.significance, cx, systems);
         });
     });
+}
+
+/// The per-domain table (and the bar chart's data) as CSV: one row per domain,
+/// one column per system's mean over the common query set, then N and each
+/// system's own query count.
+fn metric_table_csv(domains: &[String], systems: &[SystemKind], common: &[CommonMeans]) -> String {
+    let mut header: Vec<String> = vec!["domain".into()];
+    header.extend(systems.iter().map(|s| s.name().to_string()));
+    header.push("queries".into());
+    header.extend(systems.iter().map(|s| format!("{} ranked", s.name())));
+    let rows: Vec<Vec<String>> = domains
+        .iter()
+        .zip(common)
+        .map(|(domain, c)| {
+            let mut row = vec![domain.clone()];
+            row.extend(c.means.iter().map(|m| m.map_or_else(String::new, |m| format!("{m:.6}"))));
+            row.push(c.queries.to_string());
+            row.extend(c.ranked.iter().map(|n| n.map_or_else(String::new, |n| n.to_string())));
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    crate::export::csv_text(&header, &rows)
+}
+
+/// The "Queries" cell: N, and "(of M)" with each system's own count when the systems ranked different queries.
+fn query_count(ui: &mut egui::Ui, common: &CommonMeans, systems: &[SystemKind]) {
+    let largest = common.ranked.iter().flatten().copied().max().unwrap_or(0);
+    if !common.narrowed() {
+        ui.label(common.queries.to_string()).on_hover_text("Every shown system ranked these queries");
+        return;
+    }
+    let counts: Vec<String> = systems
+        .iter()
+        .zip(&common.ranked)
+        .map(|(s, n)| match n {
+            Some(n) => format!("{}: {n}", s.name()),
+            None => format!("{}: not ranked yet", s.name()),
+        })
+        .collect();
+    ui.label(RichText::new(format!("{} (of {largest})", common.queries)).color(ui.visuals().warn_fg_color))
+        .on_hover_text(format!("Means over the {} queries every shown system ranked. Queries ranked per system: {}", common.queries, counts.join(", ")));
 }
 
 /// `*` (p < 0.05) or `**` (p < 0.01), green when better than the reference, red when worse.
@@ -466,7 +551,12 @@ fn compare_lists(ui: &mut egui::Ui, workspace: &Workspace, group: &QueryGroup, s
                 ui.label(RichText::new(system.name()).strong().color(SYSTEM_COLORS[i % MAX_SYSTEMS])).on_hover_text(system.description());
                 match rankings[i] {
                     Some(Some(ranking)) => {
-                        ui.label(format!("{title} of this query: {:.3}", ranking.metric(metric))).on_hover_text(widgets::metric_help(&title));
+                        ui.horizontal(|ui| {
+                            ui.label(format!("{title} of this query: {:.3}", ranking.metric(metric))).on_hover_text(widgets::metric_help(&title));
+                            if ui.small_button("Copy list").on_hover_text("Copy this ranked list (rank, candidate, relevance, score, text) as tab-separated text").clicked() {
+                                ui.ctx().copy_text(widgets::ranking_tsv(group, ranking));
+                            }
+                        });
                         let reference = match (i, &reference_ranks) {
                             (0, _) | (_, None) => None,
                             (_, Some(ranks)) => Some((ranks.as_slice(), systems[0].name())),

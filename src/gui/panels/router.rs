@@ -1,34 +1,56 @@
 //! Router panel: open a trained run directory (its `router/`, saved by the
-//! training pipeline) or the last training run of the session, route a split
-//! of the data in a background job, and show the engine's `RoutingReport`:
-//! accuracy, macro-F1, a confusion-matrix grid (counts or row-normalised), a
-//! per-class table, the queries of a clicked cell with the router's
-//! probability bars, and for a chosen query its candidates ranked under the
-//! expert the router chose and under the expert of its true domain, side by
-//! side (scored in a background job; the list widget is the Rankings panel's).
+//! training pipeline), the last training run of the session, or an
+//! `r2r experiment` directory (its root or `training/`). A run is routed on a
+//! split in a background job; an experiment's routers (results.json, else
+//! routing.csv) and misrouted queries (misroute.csv) are read back. Shows the
+//! engine's `RoutingReport`: accuracy, macro-F1 (over classes with support), a
+//! confusion-matrix grid (counts or row-normalised; "—" for empty rows), a
+//! per-class table, the queries of a clicked cell with the router's probability
+//! bars, an experiment's misroutes sorted by the NDCG@10 they lost, and for a
+//! chosen query its candidates ranked under the expert the router chose and
+//! under the expert of its true domain, side by side (scored in a background
+//! job; the list widget is the Rankings panel's). Tables save as CSV.
 
 use std::path::PathBuf;
 
 use egui::{Color32, RichText};
+use poll_promise::Promise;
 
 use super::PanelContext;
 use crate::data::Split;
+use crate::experiment::open::{experiment_root, ExperimentRouting};
 use crate::gui::routing_run::RoutingRun;
 use crate::gui::state::{AppRequest, RunState};
 use crate::gui::widgets;
+use crate::routing::RoutingReport;
 
 pub struct RouterPanel {
-    /// Run directory (or router directory) to route with.
+    /// Run directory (or router directory, or experiment directory) to open.
     path: String,
     split: Split,
     row_normalised: bool,
     /// The clicked confusion-matrix cell: (true, predicted).
     cell: Option<(usize, usize)>,
+    /// The shown router of an opened experiment.
+    experiment_router: String,
+    /// (path text, is an experiment directory): checked once per edit, not per frame.
+    kind_of_path: Option<(String, bool)>,
+    dialog: Option<Promise<Option<PathBuf>>>,
+    note: Option<String>,
 }
 
 impl Default for RouterPanel {
     fn default() -> Self {
-        RouterPanel { path: String::new(), split: Split::Test, row_normalised: false, cell: None }
+        RouterPanel {
+            path: String::new(),
+            split: Split::Test,
+            row_normalised: false,
+            cell: None,
+            experiment_router: "lsr".into(),
+            kind_of_path: None,
+            dialog: None,
+            note: None,
+        }
     }
 }
 
@@ -40,10 +62,31 @@ impl RouterPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
         ui.add_space(4.0);
         self.controls(ui, cx);
+        if let Some(note) = &self.note {
+            ui.label(RichText::new(note).weak());
+        }
         ui.separator();
+        if let Some((dir, state)) = &cx.workspace.routing_experiment {
+            match state {
+                RunState::Computing(_) => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("Reading the experiment {} …", dir.display()));
+                    });
+                }
+                RunState::Failed(err) => {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Could not open the experiment: {err}"));
+                }
+                RunState::Ready(experiment) => {
+                    let experiment = experiment.clone();
+                    self.experiment(ui, &experiment, cx);
+                }
+            }
+            return;
+        }
         match &cx.workspace.routing {
             None => {
-                ui.label(RichText::new("Open a trained run directory (or use the last training run) and press Route.").weak());
+                ui.label(RichText::new("Open a trained run directory (or use the last training run) and press Route, or open an experiment directory.").weak());
             }
             Some(RunState::Computing(id)) => {
                 ui.horizontal(|ui| {
@@ -62,23 +105,61 @@ impl RouterPanel {
         }
     }
 
+    /// True when the path field names an experiment directory (cached per text).
+    fn is_experiment(&mut self) -> bool {
+        let text = self.path.trim().to_string();
+        if self.kind_of_path.as_ref().is_none_or(|(p, _)| *p != text) {
+            let experiment = !text.is_empty() && experiment_root(std::path::Path::new(&text)).is_some();
+            self.kind_of_path = Some((text, experiment));
+        }
+        self.kind_of_path.as_ref().is_some_and(|(_, e)| *e)
+    }
+
     fn controls(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        if let Some(promise) = self.dialog.take() {
+            match promise.try_take() {
+                Ok(Some(dir)) => {
+                    self.path = dir.display().to_string();
+                    self.note = None;
+                }
+                Ok(None) => {
+                    self.note = Some("No folder chosen. If no dialog appeared, this system has no file-dialog portal or zenity: type the path instead.".into());
+                }
+                Err(promise) => self.dialog = Some(promise),
+            }
+        }
         ui.horizontal(|ui| {
             let label = ui.label("Run directory");
-            ui.add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("RUN (holding router/) or a router directory"))
+            ui.add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("RUN (holding router/), a router directory, or an experiment directory"))
                 .labelled_by(label.id);
-            if ui.button("Browse…").clicked() {
-                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    self.path = dir.display().to_string();
+            if ui.add_enabled(self.dialog.is_none(), egui::Button::new("Browse…")).clicked() {
+                let start = PathBuf::from(self.path.trim());
+                match widgets::spawn_folder_dialog(ui.ctx(), "Open a run or experiment directory", start.is_dir().then_some(start)) {
+                    Ok(promise) => self.dialog = Some(promise),
+                    Err(err) => self.note = Some(format!("Cannot open a folder dialog: {err}; type the path instead.")),
                 }
             }
             let last = cx.workspace.last_training.as_ref().filter(|s| s.router.is_some());
             let use_last = ui.add_enabled(last.is_some(), egui::Button::new("Use last training run"));
             if let (true, Some(summary)) = (use_last.clicked(), last) {
                 self.path = summary.run_dir.display().to_string();
+                self.cell = None;
+                // The previous directory's results (or error) do not belong to this one.
+                cx.requests.push(AppRequest::ClearRouting);
             }
         });
+        let experiment = self.is_experiment();
         ui.horizontal(|ui| {
+            let busy = matches!(cx.workspace.routing, Some(RunState::Computing(_)))
+                || matches!(cx.workspace.routing_experiment, Some((_, RunState::Computing(_))));
+            if experiment {
+                if ui.add_enabled(!busy, egui::Button::new(RichText::new("Open experiment").strong())).on_hover_text("Read its routers (results.json, routing.csv) and misrouted queries (misroute.csv)").clicked() {
+                    self.cell = None;
+                    cx.requests.push(AppRequest::OpenRouting(PathBuf::from(self.path.trim())));
+                }
+                ui.label(RichText::new("an r2r experiment directory: its routers and misroutes are read, nothing is recomputed").weak());
+                return;
+            }
             let label = ui.label("Split");
             egui::ComboBox::from_id_salt("router_split")
                 .selected_text(self.split.as_str())
@@ -93,7 +174,6 @@ impl RouterPanel {
                 Some(loaded) => format!("queries of the open dataset {}", loaded.path.display()),
                 None => "queries of the dataset named in the run's config.toml".into(),
             };
-            let busy = matches!(cx.workspace.routing, Some(RunState::Computing(_)));
             if ui.add_enabled(!busy && !self.path.trim().is_empty(), egui::Button::new(RichText::new("Route").strong())).clicked() {
                 self.cell = None;
                 cx.requests.push(AppRequest::Route { path: PathBuf::from(self.path.trim()), split: self.split });
@@ -102,50 +182,159 @@ impl RouterPanel {
         });
     }
 
-    fn report(&mut self, ui: &mut egui::Ui, run: &RoutingRun, cx: &mut PanelContext<'_>) {
-        let report = &run.report;
+    /// Accuracy, macro-F1, the confusion matrix and the per-class table of one report.
+    fn summary(&mut self, ui: &mut egui::Ui, report: &RoutingReport, what: &str, cx: &PanelContext<'_>) {
         ui.horizontal(|ui| {
-            ui.heading(format!("Accuracy {:.3}", report.accuracy));
-            ui.heading(format!("macro-F1 {:.3}", report.macro_f1));
-            ui.label(RichText::new(format!("{} {} queries, router {}", report.queries, run.split, run.router_dir.display())).weak());
+            ui.heading(format!("Accuracy {:.3}", report.accuracy)).on_hover_text(widgets::metric_help("Accuracy"));
+            ui.heading(format!("macro-F1 {:.3}", report.macro_f1)).on_hover_text(format!("{} Only domains with queries (support) count.", widgets::metric_help("Macro-F1")));
+            ui.label(RichText::new(what).weak());
         });
         ui.add_space(6.0);
+        let dir = cx.settings.export_dir();
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new("Confusion matrix").strong());
                     ui.selectable_value(&mut self.row_normalised, false, "Counts");
                     ui.selectable_value(&mut self.row_normalised, true, "Row-normalised");
+                    widgets::save_csv_button(ui, "Save matrix CSV", &dir, "confusion_matrix", &mut self.note, || report.confusion_csv());
                 });
-                self.confusion(ui, run);
+                self.confusion(ui, report);
             });
             ui.add_space(24.0);
             ui.vertical(|ui| {
-                ui.label(RichText::new("Per class").strong());
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("Per class").strong());
+                    widgets::save_csv_button(ui, "Save per-class CSV", &dir, "per_class", &mut self.note, || report.per_class_csv());
+                });
                 egui::Grid::new("router_per_class").striped(true).num_columns(5).spacing([14.0, 4.0]).show(ui, |ui| {
                     for head in ["domain", "precision", "recall", "F1", "support"] {
                         ui.label(RichText::new(head).strong());
                     }
                     ui.end_row();
-                    for c in &report.per_class {
+                    for (ci, c) in report.per_class.iter().enumerate() {
                         ui.label(&c.label);
-                        ui.label(format!("{:.3}", c.precision));
-                        ui.label(format!("{:.3}", c.recall));
-                        ui.label(format!("{:.3}", c.f1));
+                        let predicted: usize = report.confusion.iter().map(|row| row.get(ci).copied().unwrap_or(0)).sum();
+                        let cell = |ui: &mut egui::Ui, defined: bool, value: f64| {
+                            if defined {
+                                ui.label(format!("{value:.3}"));
+                            } else {
+                                ui.label("—").on_hover_text("Undefined: no query of this domain (support 0), or none routed to it");
+                            }
+                        };
+                        cell(ui, predicted > 0, c.precision);
+                        cell(ui, c.support > 0, c.recall);
+                        cell(ui, c.support > 0, c.f1);
                         ui.label(c.support.to_string());
                         ui.end_row();
                     }
                 });
             });
         });
+    }
+
+    fn report(&mut self, ui: &mut egui::Ui, run: &RoutingRun, cx: &mut PanelContext<'_>) {
+        let what = format!("{} {} queries, router {}", run.report.queries, run.split, run.router_dir.display());
+        self.summary(ui, &run.report, &what, cx);
         ui.add_space(8.0);
         ui.separator();
         egui::Panel::left("router_cell_list").resizable(true).default_size(470.0).size_range(300.0..=760.0).show(ui, |ui| self.cell_queries(ui, run, cx));
         egui::CentralPanel::no_frame().show(ui, |ui| expert_comparison(ui, cx));
     }
 
-    fn confusion(&mut self, ui: &mut egui::Ui, run: &RoutingRun) {
-        let report = &run.report;
+    /// An opened experiment: a router picker, its report, and the LSR's misroutes.
+    fn experiment(&mut self, ui: &mut egui::Ui, experiment: &ExperimentRouting, cx: &mut PanelContext<'_>) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Experiment {}", experiment.dir.display())).strong());
+            if !experiment.routers.is_empty() {
+                if experiment.router(&self.experiment_router).is_none() {
+                    self.experiment_router = experiment.routers[0].name.clone();
+                }
+                let label = ui.label("Router:");
+                egui::ComboBox::from_id_salt("router_experiment_router")
+                    .selected_text(&self.experiment_router)
+                    .show_ui(ui, |ui| {
+                        for router in &experiment.routers {
+                            if ui.selectable_value(&mut self.experiment_router, router.name.clone(), &router.name).clicked() {
+                                self.cell = None;
+                            }
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+            }
+        });
+        for note in &experiment.notes {
+            ui.label(RichText::new(note).weak());
+        }
+        match experiment.router(&self.experiment_router) {
+            Some(router) => match &router.report {
+                Some(report) => {
+                    let what = format!("{} test queries of the target domains, router {}", report.queries, router.name);
+                    self.summary(ui, report, &what, cx);
+                }
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.heading(format!("Accuracy {:.3}", router.accuracy));
+                        ui.heading(format!("macro-F1 {:.3}", router.macro_f1));
+                        ui.label(RichText::new(format!("{} queries (routing.csv: no confusion matrix)", router.queries)).weak());
+                    });
+                }
+            },
+            None => {
+                ui.label(RichText::new("The experiment lists no routers.").weak());
+            }
+        }
+        ui.add_space(8.0);
+        ui.separator();
+        egui::Panel::left("router_misroutes").resizable(true).default_size(560.0).size_range(360.0..=860.0).show(ui, |ui| self.misroutes(ui, experiment, cx));
+        egui::CentralPanel::no_frame().show(ui, |ui| expert_comparison(ui, cx));
+    }
+
+    /// The LSR's misrouted queries, largest NDCG@10 loss first (those of the clicked cell when the LSR is shown).
+    fn misroutes(&mut self, ui: &mut egui::Ui, experiment: &ExperimentRouting, cx: &mut PanelContext<'_>) {
+        let labels = experiment.router(&self.experiment_router).and_then(|r| r.report.as_ref()).map(|r| r.labels.clone()).unwrap_or_default();
+        let cell = self.cell.filter(|_| self.experiment_router == "lsr").and_then(|(t, p)| Some((labels.get(t)?.clone(), labels.get(p)?.clone())));
+        let shown: Vec<&crate::experiment::systems::Misroute> =
+            experiment.misroutes.iter().filter(|m| cell.as_ref().is_none_or(|(t, p)| &m.domain == t && &m.chosen == p)).collect();
+        ui.horizontal(|ui| {
+            let scope = cell.as_ref().map_or(String::new(), |(t, p)| format!(" of {t} routed to {p}"));
+            ui.label(RichText::new(format!("{} misrouted queries{scope} (LSR), by NDCG@10 lost", shown.len())).strong());
+            let dir = cx.settings.export_dir();
+            widgets::save_csv_button(ui, "Save misroutes CSV", &dir, "misroutes", &mut self.note, || experiment.misroutes_csv());
+        });
+        if shown.is_empty() {
+            ui.label(RichText::new("No misrouted query here.").weak());
+            return;
+        }
+        let current = cx.workspace.expert_comparison.as_ref().map(|(q, _)| q.clone());
+        egui::ScrollArea::vertical().id_salt("router_misroute_list").auto_shrink([false, false]).show(ui, |ui| {
+            egui::Grid::new("router_misroute_grid").striped(true).num_columns(6).spacing([12.0, 4.0]).show(ui, |ui| {
+                for head in ["query", "domain → chosen", "chosen", "correct", "lost", ""] {
+                    ui.label(RichText::new(head).strong());
+                }
+                ui.end_row();
+                for m in shown {
+                    let selected = current.as_deref() == Some(m.query.as_str());
+                    ui.label(RichText::new(&m.query).monospace().strong().color(if selected { ui.visuals().selection.stroke.color } else { ui.visuals().text_color() }))
+                        .on_hover_text(format!("split {}", m.split));
+                    ui.label(format!("{} → {}", m.domain, m.chosen));
+                    ui.label(format!("{:.3}", m.chosen_ndcg_at_10)).on_hover_text("NDCG@10 under the chosen expert");
+                    ui.label(format!("{:.3}", m.correct_ndcg_at_10)).on_hover_text("NDCG@10 under the correct expert");
+                    let lost = if m.lost().abs() < 5e-4 { "0.000".to_string() } else { format!("{:+.3}", m.lost()) };
+                    ui.label(RichText::new(lost).strong()).on_hover_text(format!("NDCG@10 lost by the misroute (correct − chosen = {:+.3})", m.lost()));
+                    let button = ui.add(egui::Button::new("Compare experts").small().selected(selected));
+                    button.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Compare experts on {}", m.query)));
+                    if button.on_hover_text("Rank this query's candidates under the chosen and the correct expert, side by side").clicked() {
+                        cx.requests.push(AppRequest::CompareExperts { query: m.query.clone() });
+                    }
+                    ui.end_row();
+                }
+            });
+        });
+    }
+
+    fn confusion(&mut self, ui: &mut egui::Ui, report: &RoutingReport) {
         let base = ui.visuals().extreme_bg_color;
         let hot = Color32::from_rgb(66, 133, 244);
         egui::Grid::new("router_confusion").spacing([3.0, 3.0]).show(ui, |ui| {
@@ -159,15 +348,27 @@ impl RouterPanel {
                 let total: usize = row.iter().sum();
                 for (p, &count) in row.iter().enumerate() {
                     let share = if total == 0 { 0.0 } else { count as f32 / total as f32 };
-                    let text = if self.row_normalised { format!("{:.0}%", share * 100.0) } else { count.to_string() };
+                    let text = match (self.row_normalised, total) {
+                        (true, 0) => "—".to_string(),
+                        (true, _) => format!("{:.0}%", share * 100.0),
+                        (false, _) => count.to_string(),
+                    };
                     let fill = base.lerp_to_gamma(hot, share);
                     let color = if share > 0.5 { Color32::WHITE } else { ui.visuals().text_color() };
                     let selected = self.cell == Some((t, p));
                     let name = format!("{} → {}: {text}", report.labels[t], report.labels[p]);
-                    let button = egui::Button::new(RichText::new(text).color(color).size(15.0)).fill(fill).min_size(egui::vec2(84.0, 40.0)).selected(selected);
+                    let mut button = egui::Button::new(RichText::new(text).color(color).size(15.0)).fill(fill).min_size(egui::vec2(84.0, 40.0)).selected(selected);
+                    if selected {
+                        button = button.stroke(egui::Stroke::new(2.5, ui.visuals().selection.stroke.color));
+                    }
                     let response = ui.add(button);
                     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
-                    if response.on_hover_text(format!("{count} of {total} {} queries ({:.0}%) routed to {}", report.labels[t], share * 100.0, report.labels[p])).clicked() {
+                    let hover = if total == 0 {
+                        format!("No {} query in this split", report.labels[t])
+                    } else {
+                        format!("{count} of {total} {} queries ({:.0}%) routed to {}", report.labels[t], share * 100.0, report.labels[p])
+                    };
+                    if response.on_hover_text(hover).clicked() {
                         self.cell = Some((t, p));
                     }
                 }
@@ -184,25 +385,30 @@ impl RouterPanel {
         };
         let queries: Vec<_> = run.cell(t, p).collect();
         ui.label(RichText::new(format!("{} queries of {} routed to {}", queries.len(), labels[t], labels[p])).strong());
+        let current = cx.workspace.expert_comparison.as_ref().map(|(q, _)| q.clone());
         egui::ScrollArea::vertical().id_salt("router_cell_queries").auto_shrink([false, false]).show(ui, |ui| {
             for q in queries {
                 ui.push_id(&q.id, |ui| {
                     ui.horizontal(|ui| {
-                        ui.label(RichText::new(&q.id).monospace().weak());
+                        let selected = current.as_deref() == Some(q.id.as_str());
+                        let color = if selected { ui.visuals().selection.stroke.color } else { ui.visuals().weak_text_color() };
+                        ui.label(RichText::new(&q.id).monospace().color(color));
                         let hint = if q.truth == q.predicted {
                             "Rank this query's candidates under its expert (routed correctly: both lists use it)"
                         } else {
                             "Rank this query's candidates under the expert the router chose and under the correct one, side by side"
                         };
-                        if ui.small_button("Compare experts").on_hover_text(hint).clicked() {
+                        if ui.add(egui::Button::new("Compare experts").small().selected(selected)).on_hover_text(hint).clicked() {
                             cx.requests.push(AppRequest::CompareExperts { query: q.id.clone() });
                         }
                     });
                     ui.add(egui::Label::new(widgets::preview(&q.query, 140)).wrap());
-                    ui.horizontal_wrapped(|ui| {
+                    // One bar per domain, each on its own line so labels never overlap the bars.
+                    egui::Grid::new("router_probabilities").num_columns(2).spacing([8.0, 2.0]).show(ui, |ui| {
                         for (label, &prob) in labels.iter().zip(&q.probabilities) {
-                            let bar = egui::ProgressBar::new(prob).desired_width(130.0).text(format!("{label} {prob:.2}"));
-                            ui.add(bar);
+                            ui.label(RichText::new(label).small());
+                            ui.add(egui::ProgressBar::new(prob).desired_width(160.0).text(format!("{label} {prob:.2}")));
+                            ui.end_row();
                         }
                     });
                     ui.add_space(4.0);

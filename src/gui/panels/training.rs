@@ -13,6 +13,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::PanelContext;
 use crate::gui::jobs::{JobId, JobInfo, JobOutput, JobStatus};
+use crate::gui::state::AppRequest;
 use crate::train::loss::ScoreForm;
 use crate::train::{Stage, TrainConfig};
 
@@ -29,13 +30,31 @@ pub struct TrainingPanel {
     preset_note: Option<String>,
     /// The training job whose progress and curves are shown.
     job: Option<JobId>,
+    /// The progress names of the stages the shown job runs (for whole-job progress).
+    plan: Vec<String>,
     expanded_log: Option<u64>,
+    /// The TOML config file field (Open / Save).
+    config_path: String,
+    /// Where the last Open/Save went, or why it failed.
+    file_note: Option<String>,
+    /// A folder dialog for the output directory, while open.
+    dialog: Option<poll_promise::Promise<Option<PathBuf>>>,
+    /// The built-in path picker (when no native dialog is available): the folder it shows.
+    picker: Option<PathBuf>,
 }
 
 impl Default for TrainingPanel {
     fn default() -> Self {
-        TrainingPanel::with_config(TrainConfig::default())
+        let mut config = TrainConfig::default();
+        config.output.dir = default_output_dir();
+        TrainingPanel::with_config(config)
     }
+}
+
+/// A new run directory under the app's data directory (absolute): `runs/run-<unix seconds>`.
+pub fn default_output_dir() -> PathBuf {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    crate::gui::state::app_data_dir().join("runs").join(format!("run-{seconds}"))
 }
 
 /// `path` made absolute against the repository when it is relative and exists there.
@@ -65,7 +84,19 @@ pub fn tiny_preset() -> anyhow::Result<(TrainConfig, Option<String>)> {
 
 impl TrainingPanel {
     pub fn with_config(config: TrainConfig) -> Self {
-        TrainingPanel { domains: config.data.domains.join(", "), config, form_error: None, preset_note: None, job: None, expanded_log: None }
+        TrainingPanel {
+            domains: config.data.domains.join(", "),
+            config,
+            form_error: None,
+            preset_note: None,
+            job: None,
+            plan: Vec::new(),
+            expanded_log: None,
+            config_path: String::new(),
+            file_note: None,
+            dialog: None,
+            picker: None,
+        }
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
@@ -87,11 +118,11 @@ impl TrainingPanel {
         });
         ui.horizontal(|ui| {
             if ui.button("Paper defaults").on_hover_text("TrainConfig::default: LoRA rank 32, alpha 64, InfoNCE τ 1.0").clicked() {
-                *self = TrainingPanel { job: self.job, ..TrainingPanel::with_config(TrainConfig::default()) };
+                *self = TrainingPanel { job: self.job, plan: std::mem::take(&mut self.plan), ..TrainingPanel::default() };
             }
             if ui.button("Tiny demo").on_hover_text(format!("Load {TINY_PRESET}: a few queries, rank-8 adapters, one epoch per stage")).clicked() {
                 match tiny_preset() {
-                    Ok((config, note)) => *self = TrainingPanel { job: self.job, preset_note: note, ..TrainingPanel::with_config(config) },
+                    Ok((config, note)) => *self = TrainingPanel { job: self.job, plan: std::mem::take(&mut self.plan), preset_note: note, ..TrainingPanel::with_config(config) },
                     Err(err) => self.form_error = Some(format!("{err:#}")),
                 }
             }
@@ -99,6 +130,7 @@ impl TrainingPanel {
         if let Some(note) = &self.preset_note {
             ui.label(RichText::new(note).weak());
         }
+        self.config_file_row(ui);
         let c = &mut self.config;
         let path_row = |ui: &mut egui::Ui, label: &str, hint: &str, path: &mut PathBuf| {
             let label = ui.label(label).on_hover_text(hint);
@@ -112,7 +144,7 @@ impl TrainingPanel {
         egui::Grid::new("training_paths").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
             path_row(ui, "Data", "Dataset directory or file (any supported format)", &mut c.data.path);
             path_row(ui, "Model", "Backbone directory (config.json, model.safetensors, tokenizer.json)", &mut c.model.path);
-            path_row(ui, "Output", "Run directory (checkpoints, experts, router, summary.json)", &mut c.output.dir);
+            path_row(ui, "Output", "Run directory (checkpoints, experts, router, summary.json); absolute, under the app's data directory by default", &mut c.output.dir);
             let label = ui.label("Domains").on_hover_text("Target domains, comma-separated: one expert each");
             ui.add(egui::TextEdit::singleline(&mut self.domains).desired_width(f32::INFINITY)).labelled_by(label.id);
             ui.end_row();
@@ -133,6 +165,8 @@ impl TrainingPanel {
             }).response.labelled_by(label.id);
             ui.end_row();
         });
+        self.output_browse(ui);
+        let c = &mut self.config;
         section(ui, "Adapters and objective");
         egui::Grid::new("training_objective").num_columns(2).spacing([10.0, 4.0]).show(ui, |ui| {
             let label = ui.label("LoRA rank");
@@ -205,6 +239,7 @@ impl TrainingPanel {
             return;
         }
         self.form_error = None;
+        self.plan = crate::train::plan::planned_stages(&config);
         let title = format!("Train {}", config.output.dir.display());
         self.job = Some(jobs.spawn(title, move |job| {
             let summary = crate::train::run_training(&config, job)?;
@@ -225,16 +260,41 @@ impl TrainingPanel {
             ui.heading(&job.title);
             ui.label(status_text(ui, &job.status));
         });
+        let whole = job.whole_progress(&self.plan);
         ui.horizontal(|ui| {
-            let fraction = job.fraction().unwrap_or(0.0);
-            ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).show_percentage());
-            if let Some(eta) = job.eta() {
-                ui.label(format!("ETA {:.0} s", eta.as_secs_f64().ceil()));
+            ui.label(RichText::new("Whole run").strong());
+            ui.add(egui::ProgressBar::new(whole.fraction as f32).desired_width(320.0).show_percentage());
+            match (job.status.is_running(), whole.eta_seconds) {
+                (true, Some(eta)) => {
+                    ui.label(format!("about {} left", crate::gui::jobs::format_duration(std::time::Duration::from_secs_f64(eta))))
+                        .on_hover_text("From the measured duration of each stage so far; stages not started yet are assumed to take as long as those of their kind");
+                }
+                (true, None) => {
+                    ui.label(RichText::new("estimating the time left …").weak());
+                }
+                _ => {}
             }
             if job.status.is_running() {
                 cancel = ui.button("Cancel training").on_hover_text("Stop at the next step; the last checkpoint is kept").clicked();
             }
         });
+        if whole.stage > 0 && job.status.is_running() {
+            ui.horizontal(|ui| {
+                ui.label(format!("Stage {} of {}: {}", whole.stage, whole.stages, whole.current.as_deref().unwrap_or("")));
+                ui.add(egui::ProgressBar::new(job.fraction().unwrap_or(0.0)).desired_width(200.0).show_percentage());
+            });
+        }
+        if job.status == JobStatus::Succeeded {
+            let router = cx.workspace.last_training.as_ref().filter(|s| s.router.is_some()).map(|s| s.run_dir.clone());
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("Finished.").strong());
+                if let Some(dir) = router {
+                    if ui.button("Open in Router").on_hover_text(format!("Route the test split with {}", dir.display())).clicked() {
+                        cx.requests.push(AppRequest::OpenRunInRouter(dir));
+                    }
+                }
+            });
+        }
         if let Some(p) = &job.progress {
             let loss = if p.loss.is_finite() { format!(", loss {:.4}", p.loss) } else { String::new() };
             let lr = if p.learning_rate.is_finite() { format!(", lr {:.2e}", p.learning_rate) } else { String::new() };
@@ -301,6 +361,110 @@ impl TrainingPanel {
         }
         cancel
     }
+}
+
+impl TrainingPanel {
+    /// "Config file": a path with Open (read a TOML config into the form) and Save (write the form as TOML).
+    fn config_file_row(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Config file").on_hover_text("A training config in TOML (as `r2r train --config`)");
+            ui.add(egui::TextEdit::singleline(&mut self.config_path).hint_text("path/to/config.toml").desired_width(170.0)).labelled_by(label.id);
+            let path = PathBuf::from(self.config_path.trim());
+            let named = !self.config_path.trim().is_empty();
+            if ui.add_enabled(named, egui::Button::new("Open config")).on_hover_text("Read this TOML file into the form").clicked() {
+                match TrainConfig::load(&path) {
+                    Ok(config) => {
+                        let (job, plan, config_path) = (self.job, std::mem::take(&mut self.plan), std::mem::take(&mut self.config_path));
+                        *self = TrainingPanel { job, plan, config_path, file_note: Some(format!("Opened {}", path.display())), ..TrainingPanel::with_config(config) };
+                    }
+                    Err(err) => self.file_note = Some(format!("Could not open the config: {err:#}")),
+                }
+            }
+            if ui.add_enabled(named, egui::Button::new("Save config")).on_hover_text("Write the form to this TOML file").clicked() {
+                let mut config = self.config.clone();
+                config.data.domains = self.domains.split(',').map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+                self.file_note = Some(match crate::util::atomic_write(&path, config.to_toml().as_bytes()) {
+                    Ok(()) => format!("Saved {}", path.display()),
+                    Err(err) => format!("Could not save the config: {err:#}"),
+                });
+            }
+        });
+        if let Some(note) = &self.file_note {
+            ui.label(RichText::new(note).weak());
+        }
+    }
+
+    /// "Browse…" for the output folder: the native dialog, else the built-in picker.
+    fn output_browse(&mut self, ui: &mut egui::Ui) {
+        if let Some(promise) = self.dialog.take() {
+            match promise.try_take() {
+                Ok(Some(dir)) => self.config.output.dir = dir,
+                Ok(None) => {
+                    // Cancelled, or no dialog could be shown (no portal, no zenity): offer the built-in picker.
+                    self.file_note = Some("No folder chosen in a system dialog (none may be available here): pick one below.".into());
+                    self.picker = Some(existing_ancestor(&self.config.output.dir));
+                }
+                Err(promise) => self.dialog = Some(promise),
+            }
+        }
+        ui.horizontal(|ui| {
+            if ui.add_enabled(self.dialog.is_none(), egui::Button::new("Browse output…")).on_hover_text("Choose the run directory's parent folder").clicked() {
+                let start = existing_ancestor(&self.config.output.dir);
+                match crate::gui::widgets::spawn_folder_dialog(ui.ctx(), "Output folder for training runs", Some(start.clone())) {
+                    Ok(promise) => self.dialog = Some(promise),
+                    Err(_) => self.picker = Some(start),
+                }
+            }
+            if ui.button("Pick in app…").on_hover_text("A simple folder picker inside the app (no system dialog needed)").clicked() {
+                self.picker = Some(existing_ancestor(&self.config.output.dir));
+            }
+        });
+        if let Some(picker) = self.picker.clone() {
+            if let Some(chosen) = folder_picker(ui, &picker, &mut self.picker) {
+                let name = self.config.output.dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "run".into());
+                self.config.output.dir = chosen.join(name);
+                self.picker = None;
+            }
+        }
+    }
+}
+
+/// The nearest existing folder at or above `path` (else the app's data directory).
+fn existing_ancestor(path: &Path) -> PathBuf {
+    path.ancestors().find(|p| p.is_dir()).map(Path::to_path_buf).unwrap_or_else(crate::gui::state::app_data_dir)
+}
+
+/// The built-in folder picker: the current folder, its parent, its subfolders;
+/// returns the folder when "Use this folder" is clicked. `state` moves with the navigation (None closes).
+fn folder_picker(ui: &mut egui::Ui, dir: &Path, state: &mut Option<PathBuf>) -> Option<PathBuf> {
+    let mut chosen = None;
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.label(RichText::new(dir.display().to_string()).monospace());
+        ui.horizontal(|ui| {
+            if ui.button("Use this folder").clicked() {
+                chosen = Some(dir.to_path_buf());
+            }
+            if let Some(parent) = dir.parent() {
+                if ui.button("Up").clicked() {
+                    *state = Some(parent.to_path_buf());
+                }
+            }
+            if ui.button("Close").clicked() {
+                *state = None;
+            }
+        });
+        let mut folders: Vec<PathBuf> = std::fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+        folders.sort();
+        egui::ScrollArea::vertical().id_salt("training_folder_picker").max_height(160.0).show(ui, |ui| {
+            for folder in folders {
+                let name = folder.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                if ui.selectable_label(false, format!("{name}/")).clicked() {
+                    *state = Some(folder);
+                }
+            }
+        });
+    });
+    chosen
 }
 
 fn section(ui: &mut egui::Ui, title: &str) {
