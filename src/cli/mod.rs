@@ -13,6 +13,7 @@ pub mod data;
 pub mod eval;
 pub mod progress;
 pub mod experiment;
+pub mod model;
 pub mod route;
 pub mod sample_data;
 pub mod score;
@@ -91,6 +92,9 @@ pub enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Route a split's queries with a router; print routing accuracy, macro-F1 and the confusion matrix.
     Route(route::RouteArgs),
+    /// The model store: fetch a pretrained backbone (e.g. gemma-3-270m), list, verify.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -110,6 +114,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Experiment(args)) => experiment::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
         Some(Command::Backbone(cmd)) => backbone::run(cmd),
+        Some(Command::Model(cmd)) => model::run(cmd),
     }
 }
 

@@ -20,8 +20,13 @@ pub fn peft_key(layer: usize, proj: Proj, matrix: char) -> String {
     format!("{KEY_PREFIX}{}.lora_{matrix}.weight", proj.path(layer))
 }
 
-/// Saves an adapter as PEFT would (inference-mode LoRA for a causal LM).
+/// Saves an adapter as PEFT would (inference-mode LoRA for a causal LM), in f32.
 pub fn save_adapter(adapter: &LoraAdapter, dir: &Path, base_model_name: &str) -> Result<()> {
+    save_adapter_as(adapter, dir, base_model_name, DType::F32)
+}
+
+/// Saves an adapter as PEFT would, its tensors in `dtype` (f32, f16 or bf16).
+pub fn save_adapter_as(adapter: &LoraAdapter, dir: &Path, base_model_name: &str, dtype: DType) -> Result<()> {
     let c = &adapter.config;
     let mut targets: Vec<&str> = c.target_modules.iter().map(|p| p.name()).collect();
     targets.sort();
@@ -35,8 +40,8 @@ pub fn save_adapter(adapter: &LoraAdapter, dir: &Path, base_model_name: &str) ->
     let mut tensors = BTreeMap::new();
     for (layer, modules) in adapter.layers.iter().enumerate() {
         for (&proj, pair) in modules {
-            tensors.insert(peft_key(layer, proj, 'A'), pair.a.as_tensor().to_dtype(DType::F32)?);
-            tensors.insert(peft_key(layer, proj, 'B'), pair.b.as_tensor().to_dtype(DType::F32)?);
+            tensors.insert(peft_key(layer, proj, 'A'), pair.a.as_tensor().to_dtype(dtype)?);
+            tensors.insert(peft_key(layer, proj, 'B'), pair.b.as_tensor().to_dtype(dtype)?);
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create adapter directory {}", dir.display()))?;

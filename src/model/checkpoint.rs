@@ -10,13 +10,83 @@ use std::path::{Path, PathBuf};
 /// Extensions of PyTorch pickle checkpoints, refused because unpickling can execute code.
 const PICKLE_EXTENSIONS: [&str; 5] = ["bin", "pt", "pth", "ckpt", "pkl"];
 
-/// The files of a model directory.
+/// How a model is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// config.json + safetensors + tokenizer.json.
+    HuggingFace,
+    /// One GGUF file holding config, (quantised) weights and tokenizer.
+    Gguf,
+}
+
+/// The files of a model directory. For a GGUF model `config`, `weights[0]` and `tokenizer` are the
+/// GGUF file and `dir` the folder holding it (where `r2r_prompt.json` may sit).
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub weights: Vec<PathBuf>,
     pub tokenizer: PathBuf,
+    pub format: ModelFormat,
+    /// A backbone bundle's LoRA adapter, merged into the base weights at load (see [`BACKBONE_FILE`]).
+    pub merge_adapter: Option<PathBuf>,
+}
+
+/// A backbone bundle: a folder with this file names a base model (a model-store name such as
+/// `gemma-3-270m`, or a path relative to the folder) and a PEFT adapter folder merged into it at load
+/// (W + (α/r)·B·A), so a small fine-tune ships without the base weights. `r2r_prompt.json` beside it
+/// sets the prompt.
+pub const BACKBONE_FILE: &str = "r2r_backbone.json";
+
+/// The contents of [`BACKBONE_FILE`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneBundle {
+    pub format_version: u32,
+    /// Model-store name or a path relative to the bundle folder.
+    pub base: String,
+    /// SHA-256 of the base model file the adapter was trained on (checked by `r2r model verify`).
+    #[serde(default)]
+    pub base_sha256: Option<String>,
+    /// Adapter folder, relative to the bundle folder.
+    pub adapter: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn locate_bundle(dir: &Path) -> Result<ModelFiles> {
+    let path = dir.join(BACKBONE_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bundle: BackboneBundle = serde_json::from_str(&text).with_context(|| format!("invalid backbone bundle {}", path.display()))?;
+    if bundle.format_version != 1 {
+        bail!("{}: format_version {} is not supported (this build reads 1)", path.display(), bundle.format_version);
+    }
+    let base = match crate::model::store::known(&bundle.base) {
+        Ok(model) => crate::model::store::installed_path(model.name).with_context(|| {
+            format!("{} is built on {}, which is not installed: run `r2r model fetch {}`", dir.display(), model.name, model.name)
+        })?,
+        Err(_) => dir.join(&bundle.base),
+    };
+    if base.join(BACKBONE_FILE).exists() {
+        bail!("{}: the base {} is itself a bundle (nesting is not supported)", path.display(), base.display());
+    }
+    let mut files = locate(&base).with_context(|| format!("base model of {}", path.display()))?;
+    let adapter = dir.join(&bundle.adapter);
+    if !adapter.join("adapter_model.safetensors").is_file() {
+        bail!("{}: adapter folder {} has no adapter_model.safetensors", path.display(), adapter.display());
+    }
+    files.dir = dir.to_path_buf();
+    files.merge_adapter = Some(adapter);
+    Ok(files)
+}
+
+fn is_gguf(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+fn gguf_files(path: &Path) -> ModelFiles {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    ModelFiles { dir, config: path.to_path_buf(), weights: vec![path.to_path_buf()], tokenizer: path.to_path_buf(), format: ModelFormat::Gguf, merge_adapter: None }
 }
 
 fn is_pickle_name(path: &Path) -> bool {
@@ -32,17 +102,34 @@ pub fn pickle_refusal(path: &Path) -> anyhow::Error {
     )
 }
 
-/// Finds config.json, the safetensors weights (single file or sharded index) and tokenizer.json in `dir`.
+/// Finds config.json, the safetensors weights (single file or sharded index) and tokenizer.json in `dir`;
+/// or a GGUF model: `dir` is a `.gguf` file, or a folder without config.json holding exactly one.
 pub fn locate(dir: &Path) -> Result<ModelFiles> {
     if dir.is_file() {
-        bail!("model path {} is a file; expected a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)", dir.display());
+        if is_gguf(dir) {
+            return Ok(gguf_files(dir));
+        }
+        bail!("model path {} is a file; expected a Hugging Face model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file", dir.display());
     }
     if !dir.is_dir() {
         bail!("model directory {} does not exist", dir.display());
     }
+    if dir.join(BACKBONE_FILE).is_file() {
+        return locate_bundle(dir);
+    }
     let config = dir.join("config.json");
     if !config.is_file() {
-        bail!("missing {} (a Hugging Face model directory needs config.json)", config.display());
+        let mut ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list model directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_gguf(p))
+            .collect();
+        ggufs.sort();
+        match ggufs.len() {
+            1 => return Ok(gguf_files(&ggufs[0])),
+            0 => bail!("missing {} (a Hugging Face model directory needs config.json; a GGUF model needs one .gguf file)", config.display()),
+            n => bail!("model directory {} holds {n} .gguf files and no config.json: name the file to load", dir.display()),
+        }
     }
     let index = dir.join("model.safetensors.index.json");
     let single = dir.join("model.safetensors");
@@ -79,13 +166,15 @@ pub fn locate(dir: &Path) -> Result<ModelFiles> {
     if !tokenizer.is_file() {
         bail!("missing {} (the reranker needs a Hugging Face tokenizers file)", tokenizer.display());
     }
-    Ok(ModelFiles { dir: dir.to_path_buf(), config, weights, tokenizer })
+    Ok(ModelFiles { dir: dir.to_path_buf(), config, weights, tokenizer, format: ModelFormat::HuggingFace, merge_adapter: None })
 }
 
 /// Named tensors read from one or more safetensors files, remembering which file each came from.
 pub struct Weights {
     tensors: BTreeMap<String, (Tensor, usize)>,
     files: Vec<PathBuf>,
+    /// Gemma norm weights already hold 1 + w (llama.cpp's GGUF convention) rather than w (Hugging Face's).
+    norms_include_one: bool,
 }
 
 impl Weights {
@@ -97,12 +186,22 @@ impl Weights {
                 tensors.insert(name, (tensor, index));
             }
         }
-        Ok(Self { tensors, files: files.to_vec() })
+        Ok(Self { tensors, files: files.to_vec(), norms_include_one: false })
     }
 
     /// Wraps tensors already in memory (e.g. for tests); `origin` names them in errors.
     pub fn from_map(map: BTreeMap<String, Tensor>, origin: &Path) -> Self {
-        Self { tensors: map.into_iter().map(|(k, v)| (k, (v, 0))).collect(), files: vec![origin.to_path_buf()] }
+        Self { tensors: map.into_iter().map(|(k, v)| (k, (v, 0))).collect(), files: vec![origin.to_path_buf()], norms_include_one: false }
+    }
+
+    /// Marks the norm weights as holding 1 + w already (GGUF files of Gemma).
+    pub fn with_norms_including_one(mut self) -> Self {
+        self.norms_include_one = true;
+        self
+    }
+
+    pub fn norms_include_one(&self) -> bool {
+        self.norms_include_one
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -1,5 +1,6 @@
-//! Backbone configuration read from a Hugging Face `config.json`: the Qwen3 architecture and
-//! its Qwen2 / Llama variants, with the variant switches (q/k norm, biases, RoPE scaling).
+//! Backbone configuration read from a Hugging Face `config.json` (or built from GGUF metadata): the
+//! Qwen3 architecture, its Qwen2 / Llama variants and Gemma 3, with the variant switches (q/k norm,
+//! biases, RoPE scaling, sliding-window layers, sandwich norms, embedding scale, activation).
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,29 @@ pub enum Arch {
     Qwen2,
     /// No q/k norm; `attention_bias` on q/k/v/o, `mlp_bias` on the MLP.
     Llama,
+    /// Gemma 3 (text): q/k norms, pre- and post-norms around attention and MLP, RMSNorm as x·(1 + w),
+    /// embedding × √hidden, gelu-tanh MLP, sliding-window layers with their own RoPE θ.
+    #[serde(rename = "gemma3_text")]
+    Gemma3,
+}
+
+/// The MLP's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Silu,
+    /// gelu with the tanh approximation (`gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+/// Which keys a layer's queries may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// Every earlier key (causal).
+    Full,
+    /// Keys at most `sliding_window − 1` positions back, with the local RoPE θ.
+    Sliding,
 }
 
 /// Llama-3 style frequency-dependent RoPE scaling.
@@ -46,6 +70,19 @@ pub struct ModelConfig {
     pub qkv_bias: bool,
     pub o_bias: bool,
     pub mlp_bias: bool,
+    pub activation: Activation,
+    /// One entry per layer.
+    pub layer_kinds: Vec<LayerKind>,
+    /// Window of the sliding layers (key j visible from query i iff 0 ≤ i − j < window).
+    pub sliding_window: usize,
+    /// RoPE θ of the sliding layers (`rope_theta` is the full layers').
+    pub rope_local_theta: f64,
+    /// Multiplier of q·kᵀ: `query_pre_attn_scalar`^−½ (Gemma) or head_dim^−½.
+    pub attn_scale: f64,
+    /// Multiplier of the input embedding (√hidden for Gemma, applied in the weights' dtype).
+    pub embed_scale: Option<f64>,
+    /// Gemma's norms around attention and MLP: post-attention, pre- and post-feedforward.
+    pub sandwich_norms: bool,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +105,16 @@ struct RawConfig {
     mlp_bias: Option<bool>,
     use_sliding_window: Option<bool>,
     hidden_act: Option<String>,
+    hidden_activation: Option<String>,
+    sliding_window: Option<usize>,
+    layer_types: Option<Vec<String>>,
+    query_pre_attn_scalar: Option<f64>,
+    rope_local_base_freq: Option<f64>,
+    #[serde(rename = "_sliding_window_pattern")]
+    sliding_window_pattern: Option<usize>,
+    sliding_window_pattern_: Option<usize>,
+    attn_logit_softcapping: Option<f64>,
+    final_logit_softcapping: Option<f64>,
 }
 
 impl ModelConfig {
@@ -84,15 +131,19 @@ impl ModelConfig {
             Some("qwen3") => Arch::Qwen3,
             Some("qwen2") => Arch::Qwen2,
             Some("llama") => Arch::Llama,
-            Some(other) => bail!("unsupported model_type {other:?} (supported: qwen3, qwen2, llama)"),
-            None => bail!("field model_type is missing (supported: qwen3, qwen2, llama)"),
+            Some("gemma3_text" | "gemma3") => Arch::Gemma3,
+            Some(other) => bail!("unsupported model_type {other:?} (supported: qwen3, qwen2, llama, gemma3_text)"),
+            None => bail!("field model_type is missing (supported: qwen3, qwen2, llama, gemma3_text)"),
         };
-        if let Some(act) = raw.hidden_act.as_deref() {
-            if act != "silu" {
-                bail!("unsupported hidden_act {act:?} (only silu)");
-            }
-        }
-        if raw.use_sliding_window == Some(true) {
+        let gemma = arch == Arch::Gemma3;
+        let act_name = if gemma { raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()) } else { raw.hidden_act.as_deref() };
+        let activation = match act_name {
+            None if gemma => Activation::GeluTanh,
+            None | Some("silu") => Activation::Silu,
+            Some("gelu_pytorch_tanh") => Activation::GeluTanh,
+            Some(other) => bail!("unsupported hidden activation {other:?} (supported: silu, gelu_pytorch_tanh)"),
+        };
+        if raw.use_sliding_window == Some(true) && !gemma {
             bail!("use_sliding_window = true is not supported");
         }
         for (field, value) in [
@@ -114,6 +165,11 @@ impl ModelConfig {
                 bail!("field rope_theta must be a positive finite number, found {theta}");
             }
         }
+        for (field, value) in [("attn_logit_softcapping", raw.attn_logit_softcapping), ("final_logit_softcapping", raw.final_logit_softcapping)] {
+            if value.is_some() {
+                bail!("field {field} is set; logit soft-capping is not supported");
+            }
+        }
         let num_kv_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
         if raw.num_attention_heads == 0 || num_kv_heads == 0 || raw.num_attention_heads % num_kv_heads != 0 {
             bail!("num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({num_kv_heads})", raw.num_attention_heads);
@@ -127,7 +183,20 @@ impl ModelConfig {
         let rope_theta = raw
             .rope_theta
             .or_else(|| rope.and_then(|r| r.get("rope_theta")).and_then(|t| t.as_f64()))
+            .or_else(|| rope.and_then(|r| r.get("full_attention")).and_then(|r| r.get("rope_theta")).and_then(|t| t.as_f64()))
             .unwrap_or(10_000.0);
+        // Gemma 3 keeps one RoPE setting per layer type; only the default (unscaled) kind is supported there.
+        let per_type = rope.is_some_and(|r| r.get("full_attention").is_some() || r.get("sliding_attention").is_some());
+        if per_type {
+            for kind in ["full_attention", "sliding_attention"] {
+                let t = rope.and_then(|r| r.get(kind)).and_then(|r| r.get("rope_type")).and_then(|t| t.as_str()).unwrap_or("default");
+                if t != "default" {
+                    bail!("rope_parameters.{kind}.rope_type {t:?} is not supported (only default)");
+                }
+            }
+        }
+        let local_theta = rope.and_then(|r| r.get("sliding_attention")).and_then(|r| r.get("rope_theta")).and_then(|t| t.as_f64());
+        let rope = rope.filter(|_| !per_type);
         let rope_scaling = match rope {
             None => None,
             Some(r) => {
@@ -148,6 +217,28 @@ impl ModelConfig {
             }
         };
         let attention_bias = raw.attention_bias.unwrap_or(false);
+        let (layer_kinds, sliding_window, rope_local_theta) = if gemma {
+            let window = raw.sliding_window.context("field sliding_window is missing (Gemma 3 needs it)")?;
+            let kinds = match (&raw.layer_types, raw.sliding_window_pattern.or(raw.sliding_window_pattern_)) {
+                (Some(types), _) => types
+                    .iter()
+                    .map(|t| match t.as_str() {
+                        "sliding_attention" => Ok(LayerKind::Sliding),
+                        "full_attention" => Ok(LayerKind::Full),
+                        other => bail!("layer_types: unknown layer type {other:?}"),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                (None, pattern) => gemma3_layer_kinds(raw.num_hidden_layers, pattern.unwrap_or(6)),
+            };
+            if kinds.len() != raw.num_hidden_layers {
+                bail!("layer_types has {} entries for {} layers", kinds.len(), raw.num_hidden_layers);
+            }
+            let local = local_theta.or(raw.rope_local_base_freq).unwrap_or(10_000.0);
+            (kinds, window, local)
+        } else {
+            (vec![LayerKind::Full; raw.num_hidden_layers], 0, rope_theta)
+        };
+        let attn_scale = 1.0 / raw.query_pre_attn_scalar.filter(|_| gemma).unwrap_or(head_dim as f64).sqrt();
         Ok(Self {
             arch,
             vocab_size: raw.vocab_size,
@@ -162,11 +253,26 @@ impl ModelConfig {
             rope_scaling,
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             max_position_embeddings: raw.max_position_embeddings,
-            qk_norm: arch == Arch::Qwen3,
+            qk_norm: arch == Arch::Qwen3 || gemma,
             qkv_bias: arch == Arch::Qwen2 || attention_bias,
             o_bias: arch != Arch::Qwen2 && attention_bias,
             mlp_bias: arch == Arch::Llama && raw.mlp_bias.unwrap_or(false),
+            activation,
+            layer_kinds,
+            sliding_window,
+            rope_local_theta,
+            attn_scale,
+            embed_scale: gemma.then(|| (raw.hidden_size as f64).sqrt()),
+            sandwich_norms: gemma,
         })
+    }
+
+    /// RoPE inverse frequencies of a layer kind (sliding layers use the local θ).
+    pub fn inv_freq_for(&self, kind: LayerKind) -> Vec<f32> {
+        match kind {
+            LayerKind::Full => self.inv_freq(),
+            LayerKind::Sliding => Self { rope_theta: self.rope_local_theta, rope_scaling: None, ..self.clone() }.inv_freq(),
+        }
     }
 
     /// RoPE inverse frequencies theta^(-2i/d), computed in f32 as transformers does, with Llama-3 scaling if set.
@@ -217,6 +323,11 @@ impl ModelConfig {
             2.0 * i as f64 * o as f64
         }).sum()
     }
+}
+
+/// Gemma 3's default layer pattern: every `pattern`-th layer full attention, the rest sliding.
+pub fn gemma3_layer_kinds(num_layers: usize, pattern: usize) -> Vec<LayerKind> {
+    (0..num_layers).map(|i| if pattern > 0 && (i + 1) % pattern == 0 { LayerKind::Full } else { LayerKind::Sliding }).collect()
 }
 
 #[cfg(test)]

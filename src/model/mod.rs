@@ -12,14 +12,16 @@
 pub mod adapter_io;
 pub mod checkpoint;
 pub mod config;
+pub mod gguf;
 pub mod lora;
 pub mod make_model;
 pub mod prompt;
 pub mod scorer;
+pub mod store;
 pub mod transformer;
 
-pub use adapter_io::{load_adapter, save_adapter};
-pub use config::{Arch, ModelConfig};
+pub use adapter_io::{load_adapter, save_adapter, save_adapter_as};
+pub use config::{Activation, Arch, LayerKind, ModelConfig};
 pub use lora::{AdapterRun, LoraAdapter, LoraConfig};
 pub use prompt::{EncodedPair, PromptEncoder, PromptTemplate, Truncation};
 pub use scorer::{EncodedBatch, LoadOptions, PairScore, Reranker, ScoreOptions, ScoreRequest};

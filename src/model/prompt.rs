@@ -57,14 +57,48 @@ impl Default for PromptTemplate {
 }
 
 impl PromptTemplate {
+    /// The bge-reranker-v2-gemma prompt for Gemma backbones: "A: query / B: passage / … 'Yes' or 'No'.
+    /// Answer:", read at the token after "Answer:" — " Yes" and " No" (with their leading space, single
+    /// tokens of Gemma's vocabulary: ids 8438 and 2301).
+    pub fn gemma() -> Self {
+        Self {
+            prefix: "<bos>".into(),
+            body: "A: {query}\nB: {doc}".into(),
+            suffix: "\nGiven a query A and a passage B, determine whether the passage contains an answer to the query by providing a prediction of either 'Yes' or 'No'.\nAnswer:".into(),
+            default_instruction: String::new(),
+            yes_token: " Yes".into(),
+            no_token: " No".into(),
+            pad_token: "<pad>".into(),
+            max_length: 512,
+            truncation: Truncation::Document,
+        }
+    }
+
+    /// The default prompt of an architecture: Qwen3-Reranker's, or bge-reranker-v2-gemma's for Gemma.
+    pub fn default_for(arch: crate::model::Arch) -> Self {
+        match arch {
+            crate::model::Arch::Gemma3 => Self::gemma(),
+            _ => Self::default(),
+        }
+    }
+
     /// The model directory's `r2r_prompt.json`, or the Qwen3-Reranker defaults.
     pub fn for_model_dir(dir: &Path) -> Result<Self> {
+        Ok(Self::from_model_dir(dir)?.unwrap_or_default())
+    }
+
+    /// The model directory's `r2r_prompt.json`, or the architecture's default prompt.
+    pub fn for_model(dir: &Path, arch: crate::model::Arch) -> Result<Self> {
+        Ok(Self::from_model_dir(dir)?.unwrap_or_else(|| Self::default_for(arch)))
+    }
+
+    fn from_model_dir(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(PROMPT_FILE);
         if !path.is_file() {
-            return Ok(Self::default());
+            return Ok(None);
         }
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("invalid prompt settings {}", path.display()))
+        serde_json::from_str(&text).map(Some).with_context(|| format!("invalid prompt settings {}", path.display()))
     }
 }
 
@@ -164,9 +198,16 @@ impl PromptEncoder {
         }
         let trimmed = head.trim_end();
         let (body_head, doc_lead) = (trimmed.to_string(), head[trimmed.len()..].to_string());
+        // A vocabulary entry, or a word that encodes to exactly one token (" Yes" is "▁Yes" in Gemma's vocabulary).
         let token_id = |word: &str, role: &str| -> Result<u32> {
-            let id = tokenizer.token_to_id(word).with_context(|| format!("tokenizer {} has no single token {word:?} (the {role} token)", path.display()))?;
-            Ok(id)
+            if let Some(id) = tokenizer.token_to_id(word) {
+                return Ok(id);
+            }
+            let ids = tokenizer.encode(word, false).map(|e| e.get_ids().to_vec()).unwrap_or_default();
+            match ids.as_slice() {
+                [id] => Ok(*id),
+                _ => bail!("tokenizer {} has no single token {word:?} (the {role} token)", path.display()),
+            }
         };
         let yes_id = token_id(&template.yes_token, "yes")?;
         let no_id = token_id(&template.no_token, "no")?;

@@ -112,24 +112,43 @@ pub struct Reranker {
 }
 
 impl Reranker {
-    /// Loads a local Hugging Face directory (config.json, safetensors weights, tokenizer.json).
+    /// Loads a local Hugging Face directory (config.json, safetensors weights, tokenizer.json) or a GGUF
+    /// model (a `.gguf` file, or a folder holding one); the prompt is the folder's `r2r_prompt.json`, else
+    /// the architecture's default.
     pub fn load(dir: &Path, options: &LoadOptions) -> Result<Self> {
         let files = checkpoint::locate(dir)?;
-        let config = ModelConfig::from_file(&files.config)?;
+        let gguf = match files.format {
+            checkpoint::ModelFormat::Gguf => Some(super::gguf::GgufFile::open(&files.config)?),
+            checkpoint::ModelFormat::HuggingFace => None,
+        };
+        let config = match &gguf {
+            Some(g) => g.config()?,
+            None => ModelConfig::from_file(&files.config)?,
+        };
         let mut template = match &options.template {
             Some(t) => t.clone(),
-            None => PromptTemplate::for_model_dir(dir)?,
+            None => PromptTemplate::for_model(&files.dir, config.arch)?,
         };
         template.max_length = template.max_length.min(config.max_position_embeddings);
-        let prompt = PromptEncoder::from_file(&files.tokenizer, template)?;
+        let prompt = match &gguf {
+            Some(g) => PromptEncoder::new(g.tokenizer()?, template, &files.tokenizer)?,
+            None => PromptEncoder::from_file(&files.tokenizer, template)?,
+        };
         for (role, id) in [("yes", prompt.yes_id), ("no", prompt.no_id)] {
             if id as usize >= config.vocab_size {
                 bail!("tokenizer {}: the {role} token id {id} is outside the model's vocab_size {} ({})", files.tokenizer.display(), config.vocab_size, files.config.display());
             }
         }
-        let weights = Weights::load(&files.weights, options.dtype, &options.device)?;
-        let model = Transformer::new(config, &weights, &options.device, options.dtype)
+        let weights = match &gguf {
+            Some(g) => g.weights(options.dtype, &options.device)?,
+            None => Weights::load(&files.weights, options.dtype, &options.device)?,
+        };
+        let mut model = Transformer::new(config, &weights, &options.device, options.dtype)
             .with_context(|| format!("weights of {} do not match {}", dir.display(), files.config.display()))?;
+        if let Some(adapter_dir) = &files.merge_adapter {
+            let adapter = adapter_io::load_adapter(adapter_dir, &model.config, &options.device)?;
+            model.merge_adapter(&adapter).with_context(|| format!("cannot merge {} into its base", adapter_dir.display()))?;
+        }
         Self::from_parts(model, prompt, dir)
     }
 

@@ -1,11 +1,12 @@
-//! The decoder backbone: Qwen3 (per-head q/k RMSNorm) and its Qwen2 (q/k/v biases) and Llama variants,
-//! written from differentiable candle ops (explicit RMSNorm, RoPE, additive causal+padding mask,
+//! The decoder backbone: Qwen3 (per-head q/k RMSNorm), its Qwen2 (q/k/v biases) and Llama variants, and
+//! Gemma 3 (sandwich norms, x·(1 + w) norms folded in at load, √hidden embedding scale, gelu-tanh MLP,
+//! sliding-window layers with their own RoPE θ), written from differentiable candle ops (explicit RMSNorm, RoPE, additive causal+padding mask,
 //! `candle_nn::ops::softmax`) so LoRA parameters get gradients. Base weights are plain frozen tensors;
 //! every linear layer can be wrapped by a LoRA adapter at call time. Supports a shared prefix K/V
 //! cache (one prompt prefix broadcast over a batch of suffixes) and "last position only" output.
 
 use super::checkpoint::Weights;
-use super::config::ModelConfig;
+use super::config::{Activation, Arch, LayerKind, ModelConfig};
 use super::lora::AdapterRun;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -83,7 +84,12 @@ struct Layer {
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
     input_norm: Tensor,
+    /// Qwen/Llama: the norm before the MLP. Gemma: the norm of the attention output.
     post_attention_norm: Tensor,
+    /// Gemma only: the norms before and after the MLP.
+    pre_feedforward_norm: Option<Tensor>,
+    post_feedforward_norm: Option<Tensor>,
+    kind: LayerKind,
 }
 
 /// Per-layer keys and values of a prompt prefix: [1, kv_heads, len, head_dim] each, after RoPE.
@@ -113,7 +119,8 @@ pub struct Transformer {
     layers: Vec<Layer>,
     norm: Tensor,    // [hidden]
     lm_head: Tensor, // [vocab, hidden]; the embedding itself when tied
-    inv_freq: Tensor, // [1, head_dim / 2] f32
+    inv_freq: Tensor, // [1, head_dim / 2] f32, full-attention layers
+    inv_freq_local: Tensor, // [1, head_dim / 2] f32, sliding-window layers
     dtype: DType,
 }
 
@@ -150,6 +157,11 @@ impl Transformer {
     pub fn new(config: ModelConfig, weights: &Weights, device: &Device, dtype: DType) -> Result<Self> {
         let c = &config;
         let root = if weights.contains("model.embed_tokens.weight") { "model." } else { "" };
+        // Gemma's RMSNorm multiplies by (1 + w): fold the 1 in once, so every norm is w'·x·rsqrt(…).
+        let norm = |name: &str, len: usize| -> Result<Tensor> {
+            let w = weights.get(name, &[len])?;
+            Ok(if c.arch == Arch::Gemma3 && !weights.norms_include_one() { (w + 1.0)? } else { w })
+        };
         let embed = weights.get(&format!("{root}embed_tokens.weight"), &[c.vocab_size, c.hidden_size])?;
         let mut layers = Vec::with_capacity(c.num_layers);
         for i in 0..c.num_layers {
@@ -169,7 +181,12 @@ impl Transformer {
             };
             let proj = [linear(Proj::Q)?, linear(Proj::K)?, linear(Proj::V)?, linear(Proj::O)?, linear(Proj::Gate)?, linear(Proj::Up)?, linear(Proj::Down)?];
             let (q_norm, k_norm) = if c.qk_norm {
-                (Some(weights.get(&format!("{p}.self_attn.q_norm.weight"), &[c.head_dim])?), Some(weights.get(&format!("{p}.self_attn.k_norm.weight"), &[c.head_dim])?))
+                (Some(norm(&format!("{p}.self_attn.q_norm.weight"), c.head_dim)?), Some(norm(&format!("{p}.self_attn.k_norm.weight"), c.head_dim)?))
+            } else {
+                (None, None)
+            };
+            let (pre_feedforward_norm, post_feedforward_norm) = if c.sandwich_norms {
+                (Some(norm(&format!("{p}.pre_feedforward_layernorm.weight"), c.hidden_size)?), Some(norm(&format!("{p}.post_feedforward_layernorm.weight"), c.hidden_size)?))
             } else {
                 (None, None)
             };
@@ -177,11 +194,14 @@ impl Transformer {
                 proj,
                 q_norm,
                 k_norm,
-                input_norm: weights.get(&format!("{p}.input_layernorm.weight"), &[c.hidden_size])?,
-                post_attention_norm: weights.get(&format!("{p}.post_attention_layernorm.weight"), &[c.hidden_size])?,
+                input_norm: norm(&format!("{p}.input_layernorm.weight"), c.hidden_size)?,
+                post_attention_norm: norm(&format!("{p}.post_attention_layernorm.weight"), c.hidden_size)?,
+                pre_feedforward_norm,
+                post_feedforward_norm,
+                kind: c.layer_kinds.get(i).copied().unwrap_or(LayerKind::Full),
             });
         }
-        let norm = weights.get(&format!("{root}norm.weight"), &[c.hidden_size])?;
+        let norm = norm(&format!("{root}norm.weight"), c.hidden_size)?;
         let lm_head = if weights.contains("lm_head.weight") && !c.tie_word_embeddings {
             weights.get("lm_head.weight", &[c.vocab_size, c.hidden_size])?
         } else if c.tie_word_embeddings {
@@ -189,13 +209,30 @@ impl Transformer {
         } else {
             bail!("lm_head.weight is missing and tie_word_embeddings is false");
         };
-        let inv_freq = c.inv_freq();
-        let inv_freq = Tensor::from_vec(inv_freq.clone(), (1, inv_freq.len()), device)?;
-        Ok(Self { config, embed, layers, norm, lm_head, inv_freq, dtype })
+        let table = |f: Vec<f32>| Tensor::from_vec(f.clone(), (1, f.len()), device);
+        let inv_freq = table(c.inv_freq_for(LayerKind::Full))?;
+        let inv_freq_local = table(c.inv_freq_for(LayerKind::Sliding))?;
+        Ok(Self { config, embed, layers, norm, lm_head, inv_freq, inv_freq_local, dtype })
     }
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Folds a LoRA adapter into the base weights: W ← W + scaling · B·A (in f32, then the weights' dtype).
+    /// The result scores as base + adapter did, with no adapter at run time.
+    pub fn merge_adapter(&mut self, adapter: &super::lora::LoraAdapter) -> Result<()> {
+        adapter.check_fits(&self.config)?;
+        let scaling = adapter.config.scaling();
+        for (layer, modules) in self.layers.iter_mut().zip(&adapter.layers) {
+            for (proj, pair) in modules {
+                let linear = &mut layer.proj[*proj as usize];
+                let delta = (pair.b.as_tensor().to_dtype(DType::F32)?.matmul(&pair.a.as_tensor().to_dtype(DType::F32)?)? * scaling)?;
+                let merged = (linear.weight.to_dtype(DType::F32)? + delta.to_device(linear.weight.device())?)?;
+                linear.weight = merged.to_dtype(self.dtype)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn device(&self) -> &Device {
@@ -225,6 +262,19 @@ impl Transformer {
     /// for the last position only (`last_only`: the last layer then computes queries, attention output
     /// and MLP for that position alone), plus this step's K/V when `keep_cache` (to reuse as a prefix).
     pub fn forward(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool) -> Result<(Tensor, Option<PrefixCache>)> {
+        self.forward_collect(input, run, last_only, keep_cache, None)
+    }
+
+    /// The residual stream of one unpadded sequence after the embedding and after each layer, at its last
+    /// position (for locating a mismatch against a reference implementation layer by layer).
+    pub fn layer_states(&self, ids: &[u32], run: &AdapterRun) -> Result<Vec<Vec<f32>>> {
+        let (ids, positions, mask) = left_padded_inputs(&[ids], 0, 0, self.device())?;
+        let mut states = Vec::new();
+        self.forward_collect(&StepInput { ids: &ids, positions: &positions, mask: &mask, prefix: None }, run, false, false, Some(&mut states))?;
+        states.iter().map(|x| Ok(x.narrow(1, x.dim(1)? - 1, 1)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)).collect()
+    }
+
+    fn forward_collect(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool, mut collect: Option<&mut Vec<Tensor>>) -> Result<(Tensor, Option<PrefixCache>)> {
         let c = &self.config;
         let (b, t) = input.ids.dims2()?;
         if t == 0 {
@@ -235,21 +285,60 @@ impl Transformer {
             bail!("attention mask has shape {:?}, expected {:?}", input.mask.dims(), [b, 1, t, prefix_len + t]);
         }
         let mut x = self.embed.index_select(&input.ids.flatten_all()?, 0)?.reshape((b, t, c.hidden_size))?;
+        if let Some(scale) = c.embed_scale {
+            // transformers multiplies by √hidden cast to the weights' dtype.
+            let scale = Tensor::new(&[scale as f32], x.device())?.to_dtype(self.dtype)?;
+            x = x.broadcast_mul(&scale)?;
+        }
         // RoPE tables for exactly these positions: angle = position · inv_freq, in f32 as transformers does.
-        let angles = input.positions.to_dtype(DType::F32)?.reshape((b * t, 1))?.broadcast_mul(&self.inv_freq)?;
-        let cos = angles.cos()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
-        let sin = angles.sin()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?;
+        let positions = input.positions.to_dtype(DType::F32)?.reshape((b * t, 1))?;
+        let tables = |inv_freq: &Tensor| -> Result<(Tensor, Tensor)> {
+            let angles = positions.broadcast_mul(inv_freq)?;
+            Ok((angles.cos()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?, angles.sin()?.to_dtype(self.dtype)?.reshape((b, 1, t, c.head_dim / 2))?))
+        };
+        let global = tables(&self.inv_freq)?;
+        let has_sliding = self.layers.iter().any(|l| l.kind == LayerKind::Sliding);
+        let local = if has_sliding { Some((tables(&self.inv_freq_local)?, self.sliding_mask(input, prefix_len)?)) } else { None };
         let mut cache = keep_cache.then(|| PrefixCache { keys: vec![], values: vec![], len: t });
         let fused = self.inference_only(run);
+        if let Some(states) = collect.as_mut() {
+            states.push(x.clone());
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let last = last_only && i + 1 == self.layers.len();
-            x = self.layer_forward(i, layer, &x, input, (&cos, &sin), run, last, cache.as_mut())?;
+            let (rope, mask) = match (&local, layer.kind) {
+                (Some((rope, mask)), LayerKind::Sliding) => ((&rope.0, &rope.1), mask),
+                _ => ((&global.0, &global.1), input.mask),
+            };
+            x = self.layer_forward(i, layer, &x, input, mask, rope, run, last, cache.as_mut())?;
+            if let Some(states) = collect.as_mut() {
+                states.push(x.clone());
+            }
         }
         Ok((rms_norm(&x, &self.norm, c.rms_norm_eps, fused)?, cache))
     }
 
+    /// The step's mask with keys outside the sliding window also forbidden. Distances are taken between
+    /// positions (prefix keys sit at 0..prefix_len), so left padding and a shared prefix give the same
+    /// window as scoring the row alone: key j is visible from query i iff 0 ≤ pos_i − pos_j < window.
+    fn sliding_mask(&self, input: &StepInput, prefix_len: usize) -> Result<Tensor> {
+        let (b, t) = input.ids.dims2()?;
+        let device = input.ids.device();
+        let q_pos = input.positions.to_dtype(DType::F32)?; // [b, t]
+        let k_pos = if prefix_len > 0 {
+            let prefix = Tensor::arange(0u32, prefix_len as u32, device)?.to_dtype(DType::F32)?.unsqueeze(0)?.broadcast_as((b, prefix_len))?;
+            Tensor::cat(&[&prefix, &q_pos], 1)?
+        } else {
+            q_pos.clone()
+        };
+        let distance = q_pos.unsqueeze(2)?.broadcast_sub(&k_pos.unsqueeze(1)?)?; // [b, t, p + t]
+        let outside = distance.ge(self.config.sliding_window as f64)?;
+        let window = outside.where_cond(&Tensor::new(MASKED, device)?.broadcast_as(outside.shape())?, &Tensor::zeros(outside.shape(), DType::F32, device)?)?;
+        Ok(input.mask.broadcast_add(&window.reshape((b, 1, t, prefix_len + t))?)?)
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn layer_forward(&self, li: usize, layer: &Layer, x: &Tensor, input: &StepInput, (cos, sin): (&Tensor, &Tensor), run: &AdapterRun, last_only: bool, cache: Option<&mut PrefixCache>) -> Result<Tensor> {
+    fn layer_forward(&self, li: usize, layer: &Layer, x: &Tensor, input: &StepInput, mask: &Tensor, (cos, sin): (&Tensor, &Tensor), run: &AdapterRun, last_only: bool, cache: Option<&mut PrefixCache>) -> Result<Tensor> {
         let c = &self.config;
         let (b, t, hidden) = x.dims3()?;
         let (heads, kv_heads, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
@@ -262,9 +351,9 @@ impl Transformer {
         // Query side: every position, or only the last one in a last-only final layer.
         let (tq, x_res, h_q, cos_q, sin_q, mask) = if last_only {
             let n = |z: &Tensor, dim: usize| z.narrow(dim, t - 1, 1);
-            (1, n(x, 1)?, n(&h, 1)?.reshape((b, hidden))?, n(cos, 2)?, n(sin, 2)?, n(input.mask, 2)?)
+            (1, n(x, 1)?, n(&h, 1)?.reshape((b, hidden))?, n(cos, 2)?, n(sin, 2)?, n(mask, 2)?)
         } else {
-            (t, x.clone(), h_flat, cos.clone(), sin.clone(), input.mask.clone())
+            (t, x.clone(), h_flat, cos.clone(), sin.clone(), mask.clone())
         };
         let q = self.linear(li, Proj::Q, &h_q, run)?.reshape((b, tq, heads, d))?;
         let (q, k) = match (&layer.q_norm, &layer.k_norm) {
@@ -292,18 +381,38 @@ impl Transformer {
         // Grouped-query attention without copying K/V: query head h uses kv head h / groups, so the
         // [b, heads, tq, d] queries regroup as [b, kv_heads, groups·tq, d].
         let q = q.reshape((b, kv_heads, groups * tq, d))?;
-        let scores = (q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = (q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)? * c.attn_scale)?;
         let scores = scores.reshape((b, kv_heads, groups, tq, s))?.broadcast_add(&mask.reshape((b, 1, 1, tq, s))?)?;
         let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
         let probs = probs.to_dtype(self.dtype)?;
         let ctx = probs.reshape((b, kv_heads, groups * tq, s))?.matmul(&v)?; // [b, kv_heads, groups·tq, d]
         let ctx = ctx.reshape((b, heads, tq, d))?.transpose(1, 2)?.reshape((b * tq, heads * d))?;
-        let x = (x_res + self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?)?;
-        let h = rms_norm(&x, &layer.post_attention_norm, c.rms_norm_eps, fused)?.reshape((b * tq, hidden))?;
-        let gate = self.linear(li, Proj::Gate, &h, run)?.silu()?;
+        let attn = self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?;
+        let (x, h) = match (&layer.pre_feedforward_norm, &layer.post_feedforward_norm) {
+            (Some(pre), Some(_)) => {
+                let x = (x_res + rms_norm(&attn, &layer.post_attention_norm, c.rms_norm_eps, fused)?)?;
+                let h = rms_norm(&x, pre, c.rms_norm_eps, fused)?;
+                (x, h)
+            }
+            _ => {
+                let x = (x_res + attn)?;
+                let h = rms_norm(&x, &layer.post_attention_norm, c.rms_norm_eps, fused)?;
+                (x, h)
+            }
+        };
+        let h = h.reshape((b * tq, hidden))?;
+        let gate = self.linear(li, Proj::Gate, &h, run)?;
+        let gate = match c.activation {
+            Activation::Silu => gate.silu()?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
         let up = self.linear(li, Proj::Up, &h, run)?;
-        let down = self.linear(li, Proj::Down, &(gate * up)?, run)?;
-        Ok((x + down.reshape((b, tq, hidden))?)?)
+        let down = self.linear(li, Proj::Down, &(gate * up)?, run)?.reshape((b, tq, hidden))?;
+        let down = match &layer.post_feedforward_norm {
+            Some(post) => rms_norm(&down, post, c.rms_norm_eps, fused)?,
+            None => down,
+        };
+        Ok((x + down)?)
     }
 }
 

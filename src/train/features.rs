@@ -17,14 +17,19 @@ use crate::util::{file_fingerprint, sha256_hex};
 /// SHA-256 over the files that define a backbone's behaviour (config, tokenizer, prompt, weights).
 pub fn backbone_fingerprint(model_dir: &Path) -> Result<String> {
     let files = crate::model::checkpoint::locate(model_dir)?;
-    let mut parts = vec![file_fingerprint(&files.config)?, file_fingerprint(&files.tokenizer)?];
-    let prompt = model_dir.join(crate::model::prompt::PROMPT_FILE);
+    let mut paths = vec![files.config.clone(), files.tokenizer.clone()];
+    let prompt = files.dir.join(crate::model::prompt::PROMPT_FILE);
     if prompt.is_file() {
-        parts.push(file_fingerprint(&prompt)?);
+        paths.push(prompt);
     }
-    for weights in &files.weights {
-        parts.push(file_fingerprint(weights)?);
+    paths.extend(files.weights.iter().cloned());
+    if let Some(adapter) = &files.merge_adapter {
+        paths.push(adapter.join("adapter_model.safetensors"));
     }
+    // A GGUF file is config, tokenizer and weights at once: hash it once.
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| seen.insert(p.clone()));
+    let parts = paths.iter().map(|p| file_fingerprint(p)).collect::<Result<Vec<_>>>()?;
     Ok(sha256_hex(parts.join("\n").as_bytes()))
 }
 

@@ -96,6 +96,12 @@ impl JobHandle {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// A function that cancels this job from another thread (e.g. a time limit).
+    pub fn canceller(&self) -> impl Fn() + Send + 'static {
+        let flag = self.cancel.clone();
+        move || flag.store(true, Ordering::Relaxed)
+    }
+
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
