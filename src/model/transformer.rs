@@ -68,13 +68,58 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// x [n, in] -> [n, out]
+    /// x [n, in] -> [n, out]. When x carries a gradient graph (LoRA training), the product goes through
+    /// [`FrozenMatmul`], whose backward gives the gradient of x only: candle's own matmul backward would
+    /// also compute the (discarded) gradient of the frozen weight, a third of the training FLOPs.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
+        let wt = self.weight.t()?;
+        let y = if x.track_op() {
+            let y = x.detach().matmul(&wt)?;
+            x.apply_op1(FrozenMatmul { weight: self.weight.clone(), product: y })?
+        } else {
+            x.matmul(&wt)?
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+/// y = x Wᵀ for a frozen W, as a custom op so that backprop computes dL/dx = dL/dy · W and nothing for W.
+/// The forward result is computed beforehand by candle's matmul (`product`) and handed over as the op's
+/// output.
+struct FrozenMatmul {
+    weight: Tensor,
+    product: Tensor,
+}
+
+impl candle_core::CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (storage, layout) = self.product.storage_and_layout();
+        // A fresh matmul result: contiguous from offset 0, its storage exactly its elements.
+        match &*storage {
+            candle_core::Storage::Cpu(cpu) if layout.is_contiguous() && layout.start_offset() == 0 => Ok((cpu.clone(), layout.shape().clone())),
+            _ => Err(candle_core::Error::Msg("frozen-matmul: product is not a contiguous CPU tensor".into())),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, _: &candle_core::CudaStorage, _: &candle_core::Layout) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+        use candle_core::backend::BackendStorage;
+        let (storage, layout) = self.product.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cuda(cuda) => Ok((cuda.try_clone(layout)?, layout.shape().clone())),
+            _ => Err(candle_core::Error::Msg("frozen-matmul: product is not a CUDA tensor".into())),
+        }
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.weight.to_dtype(grad.dtype())?)?))
     }
 }
 
@@ -449,6 +494,25 @@ pub fn left_padded_inputs(rows: &[&[u32]], pad_id: u32, prefix_len: usize, devic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frozen_linear_gives_the_input_gradient_of_a_plain_matmul() {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.25, -0.75]], &dev).unwrap(); // [out 2, in 3]
+        let bias = Tensor::new(&[0.1f32, -0.2], &dev).unwrap();
+        let linear = Linear { weight: w.clone(), bias: Some(bias.clone()) };
+        let x = candle_core::Var::new(&[[1.0f32, 2.0, -3.0], [0.5, -0.5, 4.0]], &dev).unwrap();
+        let target = Tensor::new(&[[1.0f32, 0.0], [0.0, -1.0]], &dev).unwrap();
+        let loss = |y: Tensor| (y - &target).unwrap().sqr().unwrap().sum_all().unwrap();
+        let frozen = linear.forward(x.as_tensor()).unwrap();
+        let plain = x.as_tensor().matmul(&w.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
+        assert_eq!(frozen.to_vec2::<f32>().unwrap(), plain.to_vec2::<f32>().unwrap());
+        let g_frozen = loss(frozen).backward().unwrap();
+        let g_plain = loss(plain).backward().unwrap();
+        let (a, b) = (g_frozen.get(&x).unwrap().to_vec2::<f32>().unwrap(), g_plain.get(&x).unwrap().to_vec2::<f32>().unwrap());
+        assert_eq!(a, b);
+        assert!(a.iter().flatten().any(|v| *v != 0.0));
+    }
 
     #[test]
     fn left_padding_masks_and_positions_continue_the_prefix() {
