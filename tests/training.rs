@@ -165,6 +165,44 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
 }
 
 #[test]
+fn a_cancel_between_checkpoints_keeps_every_finished_step() {
+    let _serial = serial();
+    let scratch = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(scratch.path());
+    let mut config = tiny_config(&model, &scratch.path().join("whole"), &[Stage::Experts]);
+    config.stage1.skip = true;
+    config.data.domains = vec!["legal".into()];
+    config.stage2.epochs = 2;
+    config.output.checkpoint_every = 1000; // no periodic checkpoint before the end
+    let whole = run(&config).unwrap();
+
+    let interrupted = scratch.path().join("interrupted");
+    let mut cut = config.clone();
+    cut.output.dir = interrupted.clone();
+    let job_config = cut.clone();
+    let mut job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&job_config, ctx)?)?));
+    loop {
+        match job.events.recv_timeout(Duration::from_secs(60)).expect("an event") {
+            JobEvent::Progress(p) if p.stage.contains("legal") && p.step >= 2 => {
+                job.cancel();
+                break;
+            }
+            JobEvent::Finished(_) | JobEvent::Failed(_) => panic!("the job ended before it was cancelled"),
+            _ => {}
+        }
+    }
+    assert!(job.join_timeout(Duration::from_secs(5)), "not stopped");
+    let state = r2r::train::RunDir::new(&interrupted).state_dir("expert:legal");
+    let reranker = r2r::train::pipeline::load_reranker(&cut).unwrap();
+    let saved = load_checkpoint(&state, reranker.config(), reranker.device()).unwrap().expect("a checkpoint written at the cancel");
+    assert!(saved.progress.step >= 2 && !saved.progress.completed, "step {}", saved.progress.step);
+    let resumed = run(&cut).unwrap();
+    assert_eq!(resumed.experts["legal"].resumed_from, saved.progress.step);
+    let path = |root: &Path| root.join("experts/legal").join(WEIGHTS);
+    assert_eq!(file_bytes(&path(&whole.run_dir)), file_bytes(&path(&interrupted)), "resumed != uninterrupted");
+}
+
+#[test]
 fn a_diverging_loss_stops_the_job_and_keeps_the_last_good_checkpoint() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();

@@ -185,8 +185,21 @@ impl Trainer<'_> {
         let seconds_before = progress.seconds;
         let mut plan: Option<(usize, Vec<Draw>)> = None;
         let options = ScoreOptions::default();
+        // A cancel (the user, or a time limit) keeps every finished step: the state is checkpointed first.
+        let mut saved_step = resumed_from;
+        macro_rules! stop_if_cancelled {
+            () => {
+                if let Err(cancelled) = ctx.check_cancelled() {
+                    if progress.step > saved_step {
+                        save_checkpoint(&state_dir, &adapter, &optimizer, &progress, &self.base_name())?;
+                        ctx.log(format!("{job}: cancelled; checkpoint at step {}/{total} in {}", progress.step, state_dir.display()));
+                    }
+                    return Err(cancelled);
+                }
+            };
+        }
         while progress.step < total && !progress.completed {
-            ctx.check_cancelled()?;
+            stop_if_cancelled!();
             let step = progress.step;
             let epoch = step / steps_per_epoch;
             if plan.as_ref().is_none_or(|(e, _)| *e != epoch) {
@@ -204,7 +217,7 @@ impl Trainer<'_> {
             for micro in step_draws.chunks(c.optim.batch_groups) {
                 let mut rows = Vec::with_capacity(micro.len());
                 for draw in micro {
-                    ctx.check_cancelled()?;
+                    stop_if_cancelled!();
                     let group = &spec.train[draw.group];
                     let candidates: Vec<&[u32]> = draw.candidates().into_iter().map(|i| group.candidates[i].as_slice()).collect();
                     rows.push(self.reranker.group_logits(&group.shared, &candidates, &run, &options)?.0);
@@ -263,6 +276,7 @@ impl Trainer<'_> {
             }
             if done % c.output.checkpoint_every == 0 || progress.completed {
                 save_checkpoint(&state_dir, &adapter, &optimizer, &progress, &self.base_name())?;
+                saved_step = progress.step;
                 ctx.send(JobEvent::Checkpoint(state_dir.display().to_string()));
             }
         }
