@@ -14,13 +14,13 @@ use crate::train::spawn_job;
 #[derive(Debug, clap::Args)]
 pub struct ExperimentArgs {
     /// Experiment config (TOML: `[train.*]` as in `r2r train`'s config, plus `[experiment]`);
-    /// default: every default (sample_data, assets/backbone).
+    /// default: every default (sample_data, the default backbone: see `model.path = "auto"`).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output directory (results, report, runs, trained adapters under training/).
     #[arg(long)]
     pub out: PathBuf,
-    /// Backbone model directory (overrides train.model.path).
+    /// Backbone: a model directory, GGUF file or backbone bundle (overrides train.model.path).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Dataset (overrides train.data.path).
@@ -66,6 +66,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     if let Some(data) = args.data {
         config.train.data.path = data;
     }
+    super::train::announce_backbone(&mut config.train.model.path);
     if !args.mask_intensities.is_empty() {
         config.experiment.mask_intensities = args.mask_intensities.clone();
     }

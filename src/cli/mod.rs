@@ -62,6 +62,10 @@ pub struct AppArgs {
     /// Close the window after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub quit_after: Option<f64>,
+    /// The generalist's backbone (a model directory, GGUF file or backbone bundle); default: the Gemma
+    /// 3 270M generalist when Gemma is installed, else the bundled tiny backbone.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.fresh {
         config.output.resume = false;
     }
+    announce_backbone(&mut config.model.path);
     let summary = run_with_progress(config)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -46,6 +47,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         print!("{}", render_summary(&summary));
     }
     Ok(())
+}
+
+/// Resolves `model.path = "auto"` and says on stderr which backbone that is and how to get the other.
+pub fn announce_backbone(path: &mut PathBuf) {
+    if crate::model::default_backbone::is_auto(path) {
+        let chosen = crate::model::default_backbone::default_backbone();
+        eprintln!("{}", chosen.note);
+        *path = chosen.path;
+    }
 }
 
 /// Runs `run_training` on a job thread and draws its events as progress bars (on stderr).

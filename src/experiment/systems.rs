@@ -198,11 +198,10 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     tc.stage1.skip = false;
     tc.baselines.direct = true;
     tc.baselines.single_domain = true;
-    anyhow::ensure!(
-        tc.model.path.join("config.json").is_file(),
-        "no model at {} (train.model.path): pass --model DIR (e.g. a Qwen3-Reranker directory) or set [train.model] path",
-        tc.model.path.display()
-    );
+    tc.model.path = crate::model::default_backbone::resolve(&tc.model.path);
+    crate::model::checkpoint::locate(&tc.model.path).with_context(|| {
+        format!("no model at {} (train.model.path): pass --model DIR (e.g. a Qwen3-Reranker directory) or set [train.model] path", tc.model.path.display())
+    })?;
     let training = run_training(&tc, ctx).context("training the adapters")?;
     for (stage, seconds) in &training.stage_seconds {
         timings.insert(format!("train:{stage}"), *seconds);

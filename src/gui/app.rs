@@ -48,6 +48,8 @@ pub struct StartOptions {
     pub export_dir: Option<PathBuf>,
     /// Where computed rankings are cached across launches (None: not cached).
     pub cache_dir: Option<PathBuf>,
+    /// The generalist's backbone (None: the remembered one, else the default backbone).
+    pub backbone: Option<PathBuf>,
 }
 
 /// Marks `state` failed when it waits for job `id`; true when it did.
@@ -100,6 +102,8 @@ pub struct WorkbenchApp {
     /// The experiment to open once the dataset has loaded (`--experiment`).
     pending_experiment: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    /// Which backbone the generalist uses when none is set, and how to get the other (status bar).
+    default_backbone: crate::model::default_backbone::DefaultBackbone,
 }
 
 impl WorkbenchApp {
@@ -116,6 +120,9 @@ impl WorkbenchApp {
         }
         if let Some(path) = options.corrections {
             settings.abstraction.corrections_path = Some(path);
+        }
+        if let Some(path) = options.backbone {
+            settings.rankings.backbone = Some(path);
         }
         install_fonts(&cc.egui_ctx);
         let mut panels = Panels::default();
@@ -153,6 +160,7 @@ impl WorkbenchApp {
             quit_at: options.quit_after.map(|d| Instant::now() + d),
             pending_experiment: options.experiment,
             cache_dir: options.cache_dir,
+            default_backbone: crate::model::default_backbone::default_backbone(),
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {
@@ -521,6 +529,17 @@ impl WorkbenchApp {
                 ui.separator();
                 ui.label(format!("{} ({} queries)", loaded.path.display(), loaded.dataset.groups.len()));
             }
+            ui.separator();
+            match &self.settings.rankings.backbone {
+                Some(path) => ui.label(format!("backbone: {}", path.display())).on_hover_text("Set in Rankings"),
+                None => {
+                    let short = match self.default_backbone.kind {
+                        crate::model::default_backbone::BackboneKind::GemmaGeneralist => "backbone: Gemma 3 270M generalist",
+                        crate::model::default_backbone::BackboneKind::Bundled => "backbone: bundled tiny",
+                    };
+                    ui.label(short).on_hover_text(&self.default_backbone.note)
+                }
+            };
         });
     }
 }

@@ -83,6 +83,7 @@ pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
         router_path: args.run.clone(),
         export_dir: None,
         cache_dir: Some(crate::gui::state::app_data_dir().join("cache")),
+        backbone: args.model.clone(),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -7,11 +7,13 @@
 //! - `transformer` — the differentiable forward with prefix cache and LoRA hooks
 //! - `lora` — adapters (A/B `Var`s) over a shared frozen base; `adapter_io` — PEFT load/save
 //! - `prompt` — template, tokenisation, truncation; `scorer` — naive and fast scoring, batching
+//! - `default_backbone` — `model.path = "auto"`: the Gemma generalist when installed, else the bundled one
 //! - `make_model` — seeded random checkpoints of a published shape (for benchmarks)
 
 pub mod adapter_io;
 pub mod checkpoint;
 pub mod config;
+pub mod default_backbone;
 pub mod gguf;
 pub mod lora;
 pub mod make_model;

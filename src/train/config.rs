@@ -240,7 +240,7 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: PathBuf::from("assets/backbone"), device: "cpu".into(), max_length: 256 }
+        ModelConfig { path: PathBuf::from(crate::model::default_backbone::AUTO), device: "cpu".into(), max_length: 256 }
     }
 }
 

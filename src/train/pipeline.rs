@@ -63,11 +63,12 @@ pub struct RunSummary {
 
 /// Loads the reranker named by the config on its device (f32).
 pub fn load_reranker(config: &TrainConfig) -> Result<Reranker> {
-    let mut template = PromptTemplate::for_model_dir(&config.model.path)?;
+    let path = crate::model::default_backbone::resolve(&config.model.path);
+    let mut template = PromptTemplate::for_model_dir(&path)?;
     template.max_length = config.model.max_length;
     let device = config.device()?;
-    Reranker::load(&config.model.path, &LoadOptions { device, dtype: candle_core::DType::F32, template: Some(template) })
-        .with_context(|| format!("loading the backbone {} (model.path)", config.model.path.display()))
+    Reranker::load(&path, &LoadOptions { device, dtype: candle_core::DType::F32, template: Some(template) })
+        .with_context(|| format!("loading the backbone {} (model.path)", path.display()))
 }
 
 fn take(groups: impl Iterator<Item = QueryGroup>, limit: usize) -> Vec<QueryGroup> {
@@ -114,7 +115,7 @@ pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<Prepare
         dev,
         test,
         data_fingerprint: sha256_hex(lines.join("\n").as_bytes()),
-        backbone_fingerprint: backbone_fingerprint(&config.model.path)?,
+        backbone_fingerprint: backbone_fingerprint(&crate::model::default_backbone::resolve(&config.model.path))?,
     })
 }
 
