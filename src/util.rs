@@ -12,6 +12,18 @@ use sha2::{Digest, Sha256};
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory is
 /// written, flushed and synced, then renamed over `path`. A crash at any point
 /// leaves either the old file or the new one, never a torn file.
+/// This process's resident memory now and at its peak, in bytes (Linux `/proc/self/status` VmRSS and
+/// VmHWM); `None` elsewhere.
+pub fn memory_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -164,6 +176,16 @@ pub fn stable_hash(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn memory_figures_are_read_and_the_peak_is_at_least_the_current() {
+        let (now, peak) = memory_bytes().expect("/proc/self/status");
+        assert!(now > 0 && peak >= now, "{now} {peak}");
+        let block = vec![1u8; 64 << 20];
+        let (_, after) = memory_bytes().unwrap();
+        assert!(after >= peak && block.iter().map(|&b| b as u64).sum::<u64>() == 64 << 20);
+    }
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temporary_files() {

@@ -3,7 +3,7 @@
 
 use crate::backbone::{self, corpus, Comparison, Corpus, CorpusOptions, PretrainConfig};
 use crate::data::{self, Split};
-use crate::model::{LoadOptions, Reranker};
+use crate::model::Reranker;
 use crate::train::jobs::{spawn_job, JobEvent};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -119,9 +119,13 @@ pub struct PretrainArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Model directory (loaded like any Hugging Face model).
-    #[arg(long)]
+    /// Model: a Hugging Face directory, a GGUF file or a backbone bundle; `auto` (default): the Gemma
+    /// generalist when Gemma is installed, else the bundled backbone.
+    #[arg(long, default_value = "auto")]
     pub model: PathBuf,
+    /// Longest prompt in tokens (documents are cut to fit); default: the model's prompt settings.
+    #[arg(long)]
+    pub max_length: Option<usize>,
     /// Dataset (any format `r2r data` reads; default: general_pretrain's test split).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -321,7 +325,10 @@ fn print_row(domain: &str, split: &str, c: &Comparison) {
 
 fn run_eval(args: EvalArgs) -> Result<()> {
     set_threads(args.threads);
-    let reranker = Reranker::load(&args.model, &LoadOptions::default())?;
+    let model = crate::model::default_backbone::resolve(&args.model);
+    let started = std::time::Instant::now();
+    let reranker = Reranker::load_with_max_length(&model, candle_core::Device::Cpu, candle_core::DType::F32, args.max_length)?;
+    eprintln!("model {} loaded in {:.1} s", model.display(), started.elapsed().as_secs_f64());
     let path = general_data(args.data)?;
     let dataset = data::load(&path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?;
     let splits: Vec<Split> = match &args.splits {
@@ -345,7 +352,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         }
     }
     if let Some(json_path) = &args.json {
-        crate::util::atomic_write_json(json_path, &serde_json::json!({"model": args.model, "data": path, "results": results}))?;
+        crate::util::atomic_write_json(json_path, &serde_json::json!({"model": model, "max_length": reranker.prompt.template.max_length, "data": path, "results": results}))?;
     }
     Ok(())
 }

@@ -139,7 +139,11 @@ struct PathResult {
 
 fn bench_score(a: BenchScoreArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    let memory_before = crate::util::memory_bytes();
+    let load_started = std::time::Instant::now();
     let (reranker, adapter) = a.model.load()?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let memory_loaded = crate::util::memory_bytes();
     let (device, dtype) = (reranker.device().clone(), reranker.model.dtype());
     let gemm_size = a.gemm_size.unwrap_or(if device.is_cpu() { 2048 } else { 8192 });
     let peak_before = gemm_peak(gemm_size, &device, dtype)?;
@@ -187,6 +191,16 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     println!("model {} ({} layers, hidden {}, vocab {}), adapter: {}", a.model.model.display(), c.num_layers, c.hidden_size, c.vocab_size, a.model.adapter.as_ref().map_or("none".into(), |p| p.display().to_string()));
     let device_name = if device.is_cpu() { format!("cpu, threads: {threads}") } else { format!("{device:?}") };
     println!("1 query x {n} candidates, doc tokens {}{}, prompt tokens {prompt_tokens} (shared prefix {shared_len}, longest prompt {padded_len}), device: {device_name}", a.doc_tokens, if a.vary { " (varied)" } else { "" });
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match (memory_before, memory_loaded, crate::util::memory_bytes()) {
+        (Some((before, _)), Some((loaded, _)), Some((_, peak))) => println!(
+            "load {load_seconds:.1} s; resident memory {:.2} GiB after loading (+{:.2} GiB for the model), peak {:.2} GiB while scoring",
+            gib(loaded),
+            gib(loaded.saturating_sub(before)),
+            gib(peak)
+        ),
+        _ => println!("load {load_seconds:.1} s (memory figures need Linux /proc)"),
+    }
     println!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle): {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})");
     let reference = results.last().map(|r| r.scores.clone()).unwrap_or_default();
     let naive_best = results.first().map(|r| r.best).unwrap_or(f64::NAN);

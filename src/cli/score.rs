@@ -1,7 +1,7 @@
 //! `r2r score`: scores (query, document) pairs from JSONL with a reranker and optional LoRA adapter,
 //! printing one JSON line per pair (score, yes/no logits, optionally the final hidden state).
 
-use crate::model::{select_device, LoadOptions, PromptTemplate, Reranker, ScoreOptions, ScoreRequest};
+use crate::model::{select_device, Reranker, ScoreOptions, ScoreRequest};
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use std::io::Write;
@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// Options for loading a reranker, shared by `score` and `bench score`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// Local Hugging Face model directory (config.json, model.safetensors[.index.json], tokenizer.json).
+    /// Model: a Hugging Face directory (config.json, model.safetensors[.index.json], tokenizer.json), a
+    /// GGUF file, a backbone bundle, a model-store name (`gemma-3-270m`), or `auto` (the default backbone).
     #[arg(long)]
     pub model: PathBuf,
     /// PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors).
@@ -39,11 +40,8 @@ impl ModelArgs {
         if dtype != DType::F32 && device.is_cpu() {
             bail!("--dtype {} needs --cuda; the CPU path scores in f32", self.dtype);
         }
-        let mut template = PromptTemplate::for_model_dir(&self.model)?;
-        if let Some(max) = self.max_length {
-            template.max_length = max;
-        }
-        let reranker = Reranker::load(&self.model, &LoadOptions { device, dtype, template: Some(template) })?;
+        let model = crate::model::default_backbone::resolve(&self.model);
+        let reranker = Reranker::load_with_max_length(&model, device, dtype, self.max_length)?;
         let adapter = self.adapter.as_deref().map(|dir| reranker.load_adapter(dir)).transpose()?;
         Ok((reranker, adapter))
     }

@@ -43,13 +43,18 @@ pub fn is_auto(path: &Path) -> bool {
     path == Path::new(AUTO)
 }
 
-/// `path`, with `auto` replaced by the default backbone's path.
+/// `path`, with `auto` replaced by the default backbone's path, and a model-store name (`gemma-3-270m`)
+/// that is not a path here by its installed file.
 pub fn resolve(path: &Path) -> PathBuf {
     if is_auto(path) {
-        default_backbone().path
-    } else {
-        path.to_path_buf()
+        return default_backbone().path;
     }
+    if !path.exists() {
+        if let Some(installed) = path.to_str().and_then(super::store::installed_path) {
+            return installed;
+        }
+    }
+    path.to_path_buf()
 }
 
 /// The default backbone under [`project_root`] and the user's model store.

@@ -231,6 +231,16 @@ impl PromptEncoder {
         Ok(me)
     }
 
+    /// Changes the longest prompt, keeping the rest of the model's prompt settings.
+    pub fn set_max_length(&mut self, max_length: usize) -> Result<()> {
+        let fixed = self.prefix_ids.len() + self.suffix_ids.len();
+        if max_length <= fixed {
+            bail!("max_length {max_length} leaves no room for the query and document: the prompt's prefix and suffix alone take {fixed} tokens");
+        }
+        self.template.max_length = max_length;
+        Ok(())
+    }
+
     /// Token ids of `text` without added special tokens (as the model card calls the tokenizer).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", self.path.display()))?;

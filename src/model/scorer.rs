@@ -161,6 +161,17 @@ impl Reranker {
         &self.model.config
     }
 
+    /// Loads `path` with its own prompt settings (the folder's `r2r_prompt.json`, else the architecture's
+    /// default), the longest prompt changed to `max_length` when given (capped by the model's positions).
+    pub fn load_with_max_length(path: &Path, device: Device, dtype: DType, max_length: Option<usize>) -> Result<Self> {
+        let mut reranker = Self::load(path, &LoadOptions { device, dtype, template: None })?;
+        if let Some(max_length) = max_length {
+            let cap = reranker.config().max_position_embeddings;
+            reranker.prompt.set_max_length(max_length.min(cap))?;
+        }
+        Ok(reranker)
+    }
+
     pub fn device(&self) -> &Device {
         self.model.device()
     }

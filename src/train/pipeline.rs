@@ -20,7 +20,7 @@ use super::jobs::JobContext;
 use super::loss::ScoreForm;
 use super::route_stage::{run_router, RouterSummary};
 use crate::data::{QueryGroup, Split};
-use crate::model::{LoadOptions, PromptTemplate, Reranker};
+use crate::model::Reranker;
 use crate::util::sha256_hex;
 
 /// The data of the target domains, per domain, with the training and dev groups tokenised.
@@ -64,10 +64,8 @@ pub struct RunSummary {
 /// Loads the reranker named by the config on its device (f32).
 pub fn load_reranker(config: &TrainConfig) -> Result<Reranker> {
     let path = crate::model::default_backbone::resolve(&config.model.path);
-    let mut template = PromptTemplate::for_model_dir(&path)?;
-    template.max_length = config.model.max_length;
     let device = config.device()?;
-    Reranker::load(&path, &LoadOptions { device, dtype: candle_core::DType::F32, template: Some(template) })
+    Reranker::load_with_max_length(&path, device, candle_core::DType::F32, Some(config.model.max_length))
         .with_context(|| format!("loading the backbone {} (model.path)", path.display()))
 }
 
