@@ -102,6 +102,10 @@ pub struct BaselineConfig {
     pub epochs: usize,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
@@ -115,6 +119,11 @@ pub struct DataConfig {
     pub max_train_queries: usize,
     /// Use at most this many dev queries per domain for checkpoint selection (0 = all).
     pub max_dev_queries: usize,
+    /// At most this many test queries per domain, the first in file order (0 = all): the router's test
+    /// set and the test groups handed to evaluation. Left out of the TOML when 0, so the fingerprints of
+    /// runs made before the field existed stay the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_test_queries: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +243,7 @@ impl Default for DataConfig {
             ood_domains: vec!["general".into()],
             max_train_queries: 0,
             max_dev_queries: 100,
+            max_test_queries: 0,
         }
     }
 }

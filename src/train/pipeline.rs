@@ -96,7 +96,7 @@ pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<Prepare
         let rt = take(of(Split::Train), config.router.max_train_queries);
         lines.extend(rt.iter().map(crate::data::native::to_line));
         router_train.insert(domain.clone(), rt);
-        let ts: Vec<QueryGroup> = of(Split::Test).collect();
+        let ts: Vec<QueryGroup> = take(of(Split::Test), config.data.max_test_queries);
         lines.extend(tr.iter().chain(&dv).chain(&ts).map(crate::data::native::to_line));
         train.insert(domain.clone(), tr);
         dev.insert(domain.clone(), dv);
