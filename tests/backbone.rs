@@ -241,9 +241,9 @@ fn the_lexical_init_ranks_overlapping_passages_first_before_any_training() {
     let config = ModelConfig::from_json(&cfg.config_json(tok.get_vocab_size(true), prompt.pad_id, prompt.pad_id).to_string()).unwrap();
     let model = TrainableBackbone::init(config, 1, &TieInit::NONE, &Device::Cpu).unwrap();
     let reranker = |m: &TrainableBackbone| Reranker::from_parts(m.transformer(true).unwrap(), prompt.clone(), Path::new("mem")).unwrap();
-    let random_init = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| {}).unwrap();
+    let random_init = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| Ok(())).unwrap();
     lexical_init::apply(&model, &prompt, &tok, 1).unwrap_or_else(|e| panic!("{e}; marker tokens {marker:?}"));
-    let lexical = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| {}).unwrap();
+    let lexical = evaluate_groups(Some(&reranker(&model)), &groups, 1, &mut |_| Ok(())).unwrap();
     let (r, l) = (random_init.model.unwrap().ndcg10, lexical.model.unwrap().ndcg10);
     assert!(l > 0.9 && l > r + 0.2, "lexical init NDCG@10 {l:.3}, random init {r:.3}, BM25 {:.3}", lexical.bm25.ndcg10);
 }

@@ -359,3 +359,16 @@ fn a_huge_document_is_cut_before_tokenising() {
     assert!(cut.truncated);
     assert!(elapsed < Duration::from_secs(10), "a 30 MB document took {elapsed:?} to encode");
 }
+
+#[test]
+fn pretrain_configs_with_unknown_fields_or_zero_sizes_are_refused() {
+    use r2r::backbone::PretrainConfig;
+    let typo = toml::from_str::<PretrainConfig>("lm_bacth = 4\n").unwrap_err().to_string();
+    assert!(typo.contains("lm_bacth"), "{typo}");
+    let zero: PretrainConfig = toml::from_str("lm_batch = 0\n").unwrap();
+    let err = format!("{:#}", zero.validate().unwrap_err());
+    assert!(err.contains("lm_batch"), "{err}");
+    let heads: PretrainConfig = toml::from_str("num_heads = 6\nnum_kv_heads = 4\n").unwrap();
+    assert!(format!("{:#}", heads.validate().unwrap_err()).contains("num_kv_heads"));
+    PretrainConfig::default().validate().unwrap();
+}

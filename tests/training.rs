@@ -128,7 +128,7 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
     let mut cut = config.clone();
     cut.output.dir = interrupted.clone();
     let job_config = cut.clone();
-    let mut job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&job_config, ctx)?)?));
+    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
     let mut checkpoints = 0;
     let asked = loop {
         match job.events.recv_timeout(Duration::from_secs(60)).expect("an event") {
@@ -139,7 +139,7 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
                     break Instant::now();
                 }
             }
-            JobEvent::Finished(_) | JobEvent::Failed(_) => panic!("the job ended before it was cancelled"),
+            JobEvent::Finished | JobEvent::Failed(_) => panic!("the job ended before it was cancelled"),
             _ => {}
         }
     };
@@ -180,14 +180,14 @@ fn a_cancel_between_checkpoints_keeps_every_finished_step() {
     let mut cut = config.clone();
     cut.output.dir = interrupted.clone();
     let job_config = cut.clone();
-    let mut job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&job_config, ctx)?)?));
+    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
     loop {
         match job.events.recv_timeout(Duration::from_secs(60)).expect("an event") {
             JobEvent::Progress(p) if p.stage.contains("legal") && p.step >= 2 => {
                 job.cancel();
                 break;
             }
-            JobEvent::Finished(_) | JobEvent::Failed(_) => panic!("the job ended before it was cancelled"),
+            JobEvent::Finished | JobEvent::Failed(_) => panic!("the job ended before it was cancelled"),
             _ => {}
         }
     }

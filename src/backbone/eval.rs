@@ -69,8 +69,9 @@ pub fn bm25_scores(group: &QueryGroup) -> Vec<f32> {
 }
 
 /// Model (when given), BM25 and random order on `groups`; `seed` fixes tie-breaking and the random order.
-/// `progress` is called after each group with the number done.
-pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed: u64, progress: &mut dyn FnMut(usize)) -> Result<Comparison> {
+/// `progress` is called after each group with the number done; an error from it (e.g. a cancel) stops the
+/// evaluation.
+pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed: u64, progress: &mut dyn FnMut(usize) -> Result<()>) -> Result<Comparison> {
     let (mut model, mut bm25, mut random) = (Vec::new(), Vec::new(), Vec::new());
     for (i, group) in groups.iter().enumerate() {
         let relevance: Vec<u32> = group.candidates.iter().map(|c| c.relevance).collect();
@@ -81,7 +82,7 @@ pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed:
         if let Some(reranker) = reranker {
             model.push(measure(rank(&model_scores(reranker, group)?, &mut rng)));
         }
-        progress(i + 1);
+        progress(i + 1)?;
     }
     Ok(Comparison { model: reranker.map(|_| mean_metrics(&model)), bm25: mean_metrics(&bm25), random: mean_metrics(&random) })
 }

@@ -39,7 +39,7 @@ use std::time::Instant;
 
 /// Shape, data sizes and schedule of a pretraining run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PretrainConfig {
     pub seed: u64,
     pub vocab_size: usize,
@@ -135,6 +135,59 @@ impl Default for PretrainConfig {
 }
 
 impl PretrainConfig {
+    /// Refuses values that would panic later or silently train nothing; errors name the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("intermediate_size", self.intermediate_size),
+            ("max_length", self.max_length),
+            ("lm_batch", self.lm_batch),
+            ("lm_seq_len", self.lm_seq_len),
+            ("groups_per_step", self.groups_per_step),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                bail!("pretrain config: {field} must be positive");
+            }
+        }
+        if self.num_heads % self.num_kv_heads != 0 {
+            bail!("pretrain config: num_heads {} is not a multiple of num_kv_heads {}", self.num_heads, self.num_kv_heads);
+        }
+        if self.candidates_per_group < 2 {
+            bail!("pretrain config: candidates_per_group must be at least 2 (one positive and a negative), not {}", self.candidates_per_group);
+        }
+        for (field, value) in [("peak_lr", self.peak_lr), ("teacher_temperature", self.teacher_temperature), ("rope_theta", self.rope_theta)] {
+            if !(value.is_finite() && value > 0.0) {
+                bail!("pretrain config: {field} must be a positive number, not {value}");
+            }
+        }
+        for (field, value) in [("weight_decay", self.weight_decay), ("grad_clip", self.grad_clip)] {
+            if !(value.is_finite() && value >= 0.0) {
+                bail!("pretrain config: {field} must be a non-negative number, not {value}");
+            }
+        }
+        for (field, value) in [("lm_fraction", self.lm_fraction), ("label_weight_start", self.label_weight_start), ("label_weight_end", self.label_weight_end), ("hard_from", self.hard_from), ("hard_full", self.hard_full)] {
+            if !(0.0..=1.0).contains(&value) {
+                bail!("pretrain config: {field} must be in [0, 1], not {value}");
+            }
+        }
+        if self.hard_from > self.hard_full {
+            bail!("pretrain config: hard_from {} is after hard_full {}", self.hard_from, self.hard_full);
+        }
+        if let Some(minutes) = self.minutes {
+            if !(minutes.is_finite() && minutes > 0.0) {
+                bail!("pretrain config: minutes must be a positive number, not {minutes}");
+            }
+        }
+        Ok(())
+    }
+
     /// The Hugging Face config.json of the model for a tokenizer of `vocab` entries.
     pub fn config_json(&self, vocab: usize, pad_id: u32, eos_id: u32) -> serde_json::Value {
         serde_json::json!({
@@ -550,7 +603,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
 
     // Phase 2: reranking (distillation + label), with periodic dev evaluation and best-model selection.
     let phase = Instant::now();
-    let dev_baselines = eval::evaluate_groups(None, &corpus.dev, config.seed, &mut |_| {})?;
+    let dev_baselines = eval::evaluate_groups(None, &corpus.dev, config.seed, &mut |_| Ok(()))?;
     let eval_every = (config.rank_steps / config.dev_evals.max(1)).max(1);
     let mut rng = crate::util::seeded_rng(config.seed, crate::util::stable_hash("rank-batches"));
     let mut order: Vec<usize> = Vec::new();
@@ -558,7 +611,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let mut ema: Option<f64> = None;
     let mut rank_done = 0;
     let evaluate = |step: usize, loss: f64, best: &mut Option<Best>, curve: &mut Vec<DevPoint>| -> Result<()> {
-        let dev = eval::evaluate_groups(Some(&reranker_of(&model, true)?), &corpus.dev, config.seed, &mut |_| ctx.check_cancelled().unwrap_or(()))?;
+        let dev = eval::evaluate_groups(Some(&reranker_of(&model, true)?), &corpus.dev, config.seed, &mut |_| ctx.check_cancelled())?;
         let m = dev.model.expect("model metrics");
         curve.push((step, m.ndcg10, m.mrr10, loss));
         ctx.send(JobEvent::DevMetrics { stage: "rank".into(), step, metrics: vec![("ndcg@10".into(), m.ndcg10), ("mrr@10".into(), m.mrr10), ("bm25 ndcg@10".into(), dev_baselines.bm25.ndcg10)] });
@@ -605,8 +658,8 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
 
     // Held-out numbers through the ordinary loading path.
     let loaded = Reranker::load(out, &crate::model::LoadOptions::default())?;
-    let dev = eval::evaluate_groups(Some(&loaded), &corpus.dev, config.seed, &mut |_| {})?;
-    let test = if corpus.test.is_empty() { None } else { Some(eval::evaluate_groups(Some(&loaded), &corpus.test, config.seed, &mut |_| ctx.check_cancelled().unwrap_or(()))?) };
+    let dev = eval::evaluate_groups(Some(&loaded), &corpus.dev, config.seed, &mut |_| Ok(()))?;
+    let test = if corpus.test.is_empty() { None } else { Some(eval::evaluate_groups(Some(&loaded), &corpus.test, config.seed, &mut |_| ctx.check_cancelled())?) };
     let report = PretrainReport {
         parameters: model.num_parameters(),
         vocab_size: vocab,

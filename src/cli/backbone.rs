@@ -181,7 +181,7 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
     let mut job = spawn_job("finetune", None, move |ctx| {
         let report = finetune(&corpus, &config, &base_path, &base_name, &out, &work, ctx)?;
         crate::util::atomic_write_json(&out.join("finetune_report.json"), &report)?;
-        Ok(serde_json::to_string_pretty(&report)?)
+        Ok(report)
     });
     if let Some(minutes) = args.minutes {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0);
@@ -199,8 +199,10 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
             JobEvent::Progress(p) => eprintln!("step {}/{}: loss {:.4} lr {:.2e} ({:.2} groups/s, eta {:.0} s)", p.step, p.total_steps, p.loss, p.learning_rate, p.examples_per_second, p.eta_seconds),
             JobEvent::DevMetrics { .. } => {}
             JobEvent::Checkpoint(dir) => eprintln!("checkpoint {dir}"),
-            JobEvent::Finished(summary) => {
-                println!("{summary}");
+            JobEvent::Finished => {
+                job.join_timeout(std::time::Duration::from_secs(30));
+                let report = job.take_result().context("the fine-tune ended without a result")??;
+                println!("{}", serde_json::to_string_pretty(&report)?);
                 println!("saved {}", args.out.display());
                 break;
             }
@@ -268,13 +270,13 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
         config.rank_steps = args.rank_steps.unwrap_or(config.rank_steps);
         config.lm_steps = args.lm_steps.unwrap_or(0);
     }
+    config.validate().with_context(|| args.config.as_ref().map_or("flags".to_string(), |p| p.display().to_string()))?;
     let options = CorpusOptions { general_pretrain: general_data(args.data)?, sample_data: args.sample_data.filter(|p| p.exists()), dev_groups: args.dev_groups, test_groups: args.test_groups };
     eprintln!("loading {}", options.general_pretrain.display());
     let corpus = Corpus::load(&options)?;
     let out = args.out.clone();
     let mut job = spawn_job("backbone", None, move |ctx| {
-        let report = backbone::pretrain(&corpus, &config, &out, ctx)?;
-        Ok(serde_json::to_string_pretty(&report)?)
+        backbone::pretrain(&corpus, &config, &out, ctx)
     });
     let bar = ProgressBar::new(1);
     bar.set_style(ProgressStyle::with_template("{prefix:>5} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").expect("valid template"));
@@ -298,9 +300,11 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
                 say(&bar, format!("dev @ step {step}: {}", text.join(", ")));
             }
             JobEvent::Checkpoint(dir) => say(&bar, format!("checkpoint {dir}")),
-            JobEvent::Finished(summary) => {
+            JobEvent::Finished => {
                 bar.finish_and_clear();
-                println!("{summary}");
+                job.join_timeout(std::time::Duration::from_secs(30));
+                let report = job.take_result().context("pretraining ended without a result")??;
+                println!("{}", serde_json::to_string_pretty(&report)?);
                 println!("saved {}", args.out.display());
                 break;
             }
@@ -345,7 +349,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
                 continue;
             }
             let bar = ProgressBar::new(groups.len() as u64).with_message(format!("{domain}/{split}"));
-            let comparison = backbone::evaluate_groups(Some(&reranker), &groups, args.seed, &mut |n| bar.set_position(n as u64))?;
+            let comparison = backbone::evaluate_groups(Some(&reranker), &groups, args.seed, &mut |n| {
+                bar.set_position(n as u64);
+                Ok(())
+            })?;
             bar.finish_and_clear();
             print_row(&domain, split.as_str(), &comparison);
             results.push(serde_json::json!({"domain": domain, "split": split.as_str(), "metrics": comparison}));

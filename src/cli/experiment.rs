@@ -97,10 +97,10 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     let job = spawn_job("experiment", None, move |ctx| {
         let results = run_experiment(&config, &job_out, ctx)?;
         write_outputs(&results, &job_out)?;
-        Ok(String::new())
+        Ok(results)
     });
-    super::progress::drive_job(job, "experiment", false)?;
-    print!("{}", std::fs::read_to_string(out.join("report.md"))?);
+    let results = super::progress::drive_job(job, "experiment", false)?;
+    print!("{}", crate::experiment::report::render_markdown(&results));
     eprintln!("wrote {}/results.json, report.md, CSVs and runs/", out.display());
     Ok(())
 }

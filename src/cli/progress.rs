@@ -8,9 +8,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::train::{JobEvent, JobHandle};
 
-/// Follows `job` to its end and returns its `Finished` text. `what` names the job
-/// in the cancellation message; `show_loss` adds loss and learning rate to the bars.
-pub fn drive_job(mut job: JobHandle, what: &str, show_loss: bool) -> Result<String> {
+/// Follows `job` to its end and returns its result. `what` names the job in the
+/// cancellation message; `show_loss` adds loss and learning rate to the bars.
+pub fn drive_job<T>(mut job: JobHandle<T>, what: &str, show_loss: bool) -> Result<T> {
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>18} [{bar:28}] {pos}/{len} {msg}")
         .expect("a valid template")
@@ -52,11 +52,10 @@ pub fn drive_job(mut job: JobHandle, what: &str, show_loss: bool) -> Result<Stri
                 say(format!("{stage} dev @ step {step}: {}", text.join(", ")));
             }
             JobEvent::Checkpoint(_) => {}
-            JobEvent::Finished(text) => {
+            JobEvent::Finished | JobEvent::Failed(_) => {
                 job.join_timeout(std::time::Duration::from_secs(5));
-                return Ok(text);
+                return job.take_result().unwrap_or_else(|| Err(anyhow::anyhow!("the {what} job ended without a result")));
             }
-            JobEvent::Failed(message) => bail!("{message}"),
             JobEvent::Cancelled => bail!("the {what} job was cancelled"),
         }
     }

@@ -60,9 +60,8 @@ pub fn announce_backbone(path: &mut PathBuf) {
 
 /// Runs `run_training` on a job thread and draws its events as progress bars (on stderr).
 pub fn run_with_progress(config: TrainConfig) -> Result<RunSummary> {
-    let job = spawn_job("train", None, move |ctx| Ok(serde_json::to_string(&run_training(&config, ctx)?)?));
-    let json = super::progress::drive_job(job, "training", true)?;
-    Ok(serde_json::from_str(&json)?)
+    let job = spawn_job("train", None, move |ctx| run_training(&config, ctx));
+    super::progress::drive_job(job, "training", true)
 }
 
 /// A plain-text summary of a run.

@@ -5,7 +5,7 @@
 //! This module only keeps the bookkeeping the panels show (title, status,
 //! progress, log) and hands each job's typed result back to the app.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::train::jobs::{spawn_job, Cancelled, JobContext, JobEvent, JobHandle, Progress};
@@ -128,12 +128,9 @@ pub fn report_steps(job: &JobContext, stage: &str, step: usize, total_steps: usi
 
 /// Where a job body leaves its typed result (the engine's final event carries
 /// only a summary string).
-type ResultSlot = Arc<Mutex<Option<anyhow::Result<JobOutput>>>>;
-
 struct Running {
     id: JobId,
-    handle: JobHandle,
-    result: ResultSlot,
+    handle: JobHandle<JobOutput>,
 }
 
 /// All jobs of the session, finished ones included (the job list shows them).
@@ -159,23 +156,9 @@ impl Jobs {
         let id = self.next_id;
         self.next_id += 1;
         let title = title.into();
-        let result: ResultSlot = Arc::default();
-        let slot = result.clone();
-        let handle = spawn_job(title.clone(), Some(self.wake.clone()), move |job| match work(job) {
-            Ok(output) => {
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ok(output));
-                Ok("done".into())
-            }
-            Err(err) if err.is::<Cancelled>() => Err(err),
-            Err(err) => {
-                // The engine reports the message; the app gets the typed error.
-                let message = anyhow::anyhow!("{err:#}");
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Err(err));
-                Err(message)
-            }
-        });
+        let handle = spawn_job(title.clone(), Some(self.wake.clone()), work);
         self.jobs.push(JobInfo { id, title, status: JobStatus::Running, progress: None, history: Vec::new(), log: Vec::new(), started: Instant::now(), finished: None, stages: Vec::new() });
-        self.running.push(Running { id, handle, result });
+        self.running.push(Running { id, handle });
         id
     }
 
@@ -242,12 +225,11 @@ impl Jobs {
                         info.log.push(format!("checkpoint written: {dir}"));
                         continue;
                     }
-                    JobEvent::Finished(_) => JobStatus::Succeeded,
+                    JobEvent::Finished => JobStatus::Succeeded,
                     JobEvent::Failed(message) => JobStatus::Failed(message),
                     JobEvent::Cancelled => JobStatus::Cancelled,
                 };
-                let result = running.result.lock().unwrap_or_else(|e| e.into_inner()).take();
-                let result = match (&status, result) {
+                let result = match (&status, running.handle.take_result()) {
                     (JobStatus::Cancelled, _) => Err(Cancelled.into()),
                     (_, Some(result)) => result,
                     (JobStatus::Failed(message), None) => Err(anyhow::anyhow!("{message}")), // e.g. a panic

@@ -1,6 +1,7 @@
 //! Background jobs: training runs on its own thread and reports through a
 //! crossbeam channel; a shared flag cancels it. Front ends (CLI progress bars,
-//! the GUI's job list) only read events; they never block on the job.
+//! the GUI's job list) only read events; they never block on the job. A job's
+//! typed result (`JobHandle<T>`) arrives beside its final event.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,7 +32,8 @@ pub enum JobEvent {
     DevMetrics { stage: String, step: usize, metrics: Vec<(String, f64)> },
     /// A checkpoint was written (its directory).
     Checkpoint(String),
-    Finished(String),
+    /// The job succeeded; its result is waiting in [`JobHandle::take_result`].
+    Finished,
     Failed(String),
     Cancelled,
 }
@@ -82,16 +84,24 @@ impl JobContext {
     }
 }
 
-/// Handle of a job running on its own thread.
-pub struct JobHandle {
+/// Handle of a job running on its own thread, whose body returns a `T`.
+pub struct JobHandle<T> {
     pub name: String,
     pub events: Receiver<JobEvent>,
+    /// The body's outcome, sent before the final event: the value, or the error itself (typed, for
+    /// `downcast_ref`), `Cancelled` included.
+    result: Receiver<anyhow::Result<T>>,
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     pub started: Instant,
 }
 
-impl JobHandle {
+impl<T> JobHandle<T> {
+    /// The job's outcome once its final event (`Finished`, `Failed`, `Cancelled`) was sent; taken once.
+    pub fn take_result(&self) -> Option<anyhow::Result<T>> {
+        self.result.try_recv().ok()
+    }
+
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
@@ -125,12 +135,13 @@ impl JobHandle {
 /// Runs `body` on a new thread. Its outcome becomes the final event:
 /// `Finished(summary)`, `Cancelled`, or `Failed(message)` (a panic in the body is
 /// caught and reported as a failure, so the front end stays up).
-pub fn spawn_job(
+pub fn spawn_job<T: Send + 'static>(
     name: impl Into<String>,
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
-    body: impl FnOnce(&JobContext) -> anyhow::Result<String> + Send + 'static,
-) -> JobHandle {
+    body: impl FnOnce(&JobContext) -> anyhow::Result<T> + Send + 'static,
+) -> JobHandle<T> {
     let (tx, rx) = crossbeam_channel::unbounded();
+    let (result_tx, result_rx) = crossbeam_channel::bounded(1);
     let cancel = Arc::new(AtomicBool::new(false));
     let ctx = JobContext::new(tx, cancel.clone(), wake);
     let name = name.into();
@@ -138,26 +149,29 @@ pub fn spawn_job(
         .name(format!("job:{name}"))
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&ctx)));
-            let event = match outcome {
-                Ok(Ok(summary)) => JobEvent::Finished(summary),
-                Ok(Err(err)) if err.is::<Cancelled>() => JobEvent::Cancelled,
-                Ok(Err(err)) => JobEvent::Failed(format!("{err:#}")),
-                Err(panic) => JobEvent::Failed(format!(
+            let outcome = outcome.unwrap_or_else(|panic| {
+                Err(anyhow::anyhow!(
                     "internal error (panic): {}",
                     panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-                )),
+                ))
+            });
+            let event = match &outcome {
+                Ok(_) => JobEvent::Finished,
+                Err(err) if err.is::<Cancelled>() => JobEvent::Cancelled,
+                Err(err) => JobEvent::Failed(format!("{err:#}")),
             };
+            let _ = result_tx.send(outcome);
             ctx.send(event);
         })
         .expect("spawning a thread");
-    JobHandle { name, events: rx, cancel, thread: Some(thread), started: Instant::now() }
+    JobHandle { name, events: rx, result: result_rx, cancel, thread: Some(thread), started: Instant::now() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn drain(handle: &mut JobHandle) -> Vec<JobEvent> {
+    fn drain<T>(handle: &mut JobHandle<T>) -> Vec<JobEvent> {
         assert!(handle.join_timeout(Duration::from_secs(5)));
         handle.events.try_iter().collect()
     }
@@ -166,30 +180,34 @@ mod tests {
     fn a_job_reports_and_finishes() {
         let mut job = spawn_job("ok", None, |ctx| {
             ctx.log("hello");
-            Ok("done".into())
+            Ok(vec![4u32, 2])
         });
-        assert_eq!(drain(&mut job), vec![JobEvent::Log("hello".into()), JobEvent::Finished("done".into())]);
+        assert_eq!(drain(&mut job), vec![JobEvent::Log("hello".into()), JobEvent::Finished]);
+        assert_eq!(job.take_result().unwrap().unwrap(), vec![4, 2]);
+        assert!(job.take_result().is_none(), "taken once");
     }
 
     #[test]
     fn cancellation_stops_a_looping_job_quickly() {
-        let mut job = spawn_job("loop", None, |ctx| loop {
+        let mut job = spawn_job("loop", None, |ctx| -> anyhow::Result<()> { loop {
             ctx.check_cancelled()?;
             std::thread::sleep(Duration::from_millis(5));
-        });
+        } });
         std::thread::sleep(Duration::from_millis(30));
         let asked = Instant::now();
         job.cancel();
         assert!(job.join_timeout(Duration::from_secs(1)), "job did not stop within 1 s");
         assert!(asked.elapsed() < Duration::from_secs(1));
         assert_eq!(job.events.try_iter().last(), Some(JobEvent::Cancelled));
+        assert!(job.take_result().unwrap().unwrap_err().is::<Cancelled>());
     }
 
     #[test]
     fn errors_and_panics_become_failures() {
-        let mut failing = spawn_job("err", None, |_| anyhow::bail!("loss is NaN at step 3"));
-        assert_eq!(drain(&mut failing), vec![JobEvent::Failed("loss is NaN at step 3".into())]);
-        let mut panicking = spawn_job("panic", None, |_| panic!("boom"));
+        let mut failing = spawn_job("err", None, |_| -> anyhow::Result<u8> { Err(anyhow::Error::new(std::io::Error::other("disk full")).context("loss is NaN at step 3")) });
+        assert_eq!(drain(&mut failing), vec![JobEvent::Failed("loss is NaN at step 3: disk full".into())]);
+        assert!(failing.take_result().unwrap().unwrap_err().downcast_ref::<std::io::Error>().is_some(), "the typed error reaches the front end");
+        let mut panicking = spawn_job("panic", None, |_| -> anyhow::Result<u8> { panic!("boom") });
         let events = drain(&mut panicking);
         assert!(matches!(&events[..], [JobEvent::Failed(m)] if m.contains("boom")), "{events:?}");
     }
