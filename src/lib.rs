@@ -17,6 +17,7 @@ pub mod routing;
 pub mod sample;
 pub mod train;
 pub mod util;
+pub mod workbench;
 
 #[cfg(feature = "gui")]
 pub mod gui;

@@ -129,7 +129,8 @@ fn init_tracing() {
 
 #[cfg(feature = "gui")]
 fn run_app(args: AppArgs) -> anyhow::Result<()> {
-    crate::gui::run(args)
+    let AppArgs { data, screenshot, panel, frame_stats, corrections, train, run, experiment, auto_train, quit_after, model } = args;
+    crate::gui::run(crate::gui::Launch { data, screenshot, panel, frame_stats, corrections, train, run, experiment, auto_train, quit_after, model })
 }
 
 #[cfg(not(feature = "gui"))]

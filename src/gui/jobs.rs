@@ -112,19 +112,8 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Reports `step` of `total_steps` of a non-training job (no loss, no learning
-/// rate: those fields are NaN, and the UI extrapolates the ETA).
-pub fn report_steps(job: &JobContext, stage: &str, step: usize, total_steps: usize) {
-    job.send(JobEvent::Progress(Progress {
-        stage: stage.to_string(),
-        step,
-        total_steps,
-        loss: f64::NAN,
-        learning_rate: f64::NAN,
-        examples_per_second: f64::NAN,
-        eta_seconds: f64::NAN,
-    }));
-}
+pub use crate::train::jobs::report_steps;
+
 
 /// Where a job body leaves its typed result (the engine's final event carries
 /// only a summary string).

@@ -5,16 +5,15 @@
 //! calls go through the `r2r::` library; nothing outside `gui` depends on egui.
 
 pub mod app;
+/// The engine modules the app uses, under their former paths.
+pub use crate::workbench::{experiment_runs, routing_run, systems};
 pub mod entity_text;
-pub mod experiment_runs;
 pub mod frame_stats;
 pub mod jobs;
 pub mod panels;
-pub mod routing_run;
 pub mod screenshot;
 pub mod selection_capture;
 pub mod state;
-pub mod systems;
 pub mod widgets;
 
 use std::sync::{Arc, Mutex};
@@ -28,8 +27,24 @@ use crate::gui::state::PanelKind;
 /// The window's default inner size (logical points).
 pub const DEFAULT_WINDOW_SIZE: [f32; 2] = [1400.0, 900.0];
 
+/// How the app is launched (the command line's options, without the command line: `cli` builds it).
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub data: Option<std::path::PathBuf>,
+    pub screenshot: Option<std::path::PathBuf>,
+    pub panel: Option<String>,
+    pub frame_stats: bool,
+    pub corrections: Option<std::path::PathBuf>,
+    pub train: Option<std::path::PathBuf>,
+    pub run: Option<std::path::PathBuf>,
+    pub experiment: Option<std::path::PathBuf>,
+    pub auto_train: Option<String>,
+    pub quit_after: Option<f64>,
+    pub model: Option<std::path::PathBuf>,
+}
+
 /// Opens the app window and returns when it closes.
-pub fn run(args: crate::cli::AppArgs) -> anyhow::Result<()> {
+pub fn run(args: Launch) -> anyhow::Result<()> {
     let panel = match args.panel.as_deref() {
         Some(name) => Some(PanelKind::parse(name).ok_or_else(|| {
             let names: Vec<&str> = PanelKind::ALL.iter().map(|p| p.title()).collect();

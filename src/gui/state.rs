@@ -9,12 +9,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::abstraction::Numbering;
-use crate::data::stats::DatasetStats;
-use crate::data::{DataError, Dataset, Format, Split};
+use crate::data::{DataError, Split};
 use crate::gui::jobs::JobId;
 use crate::metrics::Metric;
-use crate::gui::experiment_runs::ExperimentRuns;
-use crate::gui::systems::{SignificanceTable, SystemKind, SystemRun};
+use crate::workbench::experiment_runs::ExperimentRuns;
+use crate::workbench::systems::{SignificanceTable, SystemKind, SystemRun};
+pub use crate::workbench::dataset::LoadedDataset;
 
 /// The panels of the app, in navigation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -157,26 +157,6 @@ impl Settings {
         self.recent_datasets.retain(|p| p != path);
         self.recent_datasets.insert(0, path.to_path_buf());
         self.recent_datasets.truncate(Self::MAX_RECENT);
-    }
-}
-
-/// A dataset loaded by the engine, with what the panels show about it.
-pub struct LoadedDataset {
-    pub path: PathBuf,
-    pub format: Format,
-    pub dataset: Dataset,
-    pub stats: DatasetStats,
-    pub load_seconds: f64,
-}
-
-impl LoadedDataset {
-    /// Loads and summarises a dataset (runs on a job thread).
-    pub fn load(path: &std::path::Path, options: &crate::data::LoadOptions) -> Result<LoadedDataset, DataError> {
-        let started = std::time::Instant::now();
-        let format = crate::data::detect_format(path)?;
-        let dataset = crate::data::load(path, options)?;
-        let stats = crate::data::stats::compute(&dataset);
-        Ok(LoadedDataset { path: path.to_path_buf(), format, dataset, stats, load_seconds: started.elapsed().as_secs_f64() })
     }
 }
 

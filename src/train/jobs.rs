@@ -38,6 +38,20 @@ pub enum JobEvent {
     Cancelled,
 }
 
+/// Reports `step` of `total_steps` of a non-training job (no loss, no learning
+/// rate: those fields are NaN, and the UI extrapolates the ETA).
+pub fn report_steps(job: &JobContext, stage: &str, step: usize, total_steps: usize) {
+    job.send(JobEvent::Progress(Progress {
+        stage: stage.to_string(),
+        step,
+        total_steps,
+        loss: f64::NAN,
+        learning_rate: f64::NAN,
+        examples_per_second: f64::NAN,
+        eta_seconds: f64::NAN,
+    }));
+}
+
 /// Raised (as an `anyhow` error) when a job notices that it was cancelled.
 #[derive(Debug, thiserror::Error)]
 #[error("cancelled")]

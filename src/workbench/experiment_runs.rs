@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::{Dataset, QueryGroup, Split};
 use crate::experiment::systems::{Significance, SYSTEMS};
-use crate::gui::jobs::report_steps;
-use crate::gui::systems::{SystemKind, SystemRun};
+use crate::train::jobs::report_steps;
+use crate::workbench::systems::{SystemKind, SystemRun};
 use crate::metrics::{Metric, Run};
 use crate::train::jobs::JobContext;
 

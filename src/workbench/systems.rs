@@ -7,7 +7,7 @@
 //! BM25 and the random order rank the whole dataset when it loads; the
 //! generalist backbone ranks one split at a time on demand
 //! ([`SystemRun::compute_generalist`]); systems of an experiment directory come
-//! from its TREC run files (`crate::gui::experiment_runs`). The panels only see
+//! from its TREC run files (`crate::workbench::experiment_runs`). The panels only see
 //! `SystemKind` and `SystemRun`. This module holds no UI code.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::{Dataset, QueryGroup, Split};
-use crate::gui::jobs::report_steps;
+use crate::train::jobs::report_steps;
 use crate::metrics::ranking::{qrels_from_groups, run_from_groups};
 use crate::metrics::significance::{randomization_test, TestResult};
 use crate::metrics::{evaluate, Evaluation, Metric};

@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::{Dataset, QueryGroup, Split};
 use crate::experiment::open::ExperimentRouting;
-use crate::gui::systems::Ranking;
+use crate::workbench::systems::Ranking;
 use crate::model::{ScoreOptions, ScoreRequest};
 use crate::train::checkpoint::RunDir;
-use crate::gui::state::LoadedDataset;
+use crate::workbench::dataset::LoadedDataset;
 use crate::routing::{argmax, RoutingReport, TrainedRouter};
 use crate::train::features::query_features;
 use crate::train::jobs::JobContext;
@@ -81,12 +81,12 @@ impl RoutingRun {
         if model.is_empty() {
             bail!("{}/router.json records no backbone", router_dir.display());
         }
-        crate::gui::jobs::report_steps(job, "features", 0, 2);
+        crate::train::jobs::report_steps(job, "features", 0, 2);
         job.log(format!("backbone {model}; {} {split} queries", groups.len()));
         let reranker = crate::model::Reranker::load(Path::new(model), &crate::model::LoadOptions::default())
             .with_context(|| format!("loading the router's backbone {model}"))?;
         let features = query_features(&reranker, &groups, Some(job))?;
-        crate::gui::jobs::report_steps(job, "route", 1, 2);
+        crate::train::jobs::report_steps(job, "route", 1, 2);
         let probabilities = router.probabilities(&features)?;
         let queries: Vec<RoutedQuery> = groups
             .iter()
@@ -151,7 +151,7 @@ impl ExpertComparison {
             Some(loaded) => &loaded.dataset,
             None => {
                 let data = experiment.data.clone().with_context(|| format!("open the dataset the experiment ran on: {query_id} is not in the open one"))?;
-                crate::gui::jobs::report_steps(job, "reading the experiment's data", 0, 3);
+                crate::train::jobs::report_steps(job, "reading the experiment's data", 0, 3);
                 owned = crate::data::load(&data, &crate::data::LoadOptions::default()).with_context(|| format!("reading the experiment's data {}", data.display()))?;
                 &owned
             }
@@ -170,7 +170,7 @@ impl ExpertComparison {
                 bail!("no expert for {domain}: {} holds no adapter (adapter_config.json); train the run's Experts stage", dir.display());
             }
         }
-        crate::gui::jobs::report_steps(job, "loading the backbone", 0, 3);
+        crate::train::jobs::report_steps(job, "loading the backbone", 0, 3);
         let config_path = run_dir.config_path();
         let reranker = if config_path.is_file() {
             let mut config = TrainConfig::load(&config_path)?;
@@ -185,7 +185,7 @@ impl ExpertComparison {
         let mut rankings = Vec::new();
         for (step, dir) in adapter_dirs.iter().enumerate() {
             job.check_cancelled()?;
-            crate::gui::jobs::report_steps(job, "scoring under the experts", step + 1, 3);
+            crate::train::jobs::report_steps(job, "scoring under the experts", step + 1, 3);
             let adapter = reranker.load_adapter(dir).with_context(|| format!("loading the expert {}", dir.display()))?;
             let margins: Vec<f32> = reranker.score(&requests, Some(&adapter), &ScoreOptions::default())?.iter().map(|p| p.yes_logit - p.no_logit).collect();
             rankings.push(Ranking::of_group(group, margins).context("one score per candidate")?);
