@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod routing;
 pub mod sample;
+pub mod scaleout;
 pub mod train;
 pub mod util;
 pub mod workbench;

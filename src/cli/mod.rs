@@ -11,6 +11,7 @@ pub mod bench_train;
 pub mod bm25;
 pub mod data;
 pub mod eval;
+pub mod export_cmd;
 pub mod progress;
 pub mod experiment;
 pub mod model;
@@ -99,6 +100,9 @@ pub enum Command {
     /// The model store: fetch a pretrained backbone (e.g. gemma-3-270m), list, verify.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Export for the engines users scale out to (FlagEmbedding, ms-swift).
+    #[command(subcommand)]
+    Export(export_cmd::ExportCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -119,6 +123,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Abstract(args)) => abstract_::run(*args),
         Some(Command::Backbone(cmd)) => backbone::run(cmd),
         Some(Command::Model(cmd)) => model::run(cmd),
+        Some(Command::Export(cmd)) => export_cmd::run(cmd),
     }
 }
 

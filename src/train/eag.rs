@@ -42,8 +42,12 @@ pub fn stage1_recognizer(config: &TrainConfig) -> Result<Recognizer> {
 
 /// The entity-abstracted union of the target domains' training groups.
 pub fn abstracted_union(data: &PreparedData, trainer: &Trainer) -> Result<Vec<QueryGroup>> {
-    let c = trainer.config;
-    let groups: Vec<QueryGroup> = union(&data.train, &c.data.domains).into_iter().cloned().collect();
+    let groups: Vec<QueryGroup> = union(&data.train, &trainer.config.data.domains).into_iter().cloned().collect();
+    abstract_groups(groups, trainer.config)
+}
+
+/// Stage 1's abstraction of `groups` under `c` (recogniser, mask types and intensity, seed).
+pub fn abstract_groups(groups: Vec<QueryGroup>, c: &TrainConfig) -> Result<Vec<QueryGroup>> {
     let abstractor = Abstractor::new(stage1_recognizer(c)?);
     let types: BTreeSet<String> = c.stage1.mask_types.iter().cloned().collect();
     let options = AbstractionOptions {

@@ -1,0 +1,57 @@
+//! `r2r export training --engine flagembedding|swift --config FILE --out DIR`: each R2R stage's training
+//! data in a scale-out engine's format, its settings translated, and a multi-GPU launch script
+//! (docs/scale-out.md).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::scaleout::{export_training, Engine};
+use crate::train::TrainConfig;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportCommand {
+    /// Stage 1 (entity-abstracted union), stage 2 per domain and the baselines as an engine's training
+    /// data, with launch.sh and manifest.json.
+    Training(TrainingArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EngineArg {
+    Flagembedding,
+    Swift,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainingArgs {
+    #[arg(long, value_enum)]
+    pub engine: EngineArg,
+    /// Training config (the one `r2r train` would run).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Folder to write (data/*.jsonl, launch.sh, manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(command: ExportCommand) -> Result<()> {
+    match command {
+        ExportCommand::Training(args) => {
+            let config = TrainConfig::load(&args.config)?;
+            let engine = match args.engine {
+                EngineArg::Flagembedding => Engine::FlagEmbedding,
+                EngineArg::Swift => Engine::Swift,
+            };
+            let export = export_training(&config, engine, &args.out)?;
+            for file in &export.files {
+                let skipped = if file.skipped > 0 { format!(" ({} without a positive or a negative left out)", file.skipped) } else { String::new() };
+                println!("{:<18} {:>6} groups  {}{skipped}", file.stage, file.groups, export.out.join(&file.path).display());
+            }
+            for caveat in &export.caveats {
+                println!("note: {caveat}");
+            }
+            println!("launch: BASE_MODEL=<HF model dir> NPROC_PER_NODE=<gpus> {}", export.out.join("launch.sh").display());
+            Ok(())
+        }
+    }
+}

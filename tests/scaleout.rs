@@ -1,0 +1,60 @@
+//! `r2r export training`: the sample data's stages in both engines' formats, with the launch script and
+//! manifest, and errors for data the engines could not train on.
+
+use std::path::Path;
+
+use r2r::scaleout::{export_training, Engine};
+use r2r::train::TrainConfig;
+
+fn tiny_config() -> TrainConfig {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut config = TrainConfig::load(&root.join("assets/configs/tiny.toml")).unwrap();
+    config.data.path = root.join("sample_data");
+    config.data.max_train_queries = 12;
+    config
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn every_stage_is_written_in_each_engines_format() {
+    let config = tiny_config();
+    for engine in [Engine::FlagEmbedding, Engine::Swift] {
+        let out = tempfile::tempdir().unwrap();
+        let export = export_training(&config, engine, out.path()).unwrap();
+        let stages: Vec<&str> = export.files.iter().map(|f| f.stage.as_str()).collect();
+        assert_eq!(stages, ["stage1", "stage2:legal", "stage2:medical", "stage2:financial", "direct"], "{engine:?}");
+        let stage1 = lines(&out.path().join("data/stage1.jsonl"));
+        let legal = lines(&out.path().join("data/stage2-legal.jsonl"));
+        assert_eq!((stage1.len(), legal.len()), (36, 12));
+        let query = |v: &serde_json::Value| match engine {
+            Engine::FlagEmbedding => v["query"].as_str().unwrap().to_string(),
+            Engine::Swift => v["messages"][0]["content"].as_str().unwrap().to_string(),
+        };
+        // Stage 1 is the abstracted union (placeholders); stage 2 the original text.
+        assert!(stage1.iter().any(|v| query(v).contains("_1]")), "no placeholder in stage 1");
+        assert!(legal.iter().all(|v| !query(v).contains("_1]")));
+        let script = std::fs::read_to_string(out.path().join("launch.sh")).unwrap();
+        for domain in ["legal", "medical", "financial"] {
+            assert!(script.contains(&format!("data/stage2-{domain}.jsonl")), "{script}");
+        }
+        let negatives = config.objective.negatives;
+        match engine {
+            Engine::FlagEmbedding => assert!(script.contains(&format!("--train_group_size {}", negatives + 1)) && script.contains("--from_peft")),
+            Engine::Swift => assert!(script.contains(&format!("MAX_NEGATIVE_SAMPLES={negatives}")) && script.contains("--adapters")),
+        }
+        let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["export"]["files"].as_array().unwrap().len(), 5);
+    }
+}
+
+#[test]
+fn unknown_domains_are_errors_naming_the_field() {
+    let mut config = tiny_config();
+    config.data.domains = vec!["maritime".into()];
+    let out = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", export_training(&config, Engine::Swift, out.path()).unwrap_err());
+    assert!(err.contains("data.domains") && err.contains("maritime"), "{err}");
+}
