@@ -2,6 +2,8 @@
 //! group consistency), the F1 requirement on the sample data, export round trip,
 //! and bad input.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -165,7 +167,7 @@ fn same_seed_same_output_and_intensity_masks_a_fraction() {
 fn sample_data_meets_the_f1_requirement() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
     if !dir.is_dir() {
-        eprintln!("note: {} is absent; skipping the F1 requirement test", dir.display());
+        common::missing(&dir.display().to_string());
         return;
     }
     let dataset = r2r::data::load(&dir, &Default::default()).unwrap();

@@ -2,6 +2,8 @@
 //! lower the loss, a whole tiny `pretrain` run that saves a loadable model, and the committed
 //! assets/backbone (skipped with a note when absent).
 
+mod common;
+
 use candle_core::Device;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use r2r::backbone::pretrain::{mixed_target, optimise, rank_loss, ExampleMaker, TieInit, TrainableBackbone};
@@ -155,7 +157,7 @@ fn a_tiny_pretraining_run_saves_a_loadable_deterministic_model() {
 fn the_committed_backbone_loads_and_scores() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/backbone");
     if !dir.join("model.safetensors").is_file() {
-        eprintln!("note: {} has no model yet; skipping", dir.display());
+        common::missing(&format!("{}/model.safetensors", dir.display()));
         return;
     }
     let size: u64 = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
@@ -181,7 +183,7 @@ fn the_committed_backbone_is_margin_calibrated() {
     // InfoNCE on the probability score sigmoid(yes − no) needs margins near 0: far below zero its slope vanishes.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/backbone");
     let (Some(groups), true) = (sample_general_groups(12), dir.join("model.safetensors").is_file()) else {
-        eprintln!("note: assets/backbone or sample_data missing; skipping");
+        common::missing("assets/backbone or sample_data");
         return;
     };
     let reranker = Reranker::load(&dir, &LoadOptions::default()).unwrap();
@@ -194,7 +196,7 @@ fn the_committed_backbone_is_margin_calibrated() {
 fn calibration_moves_the_mean_margin_and_keeps_rankings() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/backbone");
     let (Some(groups), true) = (sample_general_groups(10), dir.join("model.safetensors").is_file()) else {
-        eprintln!("note: assets/backbone or sample_data missing; skipping");
+        common::missing("assets/backbone or sample_data");
         return;
     };
     let out = tempfile::tempdir().unwrap();

@@ -1,6 +1,8 @@
 //! `r2r eval` and `r2r bm25` through the binary: JSON output on the shared ranx
 //! fixture, error messages naming file and line, BM25 on a small native dataset.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -15,7 +17,7 @@ fn fixture_dir() -> Option<PathBuf> {
     if dir.join("expected.json").is_file() {
         Some(dir)
     } else {
-        eprintln!("note: {} is absent; skipping", dir.display());
+        common::missing(&dir.display().to_string());
         None
     }
 }

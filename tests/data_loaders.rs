@@ -1,6 +1,8 @@
 //! Loader tests: every supported format, valid and each kind of bad input. Errors
 //! must name the file, the line and the field; nothing may panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use r2r::data::{self, DataError, Format, LoadOptions, Split};
@@ -208,7 +210,7 @@ fn a_hundred_thousand_queries_stream_in_seconds() {
 fn shared_realdata_loads_when_present() {
     let realdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata");
     if !realdata.is_dir() {
-        eprintln!("skipping: {} is absent", realdata.display());
+        common::missing(&realdata.display().to_string());
         return;
     }
     for name in ["legal", "medical", "financial"] {

@@ -1,6 +1,8 @@
 //! Reproduces the ranx 0.3.21 reference values in `../shared/fixtures/metrics`
 //! (per query and mean, every metric listed there) to 1e-6.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use r2r::metrics::{evaluate, Metric, Qrels, Run};
@@ -12,7 +14,7 @@ fn fixture_dir() -> Option<PathBuf> {
     if dir.join("expected.json").is_file() {
         Some(dir)
     } else {
-        eprintln!("note: {} is absent; skipping the ranx comparison", dir.display());
+        common::missing(&dir.display().to_string());
         None
     }
 }

@@ -3,6 +3,8 @@
 //! checks the fast path (prefix reuse) against the naive one, PEFT save/load, and candle-transformers' own
 //! qwen3 model as a second reference. Skips (with a note) when the shared fixtures are absent.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use r2r::model::{save_adapter, AdapterRun, LoadOptions, LoraAdapter, PairScore, PromptTemplate, Reranker, ScoreOptions, ScoreRequest, Truncation};
 use serde_json::Value;
@@ -17,7 +19,7 @@ fn fixture_dir() -> Option<PathBuf> {
     // ../shared next to the main checkout; ../../shared from a worktree under /work/wt.
     let found = [root.join("../shared"), root.join("../../shared")].into_iter().map(|s| s.join("fixtures/qwen3-tiny")).find(|d| d.join("expected.json").is_file());
     if found.is_none() {
-        eprintln!("note: shared/fixtures/qwen3-tiny not found; skipping the fixture test");
+        common::missing("shared/fixtures/qwen3-tiny");
     }
     found
 }

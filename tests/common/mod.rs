@@ -3,6 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// A required input (../shared, a committed model) is missing: a failure, unless `R2R_ALLOW_SKIP=1`, when
+/// the caller skips with a note. CI does not set it.
+pub fn missing(what: &str) {
+    if std::env::var("R2R_ALLOW_SKIP").is_ok_and(|v| v == "1") {
+        eprintln!("note: {what} is missing; skipped (R2R_ALLOW_SKIP=1)");
+        return;
+    }
+    panic!("{what} is missing (set R2R_ALLOW_SKIP=1 to skip the tests that need it)");
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
