@@ -58,3 +58,49 @@ fn unknown_domains_are_errors_naming_the_field() {
     let err = format!("{:#}", export_training(&config, Engine::Swift, out.path()).unwrap_err());
     assert!(err.contains("data.domains") && err.contains("maritime"), "{err}");
 }
+
+mod common;
+
+#[test]
+fn adapters_trained_elsewhere_become_a_runs_adapters_and_misfits_are_refused() {
+    use r2r::model::{LoraAdapter, LoraConfig, Proj, Reranker};
+    let scratch = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(scratch.path());
+    let reranker = Reranker::load(&model, &Default::default()).unwrap();
+    let incoming = scratch.path().join("incoming");
+    let config = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec![Proj::Q, Proj::V], use_rslora: false };
+    for (name, seed) in [("legal", 1), ("stage1", 2)] {
+        let adapter = LoraAdapter::new_random(config.clone(), reranker.config(), reranker.device(), seed).unwrap();
+        r2r::model::save_adapter(&adapter, &incoming.join(name), "elsewhere").unwrap();
+    }
+    let run = scratch.path().join("run");
+    let report = r2r::scaleout::import_adapters(&incoming, &model, &run).unwrap();
+    let roles: Vec<(&str, &str)> = report.adapters.iter().map(|a| (a.name.as_str(), a.role.as_str())).collect();
+    assert_eq!(roles, [("legal", "expert"), ("stage1", "stage1")]);
+    assert_eq!(report.adapters[0].rank, 4);
+    // The published expert is the imported adapter, and the run's config names it.
+    let source = reranker.load_adapter(&incoming.join("legal")).unwrap();
+    let published = reranker.load_adapter(&run.join("experts/legal")).unwrap();
+    let flat = |a: &LoraAdapter| a.vars().iter().flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect::<Vec<f32>>();
+    assert_eq!(flat(&source), flat(&published));
+    let config = TrainConfig::load(&run.join("config.toml")).unwrap();
+    assert_eq!(config.data.domains, ["legal"]);
+    assert!(run.join("imported.json").is_file());
+
+    // An adapter for another shape is refused, naming its folder, and nothing of that import is published.
+    let mut other = reranker.config().clone();
+    other.num_layers += 1;
+    let misfit = LoraAdapter::new_random(config_for_misfit(), &other, reranker.device(), 3).unwrap();
+    let bad = scratch.path().join("bad");
+    r2r::model::save_adapter(&misfit, &bad.join("medical"), "elsewhere").unwrap();
+    let err = format!("{:#}", r2r::scaleout::import_adapters(&bad, &model, &run).unwrap_err());
+    assert!(err.contains("bad/medical") && err.contains("layer"), "{err}");
+    assert!(!run.join("experts/medical").exists());
+    // A single adapter folder given directly is explained.
+    let err = format!("{:#}", r2r::scaleout::import_adapters(&incoming.join("legal"), &model, &run).unwrap_err());
+    assert!(err.contains("single adapter"), "{err}");
+}
+
+fn config_for_misfit() -> r2r::model::LoraConfig {
+    r2r::model::LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec![r2r::model::Proj::Q], use_rslora: false }
+}

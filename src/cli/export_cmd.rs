@@ -1,6 +1,6 @@
 //! `r2r export training --engine flagembedding|swift --config FILE --out DIR`: each R2R stage's training
 //! data in a scale-out engine's format, its settings translated, and a multi-GPU launch script
-//! (docs/scale-out.md).
+//! (docs/scale-out.md); `r2r import adapters DIR --run RUN`: what those engines trained, back into a run.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,38 @@ pub struct TrainingArgs {
     /// Folder to write (data/*.jsonl, launch.sh, manifest.json).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportCommand {
+    /// PEFT adapters trained elsewhere (one folder per adapter: a domain name, stage1, direct or
+    /// single-<domain>) checked against the base model and published into a run directory.
+    Adapters(ImportAdaptersArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportAdaptersArgs {
+    /// Folder of adapter folders.
+    pub dir: PathBuf,
+    /// The run directory to import into (created when absent).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The base model the adapters were trained on (default: the default backbone).
+    #[arg(long, default_value = "auto")]
+    pub model: PathBuf,
+}
+
+pub fn run_import(command: ImportCommand) -> Result<()> {
+    match command {
+        ImportCommand::Adapters(args) => {
+            let report = crate::scaleout::import_adapters(&args.dir, &args.model, &args.run)?;
+            for a in &report.adapters {
+                println!("{:<10} {:<16} r{} α{} [{}]  sha256 {}…  → {}", a.role, a.name, a.rank, a.alpha, a.target_modules.join(","), &a.sha256[..12], a.target.display());
+            }
+            println!("base {}; recorded in {}", report.model.display(), report.run.join("imported.json").display());
+            Ok(())
+        }
+    }
 }
 
 pub fn run(command: ExportCommand) -> Result<()> {

@@ -103,6 +103,9 @@ pub enum Command {
     /// Export for the engines users scale out to (FlagEmbedding, ms-swift).
     #[command(subcommand)]
     Export(export_cmd::ExportCommand),
+    /// Import what the engines trained (PEFT adapters) into a run directory.
+    #[command(subcommand)]
+    Import(export_cmd::ImportCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -124,6 +127,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Backbone(cmd)) => backbone::run(cmd),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Export(cmd)) => export_cmd::run(cmd),
+        Some(Command::Import(cmd)) => export_cmd::run_import(cmd),
     }
 }
 
