@@ -104,3 +104,44 @@ fn adapters_trained_elsewhere_become_a_runs_adapters_and_misfits_are_refused() {
 fn config_for_misfit() -> r2r::model::LoraConfig {
     r2r::model::LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec![r2r::model::Proj::Q], use_rslora: false }
 }
+
+#[test]
+fn a_run_with_experts_and_a_router_becomes_a_serving_bundle() {
+    use r2r::model::{LoraAdapter, LoraConfig, Proj, Reranker};
+    use r2r::routing::{RouterKind, RouterTrainConfig, TrainedRouter};
+    let scratch = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(scratch.path());
+    let reranker = Reranker::load(&model, &Default::default()).unwrap();
+    let incoming = scratch.path().join("incoming");
+    let config = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, target_modules: vec![Proj::Q, Proj::K], use_rslora: false };
+    for (name, seed) in [("legal", 1), ("medical", 2)] {
+        let adapter = LoraAdapter::new_random(config.clone(), reranker.config(), reranker.device(), seed).unwrap();
+        r2r::model::save_adapter(&adapter, &incoming.join(name), "elsewhere").unwrap();
+    }
+    let run = scratch.path().join("run");
+    r2r::scaleout::import_adapters(&incoming, &model, &run).unwrap();
+    let out = scratch.path().join("serve");
+    // Without a router there is nothing to route with.
+    let err = format!("{:#}", r2r::scaleout::export_serving(&run, &out).unwrap_err());
+    assert!(err.contains("no trained router"), "{err}");
+
+    let hidden = reranker.config().hidden_size;
+    let labels = vec!["legal".to_string(), "medical".to_string()];
+    let x: Vec<Vec<f32>> = (0..8).map(|i| (0..hidden).map(|j| if (j % 2 == 0) == (i % 2 == 0) { 1.0 } else { -1.0 } + i as f32 * 0.01).collect()).collect();
+    let y: Vec<usize> = (0..8).map(|i| i % 2).collect();
+    let router = TrainedRouter::train(RouterKind::Linear, &labels, &x, &y, &RouterTrainConfig::default(), None).unwrap();
+    router.save(&run.join("router")).unwrap();
+    let manifest = r2r::scaleout::export_serving(&run, &out).unwrap();
+    assert_eq!(manifest.experts.keys().collect::<Vec<_>>(), ["legal", "medical"]);
+    assert_eq!(manifest.max_lora_rank, 8);
+    assert!(manifest.router.query_prompt.contains("{query}"), "{}", manifest.router.query_prompt);
+    // The bundle's experts load as the run's, the router reloads, and vllm.sh names every module.
+    for domain in ["legal", "medical"] {
+        reranker.load_adapter(&out.join("experts").join(domain)).unwrap();
+    }
+    TrainedRouter::load(&out.join("router")).unwrap();
+    let script = std::fs::read_to_string(out.join("vllm.sh")).unwrap();
+    assert!(script.contains("--enable-lora") && script.contains("legal=") && script.contains("medical="), "{script}");
+    let parsed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("serving.json")).unwrap()).unwrap();
+    assert_eq!(parsed["router"]["labels"], serde_json::json!(["legal", "medical"]));
+}

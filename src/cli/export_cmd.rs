@@ -14,6 +14,18 @@ pub enum ExportCommand {
     /// Stage 1 (entity-abstracted union), stage 2 per domain and the baselines as an engine's training
     /// data, with launch.sh and manifest.json.
     Training(TrainingArgs),
+    /// A multi-LoRA serving bundle of a trained run: experts as LoRA modules, the router with the prompt it
+    /// reads, the scoring prompt, serving.json (request flow) and vllm.sh.
+    Serving(ServingArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServingArgs {
+    /// A training run directory with experts and a router.
+    #[arg(long)]
+    pub run: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -83,6 +95,16 @@ pub fn run(command: ExportCommand) -> Result<()> {
                 println!("note: {caveat}");
             }
             println!("launch: BASE_MODEL=<HF model dir> NPROC_PER_NODE=<gpus> {}", export.out.join("launch.sh").display());
+            Ok(())
+        }
+        ExportCommand::Serving(args) => {
+            let manifest = crate::scaleout::export_serving(&args.run, &args.out)?;
+            println!("experts: {}", manifest.experts.keys().cloned().collect::<Vec<_>>().join(", "));
+            println!("router reads: {:?}", manifest.router.query_prompt);
+            if let Some(adapter) = &manifest.merge_first {
+                println!("note: merge the generalist adapter {} into the base before serving", adapter.display());
+            }
+            println!("wrote {} (serving.json, vllm.sh)", args.out.display());
             Ok(())
         }
     }

@@ -5,6 +5,8 @@
 
 pub mod export_training;
 pub mod import_adapters;
+pub mod serving;
 
 pub use export_training::{export_training, Engine, TrainingExport};
 pub use import_adapters::{import_adapters, ImportReport};
+pub use serving::{export_serving, ServingManifest};
