@@ -145,3 +145,82 @@ fn a_run_with_experts_and_a_router_becomes_a_serving_bundle() {
     let parsed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("serving.json")).unwrap()).unwrap();
     assert_eq!(parsed["router"]["labels"], serde_json::json!(["legal", "medical"]));
 }
+
+/// A run with two imported random experts and a linear router, for the serving tests.
+fn tiny_routed_run(scratch: &Path) -> std::path::PathBuf {
+    use r2r::model::{LoraAdapter, LoraConfig, Proj, Reranker};
+    use r2r::routing::{RouterKind, RouterTrainConfig, TrainedRouter};
+    let model = common::tiny_model(scratch);
+    let reranker = Reranker::load(&model, &Default::default()).unwrap();
+    let incoming = scratch.join("incoming");
+    let config = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, target_modules: vec![Proj::Q, Proj::V], use_rslora: false };
+    for (name, seed) in [("legal", 1), ("medical", 2)] {
+        let mut adapter = LoraAdapter::new_random(config.clone(), reranker.config(), reranker.device(), seed).unwrap();
+        // Non-zero B so that the experts score differently from the base.
+        for pair in adapter.layers.iter_mut().flat_map(|m| m.values_mut()) {
+            let shape = pair.b.shape().clone();
+            pair.b.set(&candle_core::Tensor::randn(0f32, 0.05, shape, reranker.device()).unwrap()).unwrap();
+        }
+        r2r::model::save_adapter(&adapter, &incoming.join(name), "elsewhere").unwrap();
+    }
+    let run = scratch.join("run");
+    r2r::scaleout::import_adapters(&incoming, &model, &run).unwrap();
+    let hidden = reranker.config().hidden_size;
+    let labels = vec!["legal".to_string(), "medical".to_string()];
+    let x: Vec<Vec<f32>> = (0..8).map(|i| (0..hidden).map(|j| if (j % 2 == 0) == (i % 2 == 0) { 1.0 } else { -1.0 }).collect()).collect();
+    let y: Vec<usize> = (0..8).map(|i| i % 2).collect();
+    TrainedRouter::train(RouterKind::Linear, &labels, &x, &y, &RouterTrainConfig::default(), None).unwrap().save(&run.join("router")).unwrap();
+    run
+}
+
+#[test]
+fn the_rerank_endpoint_routes_scores_and_refuses_bad_requests() {
+    use r2r::scaleout::serve::{answer, Limits, RoutedReranker};
+    let scratch = tempfile::tempdir().unwrap();
+    let run = tiny_routed_run(scratch.path());
+    let model = RoutedReranker::load(&run).unwrap();
+    let limits = Limits { max_body_bytes: 4096, max_documents: 3 };
+    let body = serde_json::json!({"query": "tenant notice period", "documents": ["the lease ends in May", "a tenant gives thirty days notice", "the weather"], "top_n": 2}).to_string();
+    let (status, value) = answer(&model, limits, "POST", "/rerank", body.as_bytes());
+    assert_eq!(status, 200, "{value}");
+    let results = value["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "top_n");
+    assert!(results[0]["relevance_score"].as_f64().unwrap() >= results[1]["relevance_score"].as_f64().unwrap());
+    let expert = value["expert"].as_str().unwrap();
+    assert!(["legal", "medical"].contains(&expert));
+    let p: f64 = value["routing"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-4, "routing probabilities sum to {p}");
+    // The same request gives the same answer (CPU determinism).
+    assert_eq!(answer(&model, limits, "POST", "/rerank", body.as_bytes()).1, value);
+    for (method, path, body, want, says) in [
+        ("POST", "/rerank", "{\"query\": \"x\"".to_string(), 400, "invalid request JSON"),
+        ("POST", "/rerank", "{\"documents\": []}".to_string(), 400, "query"),
+        ("POST", "/rerank", serde_json::json!({"query": "q", "documents": ["a", "b", "c", "d"]}).to_string(), 413, "at most 3"),
+        ("POST", "/rerank", "x".repeat(5000), 413, "over 4096 bytes"),
+        ("GET", "/rerank", String::new(), 405, "not allowed"),
+        ("GET", "/nothing", String::new(), 404, "no endpoint"),
+    ] {
+        let (status, value) = answer(&model, limits, method, path, body.as_bytes());
+        assert_eq!(status, want, "{method} {path}: {value}");
+        assert!(value["error"].as_str().unwrap().contains(says), "{value}");
+    }
+    assert_eq!(answer(&model, limits, "GET", "/health", b"").0, 200);
+}
+
+#[test]
+fn the_service_answers_concurrent_requests_over_http() {
+    use r2r::scaleout::serve::{load_test, serve, Limits, RoutedReranker};
+    let scratch = tempfile::tempdir().unwrap();
+    let run = tiny_routed_run(scratch.path());
+    let model = RoutedReranker::load(&run).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || serve(model, "127.0.0.1:0", 2, Limits::default(), |bound| tx.send(bound).unwrap()));
+    let bound = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    let body = serde_json::json!({"query": "tenant notice period", "documents": ["a", "b", "c"]}).to_string();
+    let report = load_test(bound, &body, 12, 3, 60.0).unwrap();
+    assert_eq!((report.requests, report.errors), (12, 0), "{report:?}");
+    assert!(report.p50_ms > 0.0 && report.p99_ms >= report.p50_ms);
+    // Bad JSON over the wire is a 4xx, counted as an error by the load test.
+    let bad = load_test(bound, "{not json", 2, 1, 60.0).unwrap();
+    assert_eq!(bad.errors, 2);
+}

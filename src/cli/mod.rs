@@ -18,6 +18,7 @@ pub mod model;
 pub mod route;
 pub mod sample_data;
 pub mod score;
+pub mod serve;
 pub mod train;
 
 #[derive(Debug, Parser)]
@@ -106,6 +107,8 @@ pub enum Command {
     /// Import what the engines trained (PEFT adapters) into a run directory.
     #[command(subcommand)]
     Import(export_cmd::ImportCommand),
+    /// The routed reranker of a run as a local HTTP rerank service (POST /rerank), or a load test of it.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -128,6 +131,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Export(cmd)) => export_cmd::run(cmd),
         Some(Command::Import(cmd)) => export_cmd::run_import(cmd),
+        Some(Command::Serve(args)) => serve::run(args),
     }
 }
 

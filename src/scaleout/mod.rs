@@ -5,6 +5,7 @@
 
 pub mod export_training;
 pub mod import_adapters;
+pub mod serve;
 pub mod serving;
 
 pub use export_training::{export_training, Engine, TrainingExport};
