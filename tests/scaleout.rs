@@ -83,6 +83,10 @@ fn adapters_trained_elsewhere_become_a_runs_adapters_and_misfits_are_refused() {
     let published = reranker.load_adapter(&run.join("experts/legal")).unwrap();
     let flat = |a: &LoraAdapter| a.vars().iter().flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect::<Vec<f32>>();
     assert_eq!(flat(&source), flat(&published));
+    // Round trip: the imported expert scores exactly as the adapter it came from.
+    let requests = vec![r2r::model::ScoreRequest { instruction: None, query: "notice period".into(), document: "thirty days notice".into() }];
+    let score = |a: &LoraAdapter| reranker.score(&requests, Some(a), &Default::default()).unwrap()[0].score;
+    assert_eq!(score(&source), score(&published));
     let config = TrainConfig::load(&run.join("config.toml")).unwrap();
     assert_eq!(config.data.domains, ["legal"]);
     assert!(run.join("imported.json").is_file());
@@ -197,6 +201,7 @@ fn the_rerank_endpoint_routes_scores_and_refuses_bad_requests() {
         ("POST", "/rerank", "{\"documents\": []}".to_string(), 400, "query"),
         ("POST", "/rerank", serde_json::json!({"query": "q", "documents": ["a", "b", "c", "d"]}).to_string(), 413, "at most 3"),
         ("POST", "/rerank", "x".repeat(5000), 413, "over 4096 bytes"),
+        ("POST", "/rerank", serde_json::json!({"query": "q", "documents": []}).to_string(), 400, "documents is empty"),
         ("GET", "/rerank", String::new(), 405, "not allowed"),
         ("GET", "/nothing", String::new(), 404, "no endpoint"),
     ] {
@@ -205,6 +210,12 @@ fn the_rerank_endpoint_routes_scores_and_refuses_bad_requests() {
         assert!(value["error"].as_str().unwrap().contains(says), "{value}");
     }
     assert_eq!(answer(&model, limits, "GET", "/health", b"").0, 200);
+    // A 10 MB body under the default limits is refused before it is parsed.
+    let huge = format!("{{\"query\": \"q\", \"documents\": [\"{}\"]}}", "x".repeat(10 << 20));
+    assert_eq!(answer(&model, Limits::default(), "POST", "/rerank", huge.as_bytes()).0, 413);
+    // An unknown run is an error naming it.
+    let err = format!("{:#}", RoutedReranker::load(&scratch.path().join("no-such-run")).err().expect("an error"));
+    assert!(err.contains("no-such-run"), "{err}");
 }
 
 #[test]

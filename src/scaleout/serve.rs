@@ -114,6 +114,9 @@ pub fn answer(model: &RoutedReranker, limits: Limits, method: &str, path: &str, 
             if request.query.trim().is_empty() {
                 return error(400, "query is empty");
             }
+            if request.documents.is_empty() {
+                return error(400, "documents is empty: send at least one document to rerank");
+            }
             if request.documents.len() > limits.max_documents {
                 return error(413, format!("{} documents; at most {} per request", request.documents.len(), limits.max_documents));
             }
