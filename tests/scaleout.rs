@@ -111,30 +111,17 @@ fn config_for_misfit() -> r2r::model::LoraConfig {
 
 #[test]
 fn a_run_with_experts_and_a_router_becomes_a_serving_bundle() {
-    use r2r::model::{LoraAdapter, LoraConfig, Proj, Reranker};
-    use r2r::routing::{RouterKind, RouterTrainConfig, TrainedRouter};
+    use r2r::model::Reranker;
+    use r2r::routing::TrainedRouter;
     let scratch = tempfile::tempdir().unwrap();
-    let model = common::tiny_model(scratch.path());
-    let reranker = Reranker::load(&model, &Default::default()).unwrap();
-    let incoming = scratch.path().join("incoming");
-    let config = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, target_modules: vec![Proj::Q, Proj::K], use_rslora: false };
-    for (name, seed) in [("legal", 1), ("medical", 2)] {
-        let adapter = LoraAdapter::new_random(config.clone(), reranker.config(), reranker.device(), seed).unwrap();
-        r2r::model::save_adapter(&adapter, &incoming.join(name), "elsewhere").unwrap();
-    }
-    let run = scratch.path().join("run");
-    r2r::scaleout::import_adapters(&incoming, &model, &run).unwrap();
+    let run = tiny_run_with_experts(scratch.path());
+    let reranker = Reranker::load(&common::tiny_model(scratch.path()), &Default::default()).unwrap();
     let out = scratch.path().join("serve");
     // Without a router there is nothing to route with.
     let err = format!("{:#}", r2r::scaleout::export_serving(&run, &out).unwrap_err());
     assert!(err.contains("no trained router"), "{err}");
 
-    let hidden = reranker.config().hidden_size;
-    let labels = vec!["legal".to_string(), "medical".to_string()];
-    let x: Vec<Vec<f32>> = (0..8).map(|i| (0..hidden).map(|j| if (j % 2 == 0) == (i % 2 == 0) { 1.0 } else { -1.0 } + i as f32 * 0.01).collect()).collect();
-    let y: Vec<usize> = (0..8).map(|i| i % 2).collect();
-    let router = TrainedRouter::train(RouterKind::Linear, &labels, &x, &y, &RouterTrainConfig::default(), None).unwrap();
-    router.save(&run.join("router")).unwrap();
+    save_tiny_router(&run, reranker.config().hidden_size);
     let manifest = r2r::scaleout::export_serving(&run, &out).unwrap();
     assert_eq!(manifest.experts.keys().collect::<Vec<_>>(), ["legal", "medical"]);
     assert_eq!(manifest.max_lora_rank, 8);
@@ -150,17 +137,15 @@ fn a_run_with_experts_and_a_router_becomes_a_serving_bundle() {
     assert_eq!(parsed["router"]["labels"], serde_json::json!(["legal", "medical"]));
 }
 
-/// A run with two imported random experts and a linear router, for the serving tests.
-fn tiny_routed_run(scratch: &Path) -> std::path::PathBuf {
+/// A run with two imported random experts (non-zero B, so they score differently from the base).
+fn tiny_run_with_experts(scratch: &Path) -> std::path::PathBuf {
     use r2r::model::{LoraAdapter, LoraConfig, Proj, Reranker};
-    use r2r::routing::{RouterKind, RouterTrainConfig, TrainedRouter};
     let model = common::tiny_model(scratch);
     let reranker = Reranker::load(&model, &Default::default()).unwrap();
     let incoming = scratch.join("incoming");
     let config = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, target_modules: vec![Proj::Q, Proj::V], use_rslora: false };
     for (name, seed) in [("legal", 1), ("medical", 2)] {
         let mut adapter = LoraAdapter::new_random(config.clone(), reranker.config(), reranker.device(), seed).unwrap();
-        // Non-zero B so that the experts score differently from the base.
         for pair in adapter.layers.iter_mut().flat_map(|m| m.values_mut()) {
             let shape = pair.b.shape().clone();
             pair.b.set(&candle_core::Tensor::randn(0f32, 0.05, shape, reranker.device()).unwrap()).unwrap();
@@ -169,11 +154,23 @@ fn tiny_routed_run(scratch: &Path) -> std::path::PathBuf {
     }
     let run = scratch.join("run");
     r2r::scaleout::import_adapters(&incoming, &model, &run).unwrap();
-    let hidden = reranker.config().hidden_size;
+    run
+}
+
+/// A linear router over {legal, medical} on separable `hidden`-dimensional features, saved in `run/router`.
+fn save_tiny_router(run: &Path, hidden: usize) {
+    use r2r::routing::{RouterKind, RouterTrainConfig, TrainedRouter};
     let labels = vec!["legal".to_string(), "medical".to_string()];
     let x: Vec<Vec<f32>> = (0..8).map(|i| (0..hidden).map(|j| if (j % 2 == 0) == (i % 2 == 0) { 1.0 } else { -1.0 }).collect()).collect();
     let y: Vec<usize> = (0..8).map(|i| i % 2).collect();
     TrainedRouter::train(RouterKind::Linear, &labels, &x, &y, &RouterTrainConfig::default(), None).unwrap().save(&run.join("router")).unwrap();
+}
+
+/// A run with two experts and a router, for the serving tests.
+fn tiny_routed_run(scratch: &Path) -> std::path::PathBuf {
+    let run = tiny_run_with_experts(scratch);
+    let hidden = r2r::model::Reranker::load(&common::tiny_model(scratch), &Default::default()).unwrap().config().hidden_size;
+    save_tiny_router(&run, hidden);
     run
 }
 
