@@ -8,7 +8,7 @@
 
 use super::corpus::Corpus;
 use crate::model::checkpoint::{BackboneBundle, BACKBONE_FILE};
-use crate::model::{LoadOptions, Reranker};
+use crate::model::Reranker;
 use crate::train::checkpoint::RunDir;
 use crate::train::config::{SelectMetric, TrainConfig};
 use crate::train::expert::{JobSpec, JobSummary, Trainer};
@@ -133,8 +133,8 @@ pub fn cut_words(text: &str, words: usize) -> String {
 pub fn finetune(corpus: &Corpus, config: &FinetuneConfig, base: &Path, base_name: &str, out: &Path, work: &Path, ctx: &JobContext) -> Result<FinetuneReport> {
     config.validate()?;
     let train_config = config.train_config(base, work);
-    let mut reranker = Reranker::load(base, &LoadOptions::default()).with_context(|| format!("cannot load the base model {}", base.display()))?;
-    reranker.prompt.template.max_length = config.max_length;
+    let reranker = Reranker::load_with_max_length(base, candle_core::Device::Cpu, candle_core::DType::F32, Some(config.max_length))
+        .with_context(|| format!("cannot load the base model {}", base.display()))?;
     // One epoch over a seeded sample of steps × batch_groups groups with at least `negatives` negatives.
     let mut pool: Vec<usize> = (0..corpus.train.len()).filter(|&i| corpus.train[i].candidates.iter().filter(|c| c.relevance == 0).count() >= config.negatives).collect();
     pool.shuffle(&mut crate::util::seeded_rng(config.seed, 17));

@@ -55,9 +55,12 @@ pub struct RerankResponse {
 
 /// The routed reranker of a run: backbone, LSR, one expert per router label.
 pub struct RoutedReranker {
-    reranker: Reranker,
-    router: TrainedRouter,
-    experts: Vec<LoraAdapter>,
+    /// The backbone the run names (resolved).
+    pub(crate) base: std::path::PathBuf,
+    pub(crate) reranker: Reranker,
+    pub(crate) router: TrainedRouter,
+    /// One per router label, in the router's order.
+    pub(crate) experts: Vec<LoraAdapter>,
 }
 
 impl RoutedReranker {
@@ -66,14 +69,17 @@ impl RoutedReranker {
         let config = TrainConfig::load(&run.config_path()).with_context(|| format!("{} is not a training run (no readable config.toml)", run_root.display()))?;
         let base = crate::model::default_backbone::resolve(&config.model.path);
         let reranker = Reranker::load(&base, &LoadOptions::default()).with_context(|| format!("loading the run's backbone {}", base.display()))?;
-        let router = TrainedRouter::load(&run.router_dir()).with_context(|| format!("{}: no trained router", run_root.display()))?;
+        let router = TrainedRouter::load(&run.router_dir()).with_context(|| format!("{}: no trained router (run `r2r train --only router`)", run_root.display()))?;
+        if router.meta.input_dim != reranker.config().hidden_size {
+            bail!("the router reads {}-dimensional states, the backbone {} has {}", router.meta.input_dim, base.display(), reranker.config().hidden_size);
+        }
         let experts = router
             .meta
             .labels
             .iter()
             .map(|label| load_published_adapter(&run.expert_dir(label), reranker.config(), reranker.device()).with_context(|| format!("the router's label `{label}` has no expert")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(RoutedReranker { reranker, router, experts })
+        Ok(RoutedReranker { base, reranker, router, experts })
     }
 
     /// Routes the query, then scores every document with the chosen expert; results best first.

@@ -7,13 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{LoadOptions, Reranker};
-use crate::routing::TrainedRouter;
-use crate::train::checkpoint::{load_published_adapter, RunDir};
-use crate::train::TrainConfig;
+use crate::train::checkpoint::RunDir;
 
 /// `serving.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,27 +56,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 /// Writes the serving bundle of the trained run `run_root` into `out`.
 pub fn export_serving(run_root: &Path, out: &Path) -> Result<ServingManifest> {
     let run = RunDir::new(run_root);
-    let config = TrainConfig::load(&run.config_path()).with_context(|| format!("{} is not a training run (no readable config.toml)", run_root.display()))?;
-    let base = crate::model::default_backbone::resolve(&config.model.path);
-    let reranker = Reranker::load(&base, &LoadOptions::default()).with_context(|| format!("loading the run's backbone {}", base.display()))?;
-    let router = TrainedRouter::load(&run.router_dir()).with_context(|| format!("{}: no trained router (run `r2r train --only router`)", run_root.display()))?;
-    if router.meta.input_dim != reranker.config().hidden_size {
-        bail!("the router reads {}-dimensional states, the backbone {} has {}", router.meta.input_dim, base.display(), reranker.config().hidden_size);
-    }
+    let model = super::serve::RoutedReranker::load(run_root)?;
+    let (base, reranker, router) = (&model.base, &model.reranker, &model.router);
     let mut experts = BTreeMap::new();
-    let mut max_rank = 0;
     for label in &router.meta.labels {
-        let dir = run.expert_dir(label);
-        let adapter = load_published_adapter(&dir, reranker.config(), reranker.device()).with_context(|| format!("the router's label `{label}` has no expert"))?;
-        max_rank = max_rank.max(adapter.config.r);
         let relative = PathBuf::from("experts").join(crate::train::checkpoint::safe_name(label));
-        copy_dir(&dir, &out.join(&relative))?;
+        copy_dir(&run.expert_dir(label), &out.join(&relative))?;
         experts.insert(label.clone(), relative);
     }
+    let max_rank = model.experts.iter().map(|a| a.config.r).max().unwrap_or(0);
     copy_dir(&run.router_dir(), &out.join("router"))?;
     let template = reranker.prompt.template.clone();
     let query_prompt = format!("{}{}", template.prefix, template.body.split("{doc}").next().unwrap_or_default().trim_end());
-    let files = crate::model::checkpoint::locate(&base)?;
+    let files = crate::model::checkpoint::locate(base)?;
     let manifest = ServingManifest {
         format_version: 1,
         base: base.clone(),
