@@ -899,7 +899,7 @@ fn router_panel_opens_an_experiment_its_misroutes_and_their_expert_comparison() 
     let options = StartOptions { data: Some(sample), panel: Some(PanelKind::Router), export_dir: Some(exports.path().to_path_buf()), ..Default::default() };
     let mut harness = harness(options);
     step_until(&mut harness, "the sample data", |h| h.state().workspace().dataset.is_some());
-    // The experiment's training/ directory opens the experiment (it holds no router of its own).
+    // The experiment's training/ directory opens the experiment (its router/ is the LSR alone).
     let field = harness.get_by_role_and_label(Role::TextInput, "Run directory");
     field.click();
     field.type_text(&out.join("training").display().to_string());
@@ -972,4 +972,56 @@ fn router_panel_opens_an_experiment_its_misroutes_and_their_expert_comparison() 
     assert!(has_label(&harness, &format!("Chosen expert: {}", first.chosen)));
     assert!(has_label(&harness, &format!("Correct expert: {}", first.domain)));
     assert!(has_label_containing(&harness, "Misrouted: the router chose"));
+}
+
+/// A first launch (no remembered experiment) opens the shipped demo run — the Gemma demo when Gemma
+/// is installed, else the bundled-backbone one — in Router and Rankings, with no training.
+#[test]
+fn a_first_launch_shows_the_shipped_demo_in_router_and_rankings() {
+    let demo = r2r::workbench::demo::shipped_demo().expect("a shipped demo for this backbone (assets/demo/tiny always ships)");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(demo.join("results.json")).unwrap()).unwrap();
+    let options = StartOptions { open_bundled_data: true, open_demo: true, panel: Some(PanelKind::Router), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the demo's routers", |h| matches!(&h.state().workspace().routing_experiment, Some((_, RunState::Ready(_) | RunState::Failed(_)))));
+    harness.run_steps(3);
+    let Some((dir, RunState::Ready(routing))) = &harness.state().workspace().routing_experiment else { panic!("the demo did not open in Router") };
+    assert_eq!(dir, &demo);
+    assert_eq!(routing.training_dir, demo.join("training"));
+    // The LSR's confusion matrix, as results.json has it.
+    let stored = &results["routing"]["lsr"];
+    let labels: Vec<String> = serde_json::from_value(stored["labels"].clone()).unwrap();
+    let confusion: Vec<Vec<usize>> = serde_json::from_value(stored["confusion"].clone()).unwrap();
+    let report = r2r::routing::RoutingReport::from_confusion(&labels, confusion.clone());
+    assert!(has_label(&harness, &format!("Accuracy {:.3}", report.accuracy)), "LSR accuracy shown");
+    for (t, row) in confusion.iter().enumerate() {
+        for (p, count) in row.iter().enumerate() {
+            assert!(has_label(&harness, &format!("{} → {}: {count}", labels[t], labels[p])));
+        }
+    }
+    // The demo's LSR is a router the panel can route with, and its experts load (f16 weights).
+    let router = r2r::routing::TrainedRouter::load(&demo.join("training").join("router")).unwrap();
+    assert_eq!(router.labels(), labels.as_slice());
+
+    // Rankings: generalist (the reference) against R2R and BM25, per domain, with significance marks.
+    harness.get_by_role_and_label(Role::Button, "Rankings").click();
+    step_until(&mut harness, "the demo's systems", |h| h.state().workspace().experiment_runs().is_some());
+    harness.run_steps(4);
+    let chosen: Vec<String> = harness.state().settings().rankings.systems.iter().map(|s| s.name().to_string()).collect();
+    assert_eq!(chosen, ["generalist", "r2r_lsr", "BM25"]);
+    for domain in &labels {
+        for system in ["generalist", "r2r_lsr"] {
+            let mean = results["systems"][system]["test"][domain]["ndcg@10"].as_f64().unwrap();
+            assert!(has_label(&harness, &format!("{mean:.3}")), "{system}/{domain} NDCG@10 {mean:.3} shown");
+        }
+    }
+    let marks = ["**", "*", "n.s."].iter().map(|m| harness.query_all_by_label(m).count()).sum::<usize>();
+    assert!(marks >= labels.len(), "a significance mark per domain for r2r_lsr against generalist ({marks})");
+
+    // Training: the demo's curves, one loss line per job, read from its summary.json.
+    harness.get_by_role_and_label(Role::Button, "Training").click();
+    harness.run_steps(3);
+    let curves = r2r::workbench::run_curves::RunCurves::load(&demo).unwrap();
+    assert!(curves.jobs.len() >= 1 + labels.len(), "stage 1 and an expert per domain: {:?}", curves.jobs.iter().map(|j| &j.job).collect::<Vec<_>>());
+    assert!(curves.jobs.iter().all(|j| !j.losses.is_empty() && j.losses.iter().all(|l| l.is_finite())), "every job has its per-step losses");
+    assert!(has_label_containing(&harness, &format!("{} jobs on", curves.jobs.len())));
 }

@@ -10,6 +10,7 @@ pub mod bench_abstract;
 pub mod bench_train;
 pub mod bm25;
 pub mod data;
+pub mod demo;
 pub mod eval;
 pub mod export_cmd;
 pub mod progress;
@@ -109,6 +110,9 @@ pub enum Command {
     Import(export_cmd::ImportCommand),
     /// The routed reranker of a run as a local HTTP rerank service (POST /rerank), or a load test of it.
     Serve(serve::ServeArgs),
+    /// The shipped demo run: pack an experiment into it, or show which one the app opens.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -132,6 +136,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Export(cmd)) => export_cmd::run(cmd),
         Some(Command::Import(cmd)) => export_cmd::run_import(cmd),
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Demo(cmd)) => demo::run(cmd),
     }
 }
 

@@ -46,6 +46,11 @@ pub struct ExperimentOptions {
     /// Unseen-domain study: this domain is held out of expert and router training (retrained on the
     /// other target domains when it is one of them); empty = off.
     pub unseen_domain: String,
+    /// Score every evaluated query under every expert and every single-domain adapter (true), as
+    /// `r2r_soft` and the router sweep need; false scores only the adapters a system picks (the
+    /// query's true and routed experts and single-domain adapters: about half the scoring on a
+    /// large backbone), and `r2r_soft` and the sweep's random/static routers are left out.
+    pub score_all_adapters: bool,
 }
 
 impl Default for ExperimentOptions {
@@ -61,6 +66,7 @@ impl Default for ExperimentOptions {
             many_domains: Vec::new(),
             coverage_drop: Vec::new(),
             unseen_domain: String::new(),
+            score_all_adapters: true,
         }
     }
 }

@@ -249,7 +249,11 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     }
     ctx.log(format!("experiment: router features of {} training queries", train_groups.len()));
     let x_train = query_features(&reranker, &train_groups, Some(ctx))?;
-    let lsr = Router::Trained(TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, None)?);
+    let lsr_trained = TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, None)?;
+    // The LSR is also published where `r2r train` puts its router (OUT/training/router), so the
+    // Router panel, `r2r route`, `r2r serve` and `r2r export serving` open the experiment's run.
+    crate::train::checkpoint::publish_dir(&run.router_dir(), |staging| lsr_trained.save(staging)).context("saving the LSR")?;
+    let lsr = Router::Trained(lsr_trained);
     let mlp = Router::Trained(TrainedRouter::train(RouterKind::Mlp { hidden: tc.router.mlp_hidden }, &labels, &x_train, &y_train, &tc.router.train, None)?);
     let mut sweep = vec![("lsr".to_string(), lsr.clone()), ("mlp".to_string(), mlp.clone())];
     sweep.push(("random".into(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }));
@@ -289,7 +293,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         let p_mlp = mlp.probabilities(&x, &ids, truth.as_deref())?;
         lsr_picks.push(p_lsr.iter().map(|p| argmax(p)).collect());
         let sweep_picks: Vec<(String, Vec<usize>)> = match &truth {
-            Some(t) => sweep.iter().map(|(name, r)| Ok((name.clone(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
+            // Without every adapter scored, only the routers whose picks are always scored.
+            Some(t) => sweep.iter().filter(|(name, _)| config.experiment.score_all_adapters || ["lsr", "mlp", "oracle"].contains(&name.as_str())).map(|(name, r)| Ok((name.clone(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
             None => Vec::new(),
         };
         if let Some(t) = &truth {
@@ -316,20 +321,30 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
             ctx.check_cancelled()?;
             let margins = |a: Option<&LoraAdapter>| group_margins(&reranker, a, enc);
-            let expert_scores: Vec<Vec<f32>> = experts.iter().map(|a| margins(Some(a))).collect::<Result<_>>()?;
-            let single_scores: Vec<Vec<f32>> = singles.iter().map(|a| margins(Some(a))).collect::<Result<_>>()?;
             let (lsr_pick, mlp_pick) = (argmax(&p_lsr[q]), argmax(&p_mlp[q]));
-            let expert_probs: Vec<Vec<f32>> = expert_scores.iter().map(|s| s.iter().map(|&m| yes_probability(m, 0.0)).collect()).collect();
+            // The adapters this query needs: all of them, or only those a system picks.
+            let all = config.experiment.score_all_adapters;
+            let single_pick = set.truth.unwrap_or(lsr_pick);
+            let wanted_experts: Vec<bool> = (0..experts.len()).map(|k| all || k == lsr_pick || k == mlp_pick || set.truth == Some(k)).collect();
+            let wanted_singles: Vec<bool> = (0..singles.len()).map(|k| all || k == lsr_pick || k == single_pick).collect();
+            let score_wanted = |adapters: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Vec<f32>>> {
+                adapters.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)) } else { Ok(Vec::new()) }).collect()
+            };
+            let expert_scores = score_wanted(&experts, &wanted_experts)?;
+            let single_scores = score_wanted(&singles, &wanted_singles)?;
             let mut systems: Vec<(&str, Vec<f32>)> = vec![
                 ("bm25", group.candidates.iter().map(|c| bm25.score_text(&group.query, &c.text)).collect()),
                 ("generalist", margins(None)?),
                 ("direct", margins(Some(&direct))?),
-                ("single_domain", single_scores[set.truth.unwrap_or(lsr_pick)].clone()),
+                ("single_domain", single_scores[single_pick].clone()),
                 ("r2r_no_eag", single_scores[lsr_pick].clone()),
                 ("r2r_lsr", expert_scores[lsr_pick].clone()),
                 ("r2r_mlp", expert_scores[mlp_pick].clone()),
-                ("r2r_soft", routed_scores(&p_lsr[q], &expert_probs, RoutingMode::Soft)?),
             ];
+            if all {
+                let expert_probs: Vec<Vec<f32>> = expert_scores.iter().map(|s| s.iter().map(|&m| yes_probability(m, 0.0)).collect()).collect();
+                systems.push(("r2r_soft", routed_scores(&p_lsr[q], &expert_probs, RoutingMode::Soft)?));
+            }
             for (name, picks) in &sweep_picks {
                 let v = group_metric(KEY_METRIC, &expert_scores[picks[q]], &enc.relevance);
                 sweep_values.entry(name.clone()).or_default().entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(v);

@@ -23,6 +23,9 @@ pub struct StartOptions {
     pub data: Option<PathBuf>,
     /// With no `data`: open the bundled sample data when it exists.
     pub open_bundled_data: bool,
+    /// Open an experiment in Rankings and Router at start: the one opened last, else the shipped
+    /// demo run (`crate::workbench::demo`), so a first launch shows R2R without training.
+    pub open_demo: bool,
     /// Panel to show first (overrides the remembered one).
     pub panel: Option<PanelKind>,
     /// Restore settings from eframe storage and save them at exit.
@@ -130,6 +133,23 @@ impl WorkbenchApp {
             panels.training = panels::training::TrainingPanel::with_config(config);
         }
         let mut requests = Vec::new();
+        let demo = if options.open_demo && options.experiment.is_none() && options.router_path.is_none() {
+            match settings.rankings.experiment_dir.clone().filter(|dir| dir.join("results.json").is_file()) {
+                Some(last) => Some(last),
+                None => crate::workbench::demo::shipped_demo().inspect(|_| {
+                    // The paper's comparison, the generalist as the reference of the significance marks.
+                    settings.rankings.systems =
+                        vec![SystemKind::Experiment("generalist".into()), SystemKind::Experiment("r2r_lsr".into()), SystemKind::Bm25];
+                }),
+            }
+        } else {
+            None
+        };
+        if let Some(dir) = &demo {
+            panels.training.open_run(dir);
+            panels.router = panels::router::RouterPanel::with_path(dir.clone());
+            requests.push(AppRequest::OpenRouting(dir.clone()));
+        }
         if let Some(path) = options.router_path {
             panels.router = panels::router::RouterPanel::with_path(path.clone());
             if options.route_at_start {
@@ -158,7 +178,7 @@ impl WorkbenchApp {
             screenshot: options.screenshot.map(|(path, outcome)| ScreenshotTask::new(path, outcome)),
             frame_stats: options.frame_stats,
             quit_at: options.quit_after.map(|d| Instant::now() + d),
-            pending_experiment: options.experiment,
+            pending_experiment: options.experiment.or(demo),
             cache_dir: options.cache_dir,
             default_backbone: crate::model::default_backbone::default_backbone(),
         };

@@ -82,6 +82,7 @@ pub fn run(args: Launch) -> anyhow::Result<()> {
     let start = StartOptions {
         data: args.data.clone(),
         open_bundled_data: true,
+        open_demo: args.data.is_none() && args.experiment.is_none() && args.run.is_none(),
         panel,
         persist: screenshot.is_none(),
         screenshot,

@@ -57,6 +57,10 @@ pub struct JobSummary {
     pub seconds: f64,
     /// Step this session started from (0 = fresh).
     pub resumed_from: usize,
+    /// The loss of every step (the Training panel's curves of a finished run; empty in runs
+    /// written before this field existed).
+    #[serde(default)]
+    pub losses: Vec<f64>,
 }
 
 /// A deep copy of an adapter (fresh `Var`s; `Var::clone` would share storage).
@@ -302,6 +306,7 @@ impl Trainer<'_> {
             kept,
             seconds: progress.seconds,
             resumed_from,
+            losses: progress.losses.clone(),
         };
         Ok((result, summary))
     }

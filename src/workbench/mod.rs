@@ -4,6 +4,8 @@
 //! No egui here: the GUI (`crate::gui`) and the tests call these as plain functions on job threads.
 
 pub mod dataset;
+pub mod demo;
 pub mod experiment_runs;
 pub mod routing_run;
+pub mod run_curves;
 pub mod systems;

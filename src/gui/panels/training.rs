@@ -41,6 +41,9 @@ pub struct TrainingPanel {
     dialog: Option<poll_promise::Promise<Option<PathBuf>>>,
     /// The built-in path picker (when no native dialog is available): the folder it shows.
     picker: Option<PathBuf>,
+    /// The finished run whose curves are shown (path field, and what was read or why not).
+    finished_path: String,
+    finished: Option<Result<crate::workbench::run_curves::RunCurves, String>>,
 }
 
 impl Default for TrainingPanel {
@@ -96,6 +99,49 @@ impl TrainingPanel {
             file_note: None,
             dialog: None,
             picker: None,
+            finished_path: String::new(),
+            finished: None,
+        }
+    }
+
+    /// Shows the curves of the finished run (or experiment) at `path`.
+    pub fn open_run(&mut self, path: &Path) {
+        self.finished_path = path.display().to_string();
+        self.finished = Some(crate::workbench::run_curves::RunCurves::load(path).map_err(|e| format!("{e:#}")));
+    }
+
+    /// The curves of a finished run: a path field, Open, and one loss line per job.
+    fn finished_run(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Finished run:").on_hover_text("A run directory of r2r train, or an experiment directory (its training/): the loss of every job per step");
+            let field = ui.add(egui::TextEdit::singleline(&mut self.finished_path).hint_text("DIR").desired_width(360.0)).labelled_by(label.id);
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Open curves").clicked() || enter) && !self.finished_path.trim().is_empty() {
+                let path = PathBuf::from(self.finished_path.trim());
+                self.open_run(&path);
+            }
+        });
+        match &self.finished {
+            None => {}
+            Some(Err(err)) => {
+                ui.colored_label(ui.visuals().error_fg_color, err);
+            }
+            Some(Ok(run)) => {
+                ui.label(RichText::new(format!("{} jobs on {}; dev NDCG@10 at the end of each job:", run.jobs.len(), run.backbone)).weak());
+                ui.horizontal_wrapped(|ui| {
+                    for job in &run.jobs {
+                        let dev = job.dev.last().map_or("—".to_string(), |d| format!("{:.3}", d.ndcg_at_10));
+                        ui.label(RichText::new(format!("{} {dev} ({} steps, {:.0} s)", job.job, job.losses.len(), job.seconds)).monospace());
+                    }
+                });
+                let height = (ui.available_height() * 0.8).clamp(160.0, 360.0);
+                Plot::new("finished_run_loss_plot").height(height).legend(Legend::default()).x_axis_label("step").y_axis_label("loss").show(ui, |plot| {
+                    for job in &run.jobs {
+                        let points: Vec<[f64; 2]> = job.losses.iter().enumerate().map(|(i, l)| [(i + 1) as f64, *l]).collect();
+                        plot.line(Line::new(job.job.clone(), PlotPoints::from(points)));
+                    }
+                });
+            }
         }
     }
 
@@ -252,7 +298,8 @@ impl TrainingPanel {
     fn current_job(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
         let Some(job) = self.job.and_then(|id| cx.jobs.get(id)) else {
             ui.heading("No training job yet");
-            ui.label(RichText::new("Fill in the config on the left (or load the tiny demo) and press Start training.").weak());
+            ui.label(RichText::new("Fill in the config on the left (or load the tiny demo) and press Start training, or open a finished run's curves.").weak());
+            self.finished_run(ui);
             return;
         };
         let mut cancel = false;
