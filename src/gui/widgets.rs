@@ -424,3 +424,68 @@ pub fn ranking_tsv(group: &QueryGroup, ranking: &Ranking) -> String {
     }
     out
 }
+
+/// "Save PNG" of a plot or chart: asks the integration for a screenshot of the window and writes
+/// the shown rectangle of it as a new PNG file; the result (or why not) arrives on a later frame
+/// through [`PngExport::take_note`].
+#[derive(Default)]
+pub struct PngExport {
+    note: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl PngExport {
+    /// A button that saves `rect` (of the current frame) into `dir` as `<stem>-N.png`.
+    pub fn button(&self, ui: &mut egui::Ui, label: &str, dir: &std::path::Path, stem: &str, rect: egui::Rect) {
+        if !ui.button(label).on_hover_text(format!("Write this chart as a PNG file into {}", dir.display())).clicked() {
+            return;
+        }
+        let (note, dir, stem, repaint) = (self.note.clone(), dir.to_path_buf(), stem.to_string(), ui.ctx().clone());
+        let pixels_per_point = ui.ctx().pixels_per_point();
+        ui.ctx().request_screenshot(move |image| {
+            let result = crop_to_png(&image, rect, pixels_per_point).and_then(|png| crate::export::write_new_file(&dir, &stem, "png", &png));
+            *note.lock().unwrap_or_else(|e| e.into_inner()) = Some(match result {
+                Ok(path) => format!("Saved {}", path.display()),
+                Err(err) => format!("Could not save the PNG: {err:#}"),
+            });
+            repaint.request_repaint();
+        });
+    }
+
+    /// Where the last PNG went (or why it could not), once.
+    pub fn take_note(&self) -> Option<String> {
+        self.note.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The part of a window screenshot under `rect` (points), clamped to the image, as PNG bytes.
+pub fn crop_to_png(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point: f32) -> anyhow::Result<Vec<u8>> {
+    let [width, height] = image.size;
+    let clamp = |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
+    let (x0, x1) = (clamp(rect.min.x, width), clamp(rect.max.x, width));
+    let (y0, y1) = (clamp(rect.min.y, height), clamp(rect.max.y, height));
+    anyhow::ensure!(x1 > x0 && y1 > y0, "the chart is not on screen (rectangle {rect:?} outside the {width}×{height} window)");
+    let region = image.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]);
+    let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let buffer = image::RgbaImage::from_raw((x1 - x0) as u32, (y1 - y0) as u32, bytes).ok_or_else(|| anyhow::anyhow!("cropped image has the wrong size"))?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    buffer.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(png.into_inner())
+}
+
+#[cfg(test)]
+mod png_tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_is_cropped_at_the_screen_scale_and_clamped_to_the_window() {
+        // A 20×10 window at 2 pixels per point: left half red, right half blue.
+        let pixels: Vec<egui::Color32> = (0..10).flat_map(|_| (0..20).map(|x| if x < 10 { egui::Color32::RED } else { egui::Color32::BLUE })).collect();
+        let image = egui::ColorImage::new([20, 10], pixels);
+        let png = crop_to_png(&image, egui::Rect::from_min_max(egui::pos2(5.0, 0.0), egui::pos2(50.0, 3.0)), 2.0).unwrap();
+        let decoded = image::load_from_memory(&png).unwrap().to_rgba8();
+        assert_eq!(decoded.dimensions(), (10, 6), "x 10..20 (clamped), y 0..6");
+        assert!(decoded.pixels().all(|p| p.0 == egui::Color32::BLUE.to_array()));
+        let err = crop_to_png(&image, egui::Rect::from_min_max(egui::pos2(30.0, 0.0), egui::pos2(40.0, 3.0)), 2.0).unwrap_err();
+        assert!(err.to_string().contains("not on screen"), "{err}");
+    }
+}

@@ -46,8 +46,10 @@ pub struct RankingsPanel {
     experiment_input: String,
     dialog: Option<Promise<Option<PathBuf>>>,
     dialog_note: Option<String>,
-    /// Where the last "Save table CSV" went (or why it failed).
+    /// Where the last "Save table CSV" / "Save chart PNG" went (or why it failed).
     export_note: Option<String>,
+    /// The chart's PNG export (its result arrives a frame or two later).
+    png: widgets::PngExport,
 }
 
 impl RankingsPanel {
@@ -91,7 +93,10 @@ impl RankingsPanel {
         run_status(ui, cx, &systems, self.filter.split);
 
         egui::CollapsingHeader::new("Metrics per domain").default_open(true).show(ui, |ui| {
-            metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric, &mut self.export_note);
+            if let Some(saved) = self.png.take_note() {
+                self.export_note = Some(saved);
+            }
+            metric_overview(ui, cx, &loaded, &systems, self.filter.split, metric, &mut self.export_note, &self.png);
         });
         ui.separator();
 
@@ -243,7 +248,7 @@ fn significance_of(workspace: &Workspace, reference: &SystemKind, system: &Syste
 /// Grouped bars (one group per domain, one bar per system, a star above a bar
 /// whose difference to the leftmost system is significant) and the same numbers
 /// as a table with the marks and their p-values.
-fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric, note: &mut Option<String>) {
+fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedDataset, systems: &[SystemKind], split: Option<Split>, metric: Metric, note: &mut Option<String>, png: &widgets::PngExport) {
     let workspace = cx.workspace;
     let title = metric_title(metric);
     let domains: Vec<String> = loaded.stats.keys().cloned().collect();
@@ -264,6 +269,7 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                 .collect()
         })
         .collect();
+    let mut chart_rect: Option<egui::Rect> = None;
     ui.horizontal(|ui| {
         let chart_width = (ui.available_width() * 0.5).max(320.0);
         ui.vertical(|ui| {
@@ -276,7 +282,7 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                     ui.label(RichText::new(format!("■ {}", system.name())).color(SYSTEM_COLORS[i % MAX_SYSTEMS]));
                 }
             });
-            Plot::new("rankings_metric_bars")
+            let bars_response = Plot::new("rankings_metric_bars")
                 .height(160.0)
                 .width(chart_width)
                 .include_y(0.0)
@@ -309,14 +315,18 @@ fn metric_overview(ui: &mut egui::Ui, cx: &PanelContext<'_>, loaded: &LoadedData
                         plot.bar_chart(BarChart::new(system.name(), bars).color(color));
                     }
                 })
-                .response
-                .on_hover_text(widgets::metric_help(&title));
+                .response;
+            let bars = bars_response.on_hover_text(widgets::metric_help(&title));
+            chart_rect = Some(bars.rect);
         });
         ui.vertical(|ui| {
             ui.horizontal(|ui| {
                 ui.label(RichText::new(format!("Mean {title}, {split_name}")).strong()).on_hover_text(widgets::metric_help(&title));
                 let stem = format!("rankings_{title}_{split_name}");
                 widgets::save_csv_button(ui, "Save table CSV", &cx.settings.export_dir(), &stem, note, || metric_table_csv(&domains, systems, &common));
+                if let Some(rect) = chart_rect {
+                    png.button(ui, "Save chart PNG", &cx.settings.export_dir(), &format!("{stem}_chart"), rect);
+                }
             });
             if let Some(note) = note.as_deref() {
                 ui.label(RichText::new(note).weak());

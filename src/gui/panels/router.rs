@@ -37,6 +37,9 @@ pub struct RouterPanel {
     kind_of_path: Option<(String, bool)>,
     dialog: Option<Promise<Option<PathBuf>>>,
     note: Option<String>,
+    /// The confusion matrix's PNG export, and where the matrix was drawn last frame.
+    png: widgets::PngExport,
+    matrix_rect: Option<egui::Rect>,
 }
 
 impl Default for RouterPanel {
@@ -50,6 +53,8 @@ impl Default for RouterPanel {
             kind_of_path: None,
             dialog: None,
             note: None,
+            png: Default::default(),
+            matrix_rect: None,
         }
     }
 }
@@ -198,6 +203,12 @@ impl RouterPanel {
                     ui.selectable_value(&mut self.row_normalised, false, "Counts");
                     ui.selectable_value(&mut self.row_normalised, true, "Row-normalised");
                     widgets::save_csv_button(ui, "Save matrix CSV", &dir, "confusion_matrix", &mut self.note, || report.confusion_csv());
+                    if let Some(rect) = self.matrix_rect {
+                        self.png.button(ui, "Save matrix PNG", &dir, "confusion_matrix", rect);
+                    }
+                    if let Some(saved) = self.png.take_note() {
+                        self.note = Some(saved);
+                    }
                 });
                 self.confusion(ui, report);
             });
@@ -337,7 +348,7 @@ impl RouterPanel {
     fn confusion(&mut self, ui: &mut egui::Ui, report: &RoutingReport) {
         let base = ui.visuals().extreme_bg_color;
         let hot = Color32::from_rgb(66, 133, 244);
-        egui::Grid::new("router_confusion").spacing([3.0, 3.0]).show(ui, |ui| {
+        let grid = egui::Grid::new("router_confusion").spacing([3.0, 3.0]).show(ui, |ui| {
             ui.label(RichText::new("true ↓  routed →").weak());
             for label in &report.labels {
                 ui.vertical_centered(|ui| ui.label(RichText::new(label).strong()));
@@ -375,6 +386,7 @@ impl RouterPanel {
                 ui.end_row();
             }
         });
+        self.matrix_rect = Some(grid.response.rect);
     }
 
     fn cell_queries(&mut self, ui: &mut egui::Ui, run: &RoutingRun, cx: &mut PanelContext<'_>) {

@@ -44,6 +44,9 @@ pub struct TrainingPanel {
     /// The finished run whose curves are shown (path field, and what was read or why not).
     finished_path: String,
     finished: Option<Result<crate::workbench::run_curves::RunCurves, String>>,
+    /// "Save … PNG" of the curves, and where the last one went.
+    png: crate::gui::widgets::PngExport,
+    png_note: Option<String>,
 }
 
 impl Default for TrainingPanel {
@@ -101,6 +104,8 @@ impl TrainingPanel {
             picker: None,
             finished_path: String::new(),
             finished: None,
+            png: Default::default(),
+            png_note: None,
         }
     }
 
@@ -111,7 +116,7 @@ impl TrainingPanel {
     }
 
     /// The curves of a finished run: a path field, Open, and one loss line per job.
-    fn finished_run(&mut self, ui: &mut egui::Ui) {
+    fn finished_run(&mut self, ui: &mut egui::Ui, export_dir: &Path) {
         ui.horizontal(|ui| {
             let label = ui.label("Finished run:").on_hover_text("A run directory of r2r train, or an experiment directory (its training/): the loss of every job per step");
             let field = ui.add(egui::TextEdit::singleline(&mut self.finished_path).hint_text("DIR").desired_width(360.0)).labelled_by(label.id);
@@ -135,12 +140,13 @@ impl TrainingPanel {
                     }
                 });
                 let height = (ui.available_height() * 0.8).clamp(160.0, 360.0);
-                Plot::new("finished_run_loss_plot").height(height).legend(Legend::default()).x_axis_label("step").y_axis_label("loss").show(ui, |plot| {
+                let plot = Plot::new("finished_run_loss_plot").height(height).legend(Legend::default()).x_axis_label("step").y_axis_label("loss").show(ui, |plot| {
                     for job in &run.jobs {
                         let points: Vec<[f64; 2]> = job.losses.iter().enumerate().map(|(i, l)| [(i + 1) as f64, *l]).collect();
                         plot.line(Line::new(job.job.clone(), PlotPoints::from(points)));
                     }
                 });
+                self.png.button(ui, "Save loss PNG", export_dir, "training_loss", plot.response.rect);
             }
         }
     }
@@ -296,10 +302,16 @@ impl TrainingPanel {
 
     /// The shown training job: status, progress with ETA, Cancel, curves.
     fn current_job(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
+        if let Some(note) = self.png.take_note() {
+            self.png_note = Some(note);
+        }
+        if let Some(note) = &self.png_note {
+            ui.label(RichText::new(note).weak());
+        }
         let Some(job) = self.job.and_then(|id| cx.jobs.get(id)) else {
             ui.heading("No training job yet");
             ui.label(RichText::new("Fill in the config on the left (or load the tiny demo) and press Start training, or open a finished run's curves.").weak());
-            self.finished_run(ui);
+            self.finished_run(ui, &cx.settings.export_dir());
             return;
         };
         let mut cancel = false;
@@ -347,7 +359,12 @@ impl TrainingPanel {
             let lr = if p.learning_rate.is_finite() { format!(", lr {:.2e}", p.learning_rate) } else { String::new() };
             ui.label(RichText::new(format!("{}{loss}{lr}", job.message())).weak());
         }
-        curves(ui, job);
+        let rects = curves(ui, job);
+        ui.horizontal(|ui| {
+            for (rect, (label, stem)) in rects.into_iter().zip([("Save loss PNG", "training_loss"), ("Save learning-rate PNG", "training_learning_rate")]) {
+                self.png.button(ui, label, &cx.settings.export_dir(), stem, rect);
+            }
+        });
         if cancel {
             cx.jobs.cancel(job.id);
         }
@@ -529,11 +546,11 @@ fn status_text(ui: &egui::Ui, status: &JobStatus) -> RichText {
     }
 }
 
-/// Loss and learning-rate curves per stage (x = the stage's step).
-fn curves(ui: &mut egui::Ui, job: &JobInfo) {
+/// Loss and learning-rate curves per stage (x = the stage's step); the plots' rectangles.
+fn curves(ui: &mut egui::Ui, job: &JobInfo) -> Vec<egui::Rect> {
     if job.history.is_empty() {
         ui.label(RichText::new("The loss and learning-rate curves appear with the first training step.").weak());
-        return;
+        return Vec::new();
     }
     let mut by_stage: BTreeMap<&str, (Vec<[f64; 2]>, Vec<[f64; 2]>)> = BTreeMap::new();
     for p in &job.history {
@@ -544,10 +561,11 @@ fn curves(ui: &mut egui::Ui, job: &JobInfo) {
         }
     }
     let height = (ui.available_height() * 0.45).clamp(160.0, 320.0);
+    let mut rects = Vec::new();
     ui.columns(2, |columns| {
         for (column, (title, is_loss)) in columns.iter_mut().zip([("Training loss", true), ("Learning rate", false)]) {
             column.label(RichText::new(title).strong());
-            Plot::new(if is_loss { "training_loss_plot" } else { "training_lr_plot" })
+            let plot = Plot::new(if is_loss { "training_loss_plot" } else { "training_lr_plot" })
                 .height(height)
                 .legend(Legend::default())
                 .x_axis_label("step")
@@ -557,6 +575,8 @@ fn curves(ui: &mut egui::Ui, job: &JobInfo) {
                         plot.line(Line::new(stage.to_string(), PlotPoints::from(points)));
                     }
                 });
+            rects.push(plot.response.rect);
         }
     });
+    rects
 }
