@@ -126,6 +126,54 @@ pub struct DataConfig {
     pub max_test_queries: usize,
 }
 
+/// Where the model runs (`model.device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    /// Needs a build with the `cuda` feature and a GPU.
+    Cuda,
+    /// CUDA when this build has it and a device answers, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The router trained on the query states (`router.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKindChoice {
+    /// The Latent Semantic Router: softmax(W h + b).
+    #[default]
+    Linear,
+    /// One hidden ReLU layer of `router.mlp_hidden` units.
+    Mlp,
+}
+
+impl std::fmt::Display for RouterKindChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouterKindChoice::Linear => "linear",
+            RouterKindChoice::Mlp => "mlp",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
@@ -133,7 +181,7 @@ pub struct ModelConfig {
     pub path: PathBuf,
     /// `cpu`, `cuda` (needs a build with the `cuda` feature and a GPU) or `auto` (CUDA when
     /// this build has it and a device answers, else the CPU).
-    pub device: String,
+    pub device: DeviceChoice,
     /// Maximum prompt length in tokens; documents are truncated to fit.
     pub max_length: usize,
 }
@@ -202,7 +250,7 @@ pub struct StageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
     /// `linear` (the Latent Semantic Router) or `mlp`.
-    pub kind: String,
+    pub kind: RouterKindChoice,
     pub mlp_hidden: usize,
     /// Training queries per domain the router learns from (0 = all of the train split). Separate from
     /// `data.max_train_queries`: a router costs one forward pass per query, an expert far more.
@@ -250,7 +298,7 @@ impl Default for DataConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: PathBuf::from(crate::model::default_backbone::AUTO), device: "cpu".into(), max_length: 256 }
+        ModelConfig { path: PathBuf::from(crate::model::default_backbone::AUTO), device: DeviceChoice::Cpu, max_length: 256 }
     }
 }
 
@@ -303,7 +351,7 @@ impl Default for StageConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig { kind: "linear".into(), mlp_hidden: 128, max_train_queries: 0, train: RouterTrainConfig::default(), eval_reranking: false }
+        RouterConfig { kind: RouterKindChoice::Linear, mlp_hidden: 128, max_train_queries: 0, train: RouterTrainConfig::default(), eval_reranking: false }
     }
 }
 
@@ -332,7 +380,7 @@ impl TrainConfig {
         let finite_positive = |x: f64| x.is_finite() && x > 0.0;
         let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
         let fraction = |x: f64| (0.0..=1.0).contains(&x);
-        let checks: [(bool, String); 20] = [
+        let checks: [(bool, String); 19] = [
             ((1..=MAX_LORA_RANK).contains(&self.lora.rank), format!("lora.rank must be in 1..={MAX_LORA_RANK}, found {}", self.lora.rank)),
             (finite_positive(self.lora.alpha), format!("lora.alpha must be a positive finite number, found {}", self.lora.alpha)),
             (finite_positive(self.objective.temperature), format!("objective.temperature must be > 0 and finite, found {}", self.objective.temperature)),
@@ -345,8 +393,7 @@ impl TrainConfig {
             ((1..=MAX_BATCH).contains(&self.optim.grad_accumulation), format!("optim.grad_accumulation must be in 1..={MAX_BATCH}, found {}", self.optim.grad_accumulation)),
             (fraction(self.stage1.mask_intensity), "stage1.mask_intensity must be in [0, 1]".into()),
             (fraction(self.stage1.gazetteer_drop), "stage1.gazetteer_drop must be in [0, 1]".into()),
-            (["linear", "mlp"].contains(&self.router.kind.as_str()), "router.kind must be `linear` or `mlp`".into()),
-            (self.router.kind != "mlp" || (1..=MAX_ROUTER_HIDDEN).contains(&self.router.mlp_hidden), format!("router.mlp_hidden must be in 1..={MAX_ROUTER_HIDDEN}, found {}", self.router.mlp_hidden)),
+            (self.router.kind != RouterKindChoice::Mlp || (1..=MAX_ROUTER_HIDDEN).contains(&self.router.mlp_hidden), format!("router.mlp_hidden must be in 1..={MAX_ROUTER_HIDDEN}, found {}", self.router.mlp_hidden)),
             ((1..=MAX_EPOCHS).contains(&self.router.train.epochs), format!("router.train.epochs must be in 1..={MAX_EPOCHS}, found {}", self.router.train.epochs)),
             (finite_positive(self.router.train.learning_rate), format!("router.train.learning_rate must be > 0 and finite, found {}", self.router.train.learning_rate)),
             (finite_non_negative(self.router.train.weight_decay), format!("router.train.weight_decay must be >= 0 and finite, found {}", self.router.train.weight_decay)),
@@ -375,7 +422,6 @@ impl TrainConfig {
             anyhow::ensure!(seen_ood.insert(domain.as_str()), "data.ood_domains names `{domain}` twice");
             anyhow::ensure!(!seen.contains(domain.as_str()), "`{domain}` is both in data.domains and data.ood_domains");
         }
-        anyhow::ensure!(["cpu", "cuda", "auto"].contains(&self.model.device.as_str()), "model.device must be `cpu`, `cuda` or `auto`");
         anyhow::ensure!((0.0..1.0).contains(&self.lora.dropout), "lora.dropout must be in [0, 1)");
         anyhow::ensure!((0.0..=1.0).contains(&self.optim.warmup_fraction), "optim.warmup_fraction must be in [0, 1]");
         anyhow::ensure!(!self.lora.target_modules.is_empty(), "lora.target_modules lists no layer");
@@ -413,10 +459,10 @@ impl TrainConfig {
 
     /// The compute device named by `model.device`.
     pub fn device(&self) -> anyhow::Result<candle_core::Device> {
-        match self.model.device.as_str() {
-            "cuda" => crate::model::select_device(true),
-            "auto" => Ok(crate::model::select_device(true).unwrap_or(candle_core::Device::Cpu)),
-            _ => Ok(candle_core::Device::Cpu),
+        match self.model.device {
+            DeviceChoice::Cuda => crate::model::select_device(true),
+            DeviceChoice::Auto => Ok(crate::model::select_device(true).unwrap_or(candle_core::Device::Cpu)),
+            DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
         }
     }
 
@@ -466,6 +512,22 @@ mod tests {
         std::fs::write(&path, "[objective]\ntemperature = 0.0\n").unwrap();
         let err = format!("{:#}", TrainConfig::load(&path).unwrap_err());
         assert!(err.contains("temperature"), "{err}");
+    }
+
+    #[test]
+    fn closed_sets_are_enums_whose_unknown_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.toml");
+        std::fs::write(&path, "[model]\ndevice = \"auto\"\n[router]\nkind = \"mlp\"\n").unwrap();
+        let config = TrainConfig::load(&path).unwrap();
+        assert_eq!((config.model.device, config.router.kind), (DeviceChoice::Auto, RouterKindChoice::Mlp));
+        // The names written back are the ones read (fingerprints of existing runs stay valid).
+        assert!(config.to_toml().contains("device = \"auto\"") && config.to_toml().contains("kind = \"mlp\""));
+        for (text, field, value) in [("[model]\ndevice = \"gpu\"\n", "device", "gpu"), ("[router]\nkind = \"tree\"\n", "kind", "tree")] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", TrainConfig::load(&path).unwrap_err());
+            assert!(err.contains("train.toml") && err.contains(field) && err.contains(value), "{err}");
+        }
     }
 
     #[test]

@@ -76,9 +76,9 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
     let x_test = cached_query_features(trainer.reranker, &data.backbone_fingerprint, &test, &run.features_path("test"), Some(ctx))?;
     report(2);
     let (y_train, y_test) = (labels_of(&train, &labels)?, labels_of(&test, &labels)?);
-    let kind = match c.router.kind.as_str() {
-        "mlp" => RouterKind::Mlp { hidden: c.router.mlp_hidden },
-        _ => RouterKind::Linear,
+    let kind = match c.router.kind {
+        crate::train::config::RouterKindChoice::Mlp => RouterKind::Mlp { hidden: c.router.mlp_hidden },
+        crate::train::config::RouterKindChoice::Linear => RouterKind::Linear,
     };
     ctx.check_cancelled()?;
     let backbone = Some(format!("{} sha256:{}", trainer.reranker.model_dir.display(), data.backbone_fingerprint));

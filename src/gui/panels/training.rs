@@ -15,6 +15,7 @@ use super::PanelContext;
 use crate::gui::jobs::{JobId, JobInfo, JobOutput, JobStatus};
 use crate::gui::state::AppRequest;
 use crate::train::loss::ScoreForm;
+use crate::train::config::DeviceChoice;
 use crate::train::{Stage, TrainConfig};
 
 /// The tiny demo config, relative to the repository.
@@ -207,12 +208,12 @@ impl TrainingPanel {
             ui.add(egui::DragValue::new(&mut c.data.max_dev_queries).range(0..=1_000_000)).labelled_by(label.id);
             ui.end_row();
             let label = ui.label("Device");
-            egui::ComboBox::from_id_salt("training_device").selected_text(c.model.device.clone()).show_ui(ui, |ui| {
-                ui.selectable_value(&mut c.model.device, "cpu".to_string(), "cpu");
+            egui::ComboBox::from_id_salt("training_device").selected_text(c.model.device.name()).show_ui(ui, |ui| {
+                ui.selectable_value(&mut c.model.device, DeviceChoice::Cpu, "cpu");
                 #[cfg(feature = "cuda")]
                 {
-                    ui.selectable_value(&mut c.model.device, "cuda".to_string(), "cuda");
-                    ui.selectable_value(&mut c.model.device, "auto".to_string(), "auto (CUDA if present)");
+                    ui.selectable_value(&mut c.model.device, DeviceChoice::Cuda, "cuda");
+                    ui.selectable_value(&mut c.model.device, DeviceChoice::Auto, "auto (CUDA if present)");
                 }
             }).response.labelled_by(label.id);
             ui.end_row();
