@@ -138,6 +138,29 @@ fn experiment_end_to_end_schema_report_and_determinism() {
     for key in ["systems", "routing", "significance", "misroute", "fingerprints", "router_sweep"] {
         assert_eq!(results[key], again[key], "{key} differs between runs");
     }
+
+    // The experiment's LSR is published where `r2r train` puts a router.
+    let router = r2r::routing::TrainedRouter::load(&out.join("training").join("router")).unwrap();
+    assert_eq!(router.meta.labels, ["legal", "medical"]);
+
+    // Scoring only the adapters a system picks (same directory: the finished jobs are reused) gives
+    // the same numbers for every system but r2r_soft, which needs every expert and is left out.
+    let mut picked = config.clone();
+    picked.experiment.score_all_adapters = false;
+    let lean = run(&picked, &out);
+    for system in SYSTEMS {
+        if system == "r2r_soft" {
+            assert!(lean["systems"][system].is_null(), "r2r_soft without every expert scored");
+        } else {
+            assert_eq!(lean["systems"][system], results["systems"][system], "{system} differs when only picked adapters are scored");
+        }
+    }
+    for key in ["routing", "significance", "misroute"] {
+        assert_eq!(lean[key], results[key], "{key}");
+    }
+    let sweep: Vec<&String> = lean["router_sweep"].as_object().unwrap().keys().collect();
+    assert_eq!(sweep, ["lsr", "mlp", "oracle"]);
+    assert_eq!(lean["router_sweep"]["lsr"], results["router_sweep"]["lsr"]);
 }
 
 #[test]

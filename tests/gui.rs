@@ -1000,7 +1000,7 @@ fn a_first_launch_shows_the_shipped_demo_in_router_and_rankings() {
     }
     // The demo's LSR is a router the panel can route with, and its experts load (f16 weights).
     let router = r2r::routing::TrainedRouter::load(&demo.join("training").join("router")).unwrap();
-    assert_eq!(router.labels(), labels.as_slice());
+    assert_eq!(router.meta.labels, labels);
 
     // Rankings: generalist (the reference) against R2R and BM25, per domain, with significance marks.
     harness.get_by_role_and_label(Role::Button, "Rankings").click();
