@@ -38,7 +38,9 @@ pub const MAX_DEMO_BYTES: u64 = 40 * 1024 * 1024;
 
 /// The directory holding the shipped demos (`assets/demo` under the project root).
 pub fn demo_root() -> PathBuf {
-    default_backbone::project_root().join("assets").join("demo")
+    // Absolute: the path is remembered across launches, which may start in another directory.
+    let root = default_backbone::project_root();
+    std::fs::canonicalize(&root).unwrap_or(root).join("assets").join("demo")
 }
 
 /// The demo the app opens on first launch: the Gemma demo when the default backbone is the Gemma

@@ -133,11 +133,18 @@ impl TrainingPanel {
                 ui.colored_label(ui.visuals().error_fg_color, err);
             }
             Some(Ok(run)) => {
-                ui.label(RichText::new(format!("{} jobs on {}; dev NDCG@10 at the end of each job:", run.jobs.len(), run.backbone)).weak());
-                ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(format!("{} jobs on {}", run.jobs.len(), run.backbone)).weak());
+                egui::Grid::new("finished_run_jobs").striped(true).spacing([16.0, 2.0]).show(ui, |ui| {
+                    for title in ["job", "steps", "dev NDCG@10 at the end", "training time"] {
+                        ui.label(RichText::new(title).strong());
+                    }
+                    ui.end_row();
                     for job in &run.jobs {
-                        let dev = job.dev.last().map_or("—".to_string(), |d| format!("{:.3}", d.ndcg_at_10));
-                        ui.label(RichText::new(format!("{} {dev} ({} steps, {:.0} s)", job.job, job.losses.len(), job.seconds)).monospace());
+                        ui.label(&job.job);
+                        ui.label(job.losses.len().to_string());
+                        ui.label(job.dev.last().map_or("—".to_string(), |d| format!("{:.3} ({} queries)", d.ndcg_at_10, d.queries)));
+                        ui.label(crate::gui::jobs::format_duration(std::time::Duration::from_secs_f64(job.seconds)));
+                        ui.end_row();
                     }
                 });
                 let height = (ui.available_height() * 0.8).clamp(160.0, 360.0);
