@@ -402,9 +402,22 @@ fn abstraction_panel_masks_toggles_and_applies_corrections() {
     let saved = std::fs::read_to_string(&corrections).unwrap();
     assert!(saved.contains("\"ibuprofen\"") && saved.contains("\"DRUG\""), "{saved}");
 
-    // Click the procedure span: not an entity any more, unmasked, saved.
+    // Click the procedure span: the panel asks first; nothing is written until confirmed.
+    let before = std::fs::read_to_string(&corrections).unwrap();
     harness.get_by_label("Knee replacement PROCEDURE").click();
     harness.run_steps(3);
+    assert!(has_label(&harness, "Mark “Knee replacement” as not an entity?"));
+    assert_eq!(std::fs::read_to_string(&corrections).unwrap(), before, "no write before confirmation");
+    harness.get_by_role_and_label(Role::Button, "Cancel").click();
+    harness.run_steps(2);
+    assert!(!has_label(&harness, "Mark “Knee replacement” as not an entity?"));
+    assert!(harness.query_all_by_label("[PROCEDURE_1]").count() >= 1, "cancelled: still masked");
+    // Confirmed for any type: not an entity any more, unmasked, saved, and said so.
+    harness.get_by_label("Knee replacement PROCEDURE").click();
+    harness.run_steps(3);
+    harness.get_by_role_and_label(Role::Button, "Not an entity of any type").click();
+    harness.run_steps(3);
+    assert!(has_label_containing(&harness, "Marked “Knee replacement” as not an entity (any type)"));
     assert_eq!(harness.query_all_by_label("[PROCEDURE_1]").count(), 0);
     let saved = std::fs::read_to_string(&corrections).unwrap();
     assert!(saved.contains("not_entity") && saved.contains("Knee replacement"), "{saved}");

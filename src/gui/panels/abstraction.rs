@@ -76,7 +76,10 @@ struct Preview {
 #[derive(Debug, Clone, PartialEq)]
 enum Edit {
     Add { label: String, surface: String },
-    NotEntity { surface: String },
+    /// A click on a span: asks whether to mark it not an entity of its type or of any type.
+    AskNotEntity { surface: String, label: String },
+    /// The confirmed mark (of `label` only, or of any type when None).
+    NotEntity { surface: String, label: Option<String> },
     RemoveAddition { label: String, surface: String },
     RemoveMark { surface: String, label: Option<String> },
 }
@@ -89,6 +92,8 @@ struct CorrectionsForm {
     label: Option<String>,
     /// The last correction's outcome (message, is an error).
     note: Option<(String, bool)>,
+    /// A clicked span waiting for confirmation: (surface, its type).
+    pending: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -181,14 +186,37 @@ impl AbstractionPanel {
             self.form.note = Some((format!("Not saved: the corrections file could not be read ({err})"), true));
             return;
         }
+        if let Edit::AskNotEntity { surface, label } = &edit {
+            self.form.pending = Some((surface.clone(), label.clone()));
+            return;
+        }
+        self.form.pending = None;
         let schema = engine.abstractor.recognizer().schema().clone();
         let mut corrections = engine.abstractor.recognizer().corrections().clone();
-        let (outcome, message) = match &edit {
+        let (marks_before, additions_before) = (corrections.not_entity.len(), corrections.add_to_gazetteer.len());
+        let (outcome, mut message) = match &edit {
+            Edit::AskNotEntity { .. } => unreachable!("handled above"),
             Edit::Add { label, surface } => (corrections.add_to_gazetteer(&schema, label, surface), format!("Added “{surface}” to the {label} gazetteer")),
-            Edit::NotEntity { surface } => (corrections.mark_not_entity(&schema, surface, None), format!("Marked “{surface}” as not an entity")),
+            Edit::NotEntity { surface, label } => (
+                corrections.mark_not_entity(&schema, surface, label.as_deref()),
+                format!("Marked “{surface}” as not an entity ({})", label.as_deref().unwrap_or("any type")),
+            ),
             Edit::RemoveAddition { label, surface } => (Ok(corrections.remove_addition(label, surface)), format!("Removed “{surface}” from the {label} additions")),
             Edit::RemoveMark { surface, label } => (Ok(corrections.remove_mark(surface, label.as_deref())), format!("Removed the mark on “{surface}”")),
         };
+        // What an edit undid on the way is said, not dropped silently.
+        if let Edit::Add { .. } = &edit {
+            let lifted = marks_before.saturating_sub(corrections.not_entity.len());
+            if lifted > 0 {
+                message.push_str(&format!(" (and lifted {lifted} not-entity mark{} on it)", if lifted == 1 { "" } else { "s" }));
+            }
+        }
+        if let Edit::NotEntity { .. } = &edit {
+            let dropped = additions_before.saturating_sub(corrections.add_to_gazetteer.len());
+            if dropped > 0 {
+                message.push_str(&format!(" (and removed {dropped} gazetteer addition{} it contradicts)", if dropped == 1 { "" } else { "s" }));
+            }
+        }
         let result = outcome.and_then(|_| corrections.save(&engine.path)).and_then(|()| engine.abstractor.recognizer_mut().set_corrections(corrections));
         self.form.note = Some(match result {
             Ok(()) => {
@@ -252,6 +280,20 @@ fn corrections_bar(ui: &mut egui::Ui, engine: &Engine, group: &QueryGroup, edits
         }
         ui.label(RichText::new("Click a span to mark it not an entity.").weak());
     });
+    if let Some((surface, label)) = form.pending.clone() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("Mark “{surface}” as not an entity?")).strong());
+            if ui.button(format!("Not a {label}")).on_hover_text(format!("Only the {label} reading is rejected; other types may still match")).clicked() {
+                edits.push(Edit::NotEntity { surface: surface.clone(), label: Some(label.clone()) });
+            }
+            if ui.button("Not an entity of any type").on_hover_text("No recogniser may mark this surface, whatever the type").clicked() {
+                edits.push(Edit::NotEntity { surface: surface.clone(), label: None });
+            }
+            if ui.button("Cancel").clicked() {
+                form.pending = None;
+            }
+        });
+    }
     if let Some((note, is_error)) = &form.note {
         let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().weak_text_color() };
         ui.colored_label(color, note);
@@ -479,11 +521,11 @@ fn detected_marks(text: &str, detections: &[Detection], spans: &[SpanMapEntry]) 
             tag: Some(d.label.clone()),
             style,
             tooltip: format!(
-                "{} · {masking} · found by {}\nClick: mark “{surface}” as not an entity (any type)",
+                "{} · {masking} · found by {}\nClick: mark “{surface}” as not an entity (asks first)",
                 d.label, d.recogniser
             ),
         });
-        actions.push(Edit::NotEntity { surface: surface.to_string() });
+        actions.push(Edit::AskNotEntity { surface: surface.to_string(), label: d.label.clone() });
     }
     (marks, actions, Vec::new())
 }
@@ -497,7 +539,7 @@ fn gold_marks(text: &str, gold: &[EntitySpan], detections: &[Detection]) -> (Vec
         let Some(surface) = text.get(g.start..g.end) else { continue };
         let hit = found.contains(&(g.start, g.end, g.label.as_str()));
         let (style, tag, tooltip, action) = if hit {
-            (MarkStyle::Entity, g.label.clone(), format!("{} · gold span, found\nClick: mark “{surface}” as not an entity", g.label), Edit::NotEntity { surface: surface.to_string() })
+            (MarkStyle::Entity, g.label.clone(), format!("{} · gold span, found\nClick: mark “{surface}” as not an entity (asks first)", g.label), Edit::AskNotEntity { surface: surface.to_string(), label: g.label.clone() })
         } else {
             (
                 MarkStyle::Missed,
@@ -518,9 +560,9 @@ fn gold_marks(text: &str, gold: &[EntitySpan], detections: &[Detection]) -> (Vec
             overlapping.push(format!("“{surface}” {} (false alarm)", d.label));
             continue;
         }
-        let tooltip = format!("{} · false alarm (not a gold span) · found by {}\nClick: mark “{surface}” as not an entity", d.label, d.recogniser);
+        let tooltip = format!("{} · false alarm (not a gold span) · found by {}\nClick: mark “{surface}” as not an entity (asks first)", d.label, d.recogniser);
         let mark = SpanMark { start: d.start, end: d.end, label: d.label.clone(), tag: Some(format!("{} · false alarm", d.label)), style: MarkStyle::FalseAlarm, tooltip };
-        items.push((mark, Edit::NotEntity { surface: surface.to_string() }));
+        items.push((mark, Edit::AskNotEntity { surface: surface.to_string(), label: d.label.clone() }));
     }
     items.sort_by_key(|(m, _)| (m.start, m.end));
     // Gold spans that overlap each other cannot be drawn inline: keep the first.
@@ -542,12 +584,12 @@ fn placeholder_marks(spans: &[SpanMapEntry]) -> (Vec<SpanMark>, Vec<Edit>) {
         .iter()
         .map(|s| {
             let tooltip = format!(
-                "{} · “{}” · found by {}\nClick: mark “{}” as not an entity (any type)",
+                "{} · “{}” · found by {}\nClick: mark “{}” as not an entity (asks first)",
                 s.label, s.surface, s.recogniser, s.surface
             );
             (
                 SpanMark { start: s.abs_start, end: s.abs_end, label: s.label.clone(), tag: None, style: MarkStyle::Entity, tooltip },
-                Edit::NotEntity { surface: s.surface.clone() },
+                Edit::AskNotEntity { surface: s.surface.clone(), label: s.label.clone() },
             )
         })
         .unzip()
@@ -578,7 +620,7 @@ mod tests {
             vec![("Take", MarkStyle::FalseAlarm), ("500 mg", MarkStyle::Entity), ("idoucycline", MarkStyle::Missed), ("Winslow anaemia", MarkStyle::Missed)]
         );
         assert_eq!(actions[2], Edit::Add { label: "DRUG".into(), surface: "idoucycline".into() });
-        assert_eq!(actions[0], Edit::NotEntity { surface: "Take".into() });
+        assert_eq!(actions[0], Edit::AskNotEntity { surface: "Take".into(), label: "SYMPTOM".into() });
         assert_eq!(overlapping, vec!["“anaemia” DISEASE (false alarm)".to_string()]);
     }
 
