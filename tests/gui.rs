@@ -1038,3 +1038,35 @@ fn a_first_launch_shows_the_shipped_demo_in_router_and_rankings() {
     assert!(curves.jobs.iter().all(|j| !j.losses.is_empty() && j.losses.iter().all(|l| l.is_finite())), "every job has its per-step losses");
     assert!(has_label_containing(&harness, &format!("{} jobs on", curves.jobs.len())));
 }
+
+/// "Next group with misses" walks the groups in file order (skipping those without gold spans and
+/// those the recognisers get exactly right) to the next with a missed gold span or a false alarm.
+#[test]
+fn abstraction_finds_the_next_group_with_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let annotated = std::fs::read_to_string(write_annotated_dataset(dir.path())).unwrap();
+    let clean = serde_json::json!({
+        "id": "med-clean", "domain": "medical", "split": "test", "query": "Knee replacement recovery time",
+        "query_entities": [{"start": 0, "end": 16, "label": "PROCEDURE"}],
+        "candidates": [{"id": "c0", "text": "Most people walk again within weeks.", "relevance": 1}],
+    });
+    let no_gold = serde_json::json!({
+        "id": "med-plain", "domain": "medical", "split": "test", "query": "how long to rest",
+        "candidates": [{"id": "c0", "text": "Rest as long as needed.", "relevance": 1}],
+    });
+    let path = dir.path().join("three.jsonl");
+    std::fs::write(&path, format!("{clean}\n{no_gold}\n{annotated}")).unwrap();
+    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("none.json")), ..Default::default() };
+    let mut harness = harness(options);
+    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
+    harness.get_by_label("Abstraction").click();
+    harness.run_steps(3);
+    harness.get_by_label("Gold spans").click();
+    harness.run_steps(2);
+    assert!(has_label(&harness, "Gold spans in this group: 1 · found 1 · missed 0 · false alarms 0"), "the first group is recognised exactly");
+    harness.get_by_role_and_label(Role::Button, "Next group with misses").click();
+    step_until(&mut harness, "the search", |h| h.query_all_by_label_contains("missed,").next().is_some() || h.query_all_by_label_contains("No group has").next().is_some());
+    harness.run_steps(3);
+    assert!(has_label(&harness, "med-gold: 1 missed, 2 false alarms"));
+    assert!(has_label(&harness, "Gold spans in this group: 2 · found 1 · missed 1 · false alarms 2"), "med-gold shown in gold mode");
+}

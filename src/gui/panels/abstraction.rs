@@ -103,6 +103,8 @@ pub struct AbstractionPanel {
     preview: Option<Preview>,
     gold_mode: bool,
     form: CorrectionsForm,
+    miss_search: Option<MissSearch>,
+    miss_note: Option<String>,
     /// The pass this panel was last drawn in and where its original texts were.
     shown_pass: u64,
     texts_rect: Option<egui::Rect>,
@@ -155,7 +157,46 @@ impl AbstractionPanel {
             group_header(ui, group);
             let has_gold = has_gold_spans(group);
             self.gold_mode &= has_gold;
-            controls(ui, settings, &mut self.gold_mode, has_gold);
+            if controls(ui, settings, &mut self.gold_mode, has_gold, self.miss_search.is_some()) {
+                self.miss_search = Some(MissSearch { next: group_index + 1, scanned: 0 });
+                self.miss_note = None;
+            }
+            if let Some(search) = &mut self.miss_search {
+                let groups = &loaded.dataset.groups;
+                let mut found = None;
+                for _ in 0..MISS_SEARCH_SLICE {
+                    if search.scanned >= groups.len() {
+                        break;
+                    }
+                    let index = search.next % groups.len();
+                    search.next += 1;
+                    search.scanned += 1;
+                    let candidate = &groups[index];
+                    if !has_gold_spans(candidate) {
+                        continue;
+                    }
+                    let counts = gold_counts(candidate, &detect_group(candidate, engine.abstractor.recognizer()));
+                    if counts.missed + counts.false_alarms > 0 {
+                        found = Some((index, counts));
+                        break;
+                    }
+                }
+                if let Some((index, counts)) = found {
+                    let id = groups[index].id.clone();
+                    self.miss_note = Some(format!("{id}: {} missed, {} false alarms", counts.missed, counts.false_alarms));
+                    cx.selection.query = Some(id);
+                    self.gold_mode = true;
+                    self.miss_search = None;
+                } else if search.scanned >= groups.len() {
+                    self.miss_note = Some(format!("No group has a missed gold span or a false alarm ({} groups checked).", groups.len()));
+                    self.miss_search = None;
+                } else {
+                    ui.ctx().request_repaint();
+                }
+            }
+            if let Some(note) = &self.miss_note {
+                ui.label(RichText::new(note).weak());
+            }
             type_legend(ui, group, engine.abstractor.recognizer().schema(), preview, settings);
             corrections_bar(ui, engine, group, &mut edits, settings, &mut self.form);
             ui.separator();
@@ -365,7 +406,9 @@ fn group_header(ui: &mut egui::Ui, group: &QueryGroup) {
     });
 }
 
-fn controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, gold_mode: &mut bool, has_gold: bool) {
+/// The display controls; true when "Next group with misses" was pressed.
+fn controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, gold_mode: &mut bool, has_gold: bool, searching: bool) -> bool {
+    let mut next_miss = false;
     ui.horizontal_wrapped(|ui| {
         ui.label("Show:");
         ui.selectable_value(gold_mode, false, "Detected entities").on_hover_text("What the recognisers find (what abstraction masks)");
@@ -374,6 +417,13 @@ fn controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, gold_mode: &m
         })
         .response
         .on_disabled_hover_text("This query group has no gold entity spans");
+        next_miss = ui
+            .add_enabled(!searching, egui::Button::new("Next group with misses"))
+            .on_hover_text("The next query group (in file order, wrapping) whose detections miss a gold span or add a false alarm")
+            .clicked();
+        if searching {
+            ui.spinner();
+        }
         ui.separator();
         let label = ui.label("Intensity:");
         ui.add(egui::Slider::new(&mut settings.intensity, 0.0..=1.0).fixed_decimals(2))
@@ -389,6 +439,7 @@ fn controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, gold_mode: &m
             })
         });
     });
+    next_miss
 }
 
 /// One toggle per type (the group's domains' types and any type found), with
@@ -437,6 +488,36 @@ fn all_spans(abstracted: &AbstractedGroup) -> impl Iterator<Item = &SpanMapEntry
 
 /// The texts of the group, original left and abstracted right, one row per
 /// text. Returns the area of the texts (for capturing selections there).
+/// Exact (start, end, type) agreement of a group's detections with its gold spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GoldCounts {
+    hits: usize,
+    missed: usize,
+    false_alarms: usize,
+}
+
+fn gold_counts(group: &QueryGroup, detections: &[Vec<Detection>]) -> GoldCounts {
+    let gold = std::iter::once(group.query_entities.as_slice()).chain(group.candidates.iter().map(|c| c.entities.as_slice()));
+    let mut counts = GoldCounts { hits: 0, missed: 0, false_alarms: 0 };
+    for (spans, found) in gold.zip(detections) {
+        let found: BTreeSet<(usize, usize, &str)> = found.iter().map(|d| (d.start, d.end, d.label.as_str())).collect();
+        let gold: BTreeSet<(usize, usize, &str)> = spans.iter().map(|g| (g.start, g.end, g.label.as_str())).collect();
+        counts.hits += gold.intersection(&found).count();
+        counts.missed += gold.difference(&found).count();
+        counts.false_alarms += found.difference(&gold).count();
+    }
+    counts
+}
+
+/// "Next group with misses": the scan goes forward from `next`, a slice of groups per frame.
+struct MissSearch {
+    next: usize,
+    scanned: usize,
+}
+
+/// Groups scanned per frame (the sample data's 3,200 groups take about half a second in all).
+const MISS_SEARCH_SLICE: usize = 64;
+
 fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bool, edits: &mut Vec<Edit>) -> egui::Rect {
     let originals = group_texts(group);
     let abstracted = group_texts(&preview.abstracted.group);
@@ -445,14 +526,7 @@ fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bo
         .collect();
     let gold: Vec<&[EntitySpan]> = std::iter::once(group.query_entities.as_slice()).chain(group.candidates.iter().map(|c| c.entities.as_slice())).collect();
     if gold_mode {
-        let (mut hits, mut missed, mut false_alarms) = (0, 0, 0);
-        for (spans, found) in gold.iter().zip(&preview.detections) {
-            let found: BTreeSet<(usize, usize, &str)> = found.iter().map(|d| (d.start, d.end, d.label.as_str())).collect();
-            let gold: BTreeSet<(usize, usize, &str)> = spans.iter().map(|g| (g.start, g.end, g.label.as_str())).collect();
-            hits += gold.intersection(&found).count();
-            missed += gold.difference(&found).count();
-            false_alarms += found.difference(&gold).count();
-        }
+        let GoldCounts { hits, missed, false_alarms } = gold_counts(group, &preview.detections);
         ui.label(format!("Gold spans in this group: {} · found {hits} · missed {missed} · false alarms {false_alarms}", hits + missed))
             .on_hover_text("Exact matches of start, end and type, as `r2r abstract eval` counts them");
     }
