@@ -49,15 +49,12 @@ fn resolve_router(args: &RouteArgs, data_domains: &[String]) -> Result<(Router, 
         }
         dir => {
             let trained = TrainedRouter::load(std::path::Path::new(dir))?;
-            let recorded = trained.meta.backbone.clone().unwrap_or_default();
-            let (path, fingerprint) = match recorded.rsplit_once(" sha256:") {
-                Some((p, f)) => (PathBuf::from(p), Some(f.to_string())),
-                None => (PathBuf::from(&recorded), None),
-            };
-            let model = match &args.model {
-                Some(m) => m.clone(),
-                None if !recorded.is_empty() => path,
-                None => bail!("{dir}/router.json records no backbone: pass --model DIR"),
+            let recorded = trained.meta.backbone.clone();
+            let fingerprint = recorded.as_ref().and_then(|b| b.sha256.clone());
+            let model = match (&args.model, recorded) {
+                (Some(m), _) => m.clone(),
+                (None, Some(backbone)) => backbone.path,
+                (None, None) => bail!("{dir}/router.json records no backbone: pass --model DIR"),
             };
             (Router::Trained(trained), Some(model), fingerprint)
         }

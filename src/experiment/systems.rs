@@ -249,7 +249,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     }
     ctx.log(format!("experiment: router features of {} training queries", train_groups.len()));
     let x_train = query_features(&reranker, &train_groups, Some(ctx))?;
-    let lsr_trained = TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, None)?;
+    let backbone = crate::routing::BackboneRef { path: tc.model.path.clone(), sha256: fingerprints.get("backbone").cloned() };
+    let lsr_trained = TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, Some(backbone))?;
     // The LSR is also published where `r2r train` puts its router (OUT/training/router), so the
     // Router panel, `r2r route`, `r2r serve` and `r2r export serving` open the experiment's run.
     crate::train::checkpoint::publish_dir(&run.router_dir(), |staging| lsr_trained.save(staging)).context("saving the LSR")?;

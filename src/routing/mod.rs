@@ -7,4 +7,4 @@ pub mod router;
 
 pub use metrics::{ClassStats, RoutingReport};
 pub use mix::{routed_scores, RoutingMode};
-pub use router::{argmax, Router, RouterKind, RouterTrainConfig, TrainedRouter};
+pub use router::{argmax, BackboneRef, Router, RouterKind, RouterTrainConfig, TrainedRouter};

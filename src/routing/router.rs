@@ -47,6 +47,39 @@ impl Default for RouterTrainConfig {
 /// The `format_version` of router.json this build writes and reads.
 pub const ROUTER_FORMAT_VERSION: u32 = 1;
 
+/// The backbone a router was trained on: its path, and the fingerprint of its files when known.
+/// Reads the older form too, one string `"PATH sha256:HEX"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackboneRef {
+    pub path: std::path::PathBuf,
+    pub sha256: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for BackboneRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            path: std::path::PathBuf,
+            #[serde(default)]
+            sha256: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Fields(Fields),
+            Legacy(String),
+        }
+        Ok(match Form::deserialize(deserializer)? {
+            Form::Fields(f) => BackboneRef { path: f.path, sha256: f.sha256 },
+            Form::Legacy(text) => match text.rsplit_once(" sha256:") {
+                Some((path, hex)) => BackboneRef { path: path.into(), sha256: Some(hex.to_string()) },
+                None => BackboneRef { path: text.into(), sha256: None },
+            },
+        })
+    }
+}
+
 /// Metadata saved beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterMeta {
@@ -55,8 +88,8 @@ pub struct RouterMeta {
     pub kind: RouterKind,
     pub labels: Vec<String>,
     pub input_dim: usize,
-    /// Model directory the features came from, and its fingerprint.
-    pub backbone: Option<String>,
+    /// The backbone the features came from (a router reads only its states).
+    pub backbone: Option<BackboneRef>,
     pub train_config: RouterTrainConfig,
     pub final_train_loss: f32,
 }
@@ -96,7 +129,7 @@ impl TrainedRouter {
         x: &[Vec<f32>],
         y: &[usize],
         config: &RouterTrainConfig,
-        backbone: Option<String>,
+        backbone: Option<BackboneRef>,
     ) -> anyhow::Result<TrainedRouter> {
         let device = Device::Cpu;
         if x.is_empty() || x.len() != y.len() {
@@ -318,4 +351,22 @@ pub fn argmax(probabilities: &[f32]) -> usize {
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &p)| if p > best.1 { (i, p) } else { best })
         .0
+}
+
+#[cfg(test)]
+mod backbone_ref_tests {
+    use super::BackboneRef;
+
+    #[test]
+    fn the_backbone_reads_as_fields_and_in_the_older_one_string_form() {
+        let fields: BackboneRef = serde_json::from_str(r#"{"path": "assets/backbone", "sha256": "ab12"}"#).unwrap();
+        assert_eq!(fields, BackboneRef { path: "assets/backbone".into(), sha256: Some("ab12".into()) });
+        let legacy: BackboneRef = serde_json::from_str(r#""/models/my model sha256:ab12""#).unwrap();
+        assert_eq!(legacy, BackboneRef { path: "/models/my model".into(), sha256: Some("ab12".into()) });
+        let bare: BackboneRef = serde_json::from_str(r#""assets/backbone""#).unwrap();
+        assert_eq!(bare, BackboneRef { path: "assets/backbone".into(), sha256: None });
+        // Written as fields, read back the same.
+        assert_eq!(serde_json::from_str::<BackboneRef>(&serde_json::to_string(&legacy).unwrap()).unwrap(), legacy);
+        assert!(serde_json::from_str::<BackboneRef>(r#"{"path": "x", "sha": "ab"}"#).is_err(), "a misspelt field is an error");
+    }
 }

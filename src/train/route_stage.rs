@@ -81,7 +81,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
         crate::train::config::RouterKindChoice::Linear => RouterKind::Linear,
     };
     ctx.check_cancelled()?;
-    let backbone = Some(format!("{} sha256:{}", trainer.reranker.model_dir.display(), data.backbone_fingerprint));
+    let backbone = Some(crate::routing::BackboneRef { path: trainer.reranker.model_dir.clone(), sha256: Some(data.backbone_fingerprint.clone()) });
     let trained = TrainedRouter::train(kind, &labels, &x_train, &y_train, &c.router.train, backbone)?;
     let router = Router::Trained(trained.clone());
     let test_report = RoutingReport::new(&labels, &y_test, &predict(&router, &x_test, &test, &y_test)?);

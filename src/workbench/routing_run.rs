@@ -76,14 +76,13 @@ impl RoutingRun {
         if groups.is_empty() {
             bail!("{}: no {split} queries of the router's domains {labels:?}", data_path.display());
         }
-        let recorded = router.meta.backbone.clone().unwrap_or_default();
-        let model = recorded.rsplit_once(" sha256:").map_or(recorded.as_str(), |(p, _)| p);
-        if model.is_empty() {
+        let Some(backbone) = router.meta.backbone.clone() else {
             bail!("{}/router.json records no backbone", router_dir.display());
-        }
+        };
+        let model = backbone.path.display().to_string();
         crate::train::jobs::report_steps(job, "features", 0, 2);
         job.log(format!("backbone {model}; {} {split} queries", groups.len()));
-        let reranker = crate::model::Reranker::load(Path::new(model), &crate::model::LoadOptions::default())
+        let reranker = crate::model::Reranker::load(&backbone.path, &crate::model::LoadOptions::default())
             .with_context(|| format!("loading the router's backbone {model}"))?;
         let features = query_features(&reranker, &groups, Some(job))?;
         crate::train::jobs::report_steps(job, "route", 1, 2);
