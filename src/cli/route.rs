@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{QueryGroup, Split};
-use crate::routing::{argmax, Router, RoutingReport, TrainedRouter};
-use crate::train::features::{backbone_fingerprint, query_features};
+use crate::routing::{argmax, BackboneRef, Router, RoutingReport, TrainedRouter};
+use crate::workbench::routing_run::route_groups;
 
 #[derive(Debug, clap::Args)]
 pub struct RouteArgs {
@@ -37,26 +37,26 @@ pub struct RouteArgs {
 }
 
 /// The router named by `--router`, and the backbone a trained one needs.
-fn resolve_router(args: &RouteArgs, data_domains: &[String]) -> Result<(Router, Option<PathBuf>, Option<String>)> {
+fn resolve_router(args: &RouteArgs, data_domains: &[String]) -> Result<(Router, Option<BackboneRef>)> {
     let labels = if args.domains.is_empty() { data_domains.to_vec() } else { args.domains.clone() };
     Ok(match args.router.as_str() {
-        "random" => (Router::Random { labels, seed: args.seed }, None, None),
-        "oracle" => (Router::Oracle { labels }, None, None),
+        "random" => (Router::Random { labels, seed: args.seed }, None),
+        "oracle" => (Router::Oracle { labels }, None),
         name if name.starts_with("static:") => {
             let domain = &name["static:".len()..];
             let expert = labels.iter().position(|l| l == domain).with_context(|| format!("--router {name}: `{domain}` is not one of {labels:?}"))?;
-            (Router::Static { labels, expert }, None, None)
+            (Router::Static { labels, expert }, None)
         }
         dir => {
             let trained = TrainedRouter::load(std::path::Path::new(dir))?;
             let recorded = trained.meta.backbone.clone();
-            let fingerprint = recorded.as_ref().and_then(|b| b.sha256.clone());
-            let model = match (&args.model, recorded) {
-                (Some(m), _) => m.clone(),
-                (None, Some(backbone)) => backbone.path,
+            let backbone = match (&args.model, recorded) {
+                // --model replaces the path; the recorded fingerprint still warns of a different backbone.
+                (Some(m), recorded) => BackboneRef { path: m.clone(), sha256: recorded.and_then(|b| b.sha256) },
+                (None, Some(backbone)) => backbone,
                 (None, None) => bail!("{dir}/router.json records no backbone: pass --model DIR"),
             };
-            (Router::Trained(trained), Some(model), fingerprint)
+            (Router::Trained(trained), Some(backbone))
         }
     })
 }
@@ -64,7 +64,7 @@ fn resolve_router(args: &RouteArgs, data_domains: &[String]) -> Result<(Router, 
 pub fn run(args: RouteArgs) -> Result<()> {
     let split = Split::parse(&args.split).with_context(|| format!("--split {}: expected train, dev, test or test_unseen", args.split))?;
     let dataset = crate::data::load(&args.data, &crate::data::LoadOptions::default())?;
-    let (router, model, fingerprint) = resolve_router(&args, &dataset.domains())?;
+    let (router, backbone) = resolve_router(&args, &dataset.domains())?;
     let labels = router.labels().to_vec();
     let groups: Vec<&QueryGroup> = dataset.select(None, Some(split)).filter(|g| labels.contains(&g.domain)).collect();
     let skipped = dataset.select(None, Some(split)).count() - groups.len();
@@ -74,21 +74,8 @@ pub fn run(args: RouteArgs) -> Result<()> {
     if skipped > 0 {
         eprintln!("note: {skipped} {split} queries of domains outside {labels:?} are not routed");
     }
-    let truth: Vec<usize> = groups.iter().map(|g| labels.iter().position(|l| *l == g.domain).expect("filtered")).collect();
-    let features = match &model {
-        Some(dir) => {
-            if let Some(expected) = &fingerprint {
-                if backbone_fingerprint(dir)? != *expected {
-                    eprintln!("warning: {} differs from the backbone the router was trained on", dir.display());
-                }
-            }
-            let reranker = crate::model::Reranker::load(dir, &crate::model::LoadOptions::default())?;
-            query_features(&reranker, &groups, None)?
-        }
-        None => vec![Vec::new(); groups.len()],
-    };
-    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-    let predicted: Vec<usize> = router.probabilities(&features, &ids, Some(&truth))?.iter().map(|p| argmax(p)).collect();
+    let (truth, probabilities) = route_groups(&router, backbone.as_ref(), &groups, None)?;
+    let predicted: Vec<usize> = probabilities.iter().map(|p| argmax(p)).collect();
     let report = RoutingReport::new(&labels, &truth, &predicted);
     if args.json {
         let mut value = serde_json::to_value(&report)?;

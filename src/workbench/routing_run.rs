@@ -16,8 +16,8 @@ use crate::workbench::systems::Ranking;
 use crate::model::{ScoreOptions, ScoreRequest};
 use crate::train::checkpoint::RunDir;
 use crate::workbench::dataset::LoadedDataset;
-use crate::routing::{argmax, RoutingReport, TrainedRouter};
-use crate::train::features::query_features;
+use crate::routing::{argmax, BackboneRef, Router, RoutingReport, TrainedRouter};
+use crate::train::features::{backbone_fingerprint, query_features};
 use crate::train::jobs::JobContext;
 use crate::train::TrainConfig;
 
@@ -43,6 +43,39 @@ pub struct RoutingRun {
     pub split: Split,
     pub report: RoutingReport,
     pub queries: Vec<RoutedQuery>,
+}
+
+/// Routes `groups` with `router` (the one routing path of the CLI and the GUI): a trained router
+/// reads the query states of `backbone` (loaded here; files that differ from the fingerprint the
+/// router recorded are a logged warning), a baseline router none. Returns each query's true label
+/// index and its probabilities over the router's labels, in the order of `groups`.
+pub fn route_groups(router: &Router, backbone: Option<&BackboneRef>, groups: &[&QueryGroup], job: Option<&JobContext>) -> Result<(Vec<usize>, Vec<Vec<f32>>)> {
+    let labels = router.labels();
+    let truth: Vec<usize> = groups
+        .iter()
+        .map(|g| labels.iter().position(|l| *l == g.domain).with_context(|| format!("query {}: domain `{}` is not one of the router's {labels:?}", g.id, g.domain)))
+        .collect::<Result<_>>()?;
+    let features = match (router, backbone) {
+        (Router::Trained(_), None) => bail!("the router records no backbone: name the model it was trained on"),
+        (Router::Trained(_), Some(backbone)) => {
+            if let Some(expected) = &backbone.sha256 {
+                if backbone_fingerprint(&backbone.path)? != *expected {
+                    let warning = format!("warning: {} differs from the backbone the router was trained on", backbone.path.display());
+                    match job {
+                        Some(job) => job.log(warning),
+                        None => eprintln!("{warning}"),
+                    }
+                }
+            }
+            let reranker = crate::model::Reranker::load(&backbone.path, &crate::model::LoadOptions::default())
+                .with_context(|| format!("loading the router's backbone {}", backbone.path.display()))?;
+            query_features(&reranker, groups, job)?
+        }
+        _ => vec![Vec::new(); groups.len()],
+    };
+    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    let probabilities = router.probabilities(&features, &ids, Some(&truth))?;
+    Ok((truth, probabilities))
 }
 
 /// The router directory of `path`: a router directory itself (router.json) or a run directory (`RUN/router`).
@@ -79,14 +112,10 @@ impl RoutingRun {
         let Some(backbone) = router.meta.backbone.clone() else {
             bail!("{}/router.json records no backbone", router_dir.display());
         };
-        let model = backbone.path.display().to_string();
         crate::train::jobs::report_steps(job, "features", 0, 2);
-        job.log(format!("backbone {model}; {} {split} queries", groups.len()));
-        let reranker = crate::model::Reranker::load(&backbone.path, &crate::model::LoadOptions::default())
-            .with_context(|| format!("loading the router's backbone {model}"))?;
-        let features = query_features(&reranker, &groups, Some(job))?;
+        job.log(format!("backbone {}; {} {split} queries", backbone.path.display(), groups.len()));
+        let (_, probabilities) = route_groups(&Router::Trained(router), Some(&backbone), &groups, Some(job))?;
         crate::train::jobs::report_steps(job, "route", 1, 2);
-        let probabilities = router.probabilities(&features)?;
         let queries: Vec<RoutedQuery> = groups
             .iter()
             .zip(probabilities)
@@ -103,7 +132,7 @@ impl RoutingRun {
         let report = RoutingReport::new(&labels, &truth, &predicted);
         job.log(format!("accuracy {:.3}, macro-F1 {:.3}", report.accuracy, report.macro_f1));
         let groups = groups.into_iter().cloned().collect();
-        Ok(RoutingRun { router_dir, backbone: PathBuf::from(model), groups, data_path, split, report, queries })
+        Ok(RoutingRun { router_dir, backbone: backbone.path, groups, data_path, split, report, queries })
     }
 
     /// The run directory holding `router/` and `experts/`.
