@@ -441,17 +441,23 @@ fn abstraction_panel_masks_toggles_and_applies_corrections() {
     assert_eq!(harness.query_all_by_label("[PROCEDURE_1]").count(), 0);
 }
 
-#[test]
-fn abstraction_gold_mode_marks_misses() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_annotated_dataset(dir.path());
-    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("none.json")), ..Default::default() };
+/// The app on `data` (corrections in `corrections`), showing the Abstraction panel in gold-span mode.
+fn abstraction_in_gold_mode(data: PathBuf, corrections: &Path) -> Harness<'static, WorkbenchApp> {
+    let options = StartOptions { data: Some(data), corrections: Some(corrections.to_path_buf()), ..Default::default() };
     let mut harness = harness(options);
     step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
     harness.get_by_label("Abstraction").click();
     harness.run_steps(3);
     harness.get_by_label("Gold spans").click();
     harness.run_steps(2);
+    harness
+}
+
+#[test]
+fn abstraction_gold_mode_marks_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_annotated_dataset(dir.path());
+    let mut harness = abstraction_in_gold_mode(path, &dir.path().join("none.json"));
     assert!(has_label(&harness, "ibuprofen DRUG · missed"), "ibuprofen is in no bundled gazetteer");
     assert!(has_label(&harness, "3200 mg DOSAGE"), "a hit");
     assert!(has_label(&harness, "Gold spans in this group: 2 · found 1 · missed 1 · false alarms 2"));
@@ -1056,13 +1062,7 @@ fn abstraction_finds_the_next_group_with_misses() {
     });
     let path = dir.path().join("three.jsonl");
     std::fs::write(&path, format!("{clean}\n{no_gold}\n{annotated}")).unwrap();
-    let options = StartOptions { data: Some(path), corrections: Some(dir.path().join("none.json")), ..Default::default() };
-    let mut harness = harness(options);
-    step_until(&mut harness, "the dataset", |h| h.state().workspace().dataset.is_some());
-    harness.get_by_label("Abstraction").click();
-    harness.run_steps(3);
-    harness.get_by_label("Gold spans").click();
-    harness.run_steps(2);
+    let mut harness = abstraction_in_gold_mode(path, &dir.path().join("none.json"));
     assert!(has_label(&harness, "Gold spans in this group: 1 · found 1 · missed 0 · false alarms 0"), "the first group is recognised exactly");
     harness.get_by_role_and_label(Role::Button, "Next group with misses").click();
     step_until(&mut harness, "the search", |h| h.query_all_by_label_contains("missed,").next().is_some() || h.query_all_by_label_contains("No group has").next().is_some());
