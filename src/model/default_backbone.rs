@@ -38,6 +38,16 @@ pub fn project_root() -> PathBuf {
     }
 }
 
+/// `path`, or — when it is relative and not under the working directory — the same path under the
+/// project root (runs and the shipped demos record backbones as `assets/...`).
+pub fn under_project_root(path: &Path) -> PathBuf {
+    if path.is_relative() && !path.exists() {
+        project_root().join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Whether `path` is the `auto` placeholder.
 pub fn is_auto(path: &Path) -> bool {
     path == Path::new(AUTO)
