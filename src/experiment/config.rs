@@ -163,6 +163,17 @@ mod tests {
     }
 
     #[test]
+    fn the_gemma_experiment_configs_parse_and_bound_their_cost() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
+        for name in ["experiment-gemma.toml", "experiment-gemma-realdata.toml"] {
+            let c = ExperimentConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(crate::model::default_backbone::is_auto(&c.train.model.path), "{name}: the default backbone (Gemma when installed)");
+            assert!(c.experiment.max_eval_queries > 0 && c.train.data.max_train_queries > 0, "{name}: bounded for a CPU");
+            assert!(!c.experiment.score_all_adapters, "{name}: scores only the adapters a system picks");
+        }
+    }
+
+    #[test]
     fn mask_each_type_adds_the_target_domains_types_once() {
         let mut c = ExperimentConfig::default();
         c.train.data.domains = vec!["medical".into()];
