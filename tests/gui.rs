@@ -997,7 +997,7 @@ fn router_panel_opens_an_experiment_its_misroutes_and_their_expert_comparison() 
 /// is installed, else the bundled-backbone one — in Router and Rankings, with no training.
 #[test]
 fn a_first_launch_shows_the_shipped_demo_in_router_and_rankings() {
-    let demo = r2r::workbench::demo::shipped_demo().expect("a shipped demo for this backbone (assets/demo/tiny always ships)");
+    let demo = r2r::workbench::demo::shipped_demo(&r2r::model::default_backbone::default_backbone()).expect("a shipped demo for this backbone (assets/demo/tiny always ships)");
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(demo.join("results.json")).unwrap()).unwrap();
     let options = StartOptions { open_bundled_data: true, open_demo: true, panel: Some(PanelKind::Router), ..Default::default() };
     let mut harness = harness(options);

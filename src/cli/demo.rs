@@ -32,10 +32,13 @@ pub fn run(cmd: DemoCommand) -> Result<()> {
             }
             println!("wrote {} ({} files, {:.1} MB)", out.display(), report.files.len(), report.total_bytes as f64 / 1e6);
         }
-        DemoCommand::Which => match demo::shipped_demo() {
-            Some(dir) => println!("{}", dir.display()),
-            None => println!("no shipped demo for this backbone ({})", crate::model::default_backbone::default_backbone().note),
-        },
+        DemoCommand::Which => {
+            let backbone = crate::model::default_backbone::default_backbone();
+            match demo::shipped_demo(&backbone) {
+                Some(dir) => println!("{}", dir.display()),
+                None => println!("no shipped demo for this backbone ({})", backbone.note),
+            }
+        }
     }
     Ok(())
 }

@@ -133,10 +133,11 @@ impl WorkbenchApp {
             panels.training = panels::training::TrainingPanel::with_config(config);
         }
         let mut requests = Vec::new();
+        let default_backbone = crate::model::default_backbone::default_backbone();
         let demo = if options.open_demo && options.experiment.is_none() && options.router_path.is_none() {
             match settings.rankings.experiment_dir.clone().filter(|dir| dir.join("results.json").is_file()) {
                 Some(last) => Some(last),
-                None => crate::workbench::demo::shipped_demo().inspect(|_| {
+                None => crate::workbench::demo::shipped_demo(&default_backbone).inspect(|_| {
                     // The paper's comparison, the generalist as the reference of the significance marks.
                     settings.rankings.systems =
                         vec![SystemKind::Experiment("generalist".into()), SystemKind::Experiment("r2r_lsr".into()), SystemKind::Bm25];
@@ -180,7 +181,7 @@ impl WorkbenchApp {
             quit_at: options.quit_after.map(|d| Instant::now() + d),
             pending_experiment: options.experiment.or(demo),
             cache_dir: options.cache_dir,
-            default_backbone: crate::model::default_backbone::default_backbone(),
+            default_backbone,
         };
         let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
         if let Some(path) = initial {

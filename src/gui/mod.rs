@@ -82,7 +82,8 @@ pub fn run(args: Launch) -> anyhow::Result<()> {
     let start = StartOptions {
         data: args.data.clone(),
         open_bundled_data: true,
-        open_demo: args.data.is_none() && args.experiment.is_none() && args.run.is_none(),
+        // App::new leaves the demo out when an experiment or a run is named.
+        open_demo: args.data.is_none(),
         panel,
         persist: screenshot.is_none(),
         screenshot,

@@ -54,11 +54,16 @@ impl ScreenshotTask {
 
 /// Encodes an egui image as PNG and writes it atomically.
 pub fn write_png(path: &std::path::Path, image: &egui::ColorImage) -> anyhow::Result<()> {
+    crate::util::atomic_write(path, &png_bytes(image)?)
+}
+
+/// An egui image as PNG bytes.
+pub fn png_bytes(image: &egui::ColorImage) -> anyhow::Result<Vec<u8>> {
     let [width, height] = image.size;
     let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
     let buffer = image::RgbaImage::from_raw(width as u32, height as u32, bytes)
-        .ok_or_else(|| anyhow::anyhow!("screenshot has {} pixels, expected {width}×{height}", image.pixels.len()))?;
+        .ok_or_else(|| anyhow::anyhow!("image has {} pixels, expected {width}×{height}", image.pixels.len()))?;
     let mut png = std::io::Cursor::new(Vec::new());
     buffer.write_to(&mut png, image::ImageFormat::Png)?;
-    crate::util::atomic_write(path, png.get_ref())
+    Ok(png.into_inner())
 }

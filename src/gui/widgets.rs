@@ -464,12 +464,7 @@ pub fn crop_to_png(image: &egui::ColorImage, rect: egui::Rect, pixels_per_point:
     let (x0, x1) = (clamp(rect.min.x, width), clamp(rect.max.x, width));
     let (y0, y1) = (clamp(rect.min.y, height), clamp(rect.max.y, height));
     anyhow::ensure!(x1 > x0 && y1 > y0, "the chart is not on screen (rectangle {rect:?} outside the {width}×{height} window)");
-    let region = image.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]);
-    let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let buffer = image::RgbaImage::from_raw((x1 - x0) as u32, (y1 - y0) as u32, bytes).ok_or_else(|| anyhow::anyhow!("cropped image has the wrong size"))?;
-    let mut png = std::io::Cursor::new(Vec::new());
-    buffer.write_to(&mut png, image::ImageFormat::Png)?;
-    Ok(png.into_inner())
+    crate::gui::screenshot::png_bytes(&image.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]))
 }
 
 #[cfg(test)]

@@ -206,15 +206,21 @@ pub struct Checkpoint {
     pub progress: Progress,
 }
 
+/// Reads the progress record of the checkpoint in `dir` (no repair, no tensors); `Ok(None)` when there is none.
+pub fn read_progress(dir: &Path) -> Result<Option<Progress>> {
+    let path = dir.join(PROGRESS_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = crate::util::read_text_limited(&path, crate::util::MAX_CONFIG_FILE_BYTES)?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+}
+
 /// Reads a job's checkpoint; `Ok(None)` when there is none.
 pub fn load_checkpoint(dir: &Path, base: &ModelConfig, device: &Device) -> Result<Option<Checkpoint>> {
     recover_dir(dir)?;
+    let Some(progress) = read_progress(dir)? else { return Ok(None) };
     let progress_path = dir.join(PROGRESS_FILE);
-    if !progress_path.is_file() {
-        return Ok(None);
-    }
-    let text = crate::util::read_text_limited(&progress_path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-    let progress: Progress = serde_json::from_str(&text).with_context(|| format!("parsing {}", progress_path.display()))?;
     // Both reads refuse NaN / infinite tensors: training never resumes from a non-finite checkpoint.
     let refuse = || format!("checkpoint {}: refusing to resume from it (start afresh with `--fresh` / output.resume = false)", dir.display());
     let adapter = crate::model::load_adapter(dir, base, device).with_context(refuse)?;

@@ -43,11 +43,10 @@ pub fn demo_root() -> PathBuf {
     std::fs::canonicalize(&root).unwrap_or(root).join("assets").join("demo")
 }
 
-/// The demo the app opens on first launch: the Gemma demo when the default backbone is the Gemma
-/// generalist (Gemma installed), else the bundled-backbone demo; None when that one is not shipped.
-pub fn shipped_demo() -> Option<PathBuf> {
-    let gemma = default_backbone::default_backbone().kind == default_backbone::BackboneKind::GemmaGeneralist;
-    shipped_demo_for(&demo_root(), gemma)
+/// The demo the app opens on first launch for the default `backbone`: the Gemma demo when it is the
+/// Gemma generalist (Gemma installed), else the bundled-backbone demo; None when that one is not shipped.
+pub fn shipped_demo(backbone: &default_backbone::DefaultBackbone) -> Option<PathBuf> {
+    shipped_demo_for(&demo_root(), backbone.kind == default_backbone::BackboneKind::GemmaGeneralist)
 }
 
 /// As [`shipped_demo`], for a given demo root and backbone choice.

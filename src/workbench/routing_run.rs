@@ -115,20 +115,14 @@ impl RoutingRun {
         };
         crate::train::jobs::report_steps(job, "features", 0, 2);
         job.log(format!("backbone {}; {} {split} queries", backbone.path.display(), groups.len()));
-        let (_, probabilities) = route_groups(&Router::Trained(router), Some(&backbone), &groups, Some(job))?;
+        let (truth, probabilities) = route_groups(&Router::Trained(router), Some(&backbone), &groups, Some(job))?;
         crate::train::jobs::report_steps(job, "route", 1, 2);
         let queries: Vec<RoutedQuery> = groups
             .iter()
+            .zip(&truth)
             .zip(probabilities)
-            .map(|(g, p)| RoutedQuery {
-                id: g.id.clone(),
-                query: g.query.clone(),
-                truth: labels.iter().position(|l| *l == g.domain).expect("filtered"),
-                predicted: argmax(&p),
-                probabilities: p,
-            })
+            .map(|((g, &truth), p)| RoutedQuery { id: g.id.clone(), query: g.query.clone(), truth, predicted: argmax(&p), probabilities: p })
             .collect();
-        let truth: Vec<usize> = queries.iter().map(|q| q.truth).collect();
         let predicted: Vec<usize> = queries.iter().map(|q| q.predicted).collect();
         let report = RoutingReport::new(&labels, &truth, &predicted);
         job.log(format!("accuracy {:.3}, macro-F1 {:.3}", report.accuracy, report.macro_f1));

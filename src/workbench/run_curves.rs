@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::train::checkpoint::{Progress, PROGRESS_FILE};
+use crate::train::checkpoint::read_progress;
 use crate::train::dev_eval::DevPoint;
 use crate::train::{JobSummary, RunDir, RunSummary};
 
@@ -35,12 +35,10 @@ impl RunCurves {
     /// Reads `path` (a run directory, or an experiment root holding `training/`).
     pub fn load(path: &Path) -> Result<RunCurves> {
         let dir = if path.join("summary.json").is_file() { path.to_path_buf() } else { path.join("training") };
-        let summary_path = dir.join("summary.json");
-        if !summary_path.is_file() {
+        if !dir.join("summary.json").is_file() {
             anyhow::bail!("{}: no summary.json here or in training/ (not a finished `r2r train` run or experiment)", path.display());
         }
-        let text = crate::util::read_text_limited(&summary_path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-        let summary: RunSummary = serde_json::from_str(&text).with_context(|| format!("parsing {}", summary_path.display()))?;
+        let summary = read_summary(&dir)?;
         let run = RunDir::new(&dir);
         let jobs: Vec<&JobSummary> = summary.stage1.iter().chain(summary.experts.values()).chain(summary.baselines.values()).collect();
         let jobs = jobs.into_iter().map(|job| Ok(JobCurve { job: job.job.clone(), losses: losses_of(job, &run)?, dev: job.dev.clone(), seconds: job.seconds })).collect::<Result<_>>()?;
@@ -53,21 +51,20 @@ fn losses_of(job: &JobSummary, run: &RunDir) -> Result<Vec<f64>> {
     if !job.losses.is_empty() {
         return Ok(job.losses.clone());
     }
-    let path = run.state_dir(&job.job).join(PROGRESS_FILE);
-    if !path.is_file() {
-        return Ok(Vec::new());
-    }
+    Ok(read_progress(&run.state_dir(&job.job))?.map(|p| p.losses).unwrap_or_default())
+}
+
+/// The run's `summary.json`.
+fn read_summary(run: &Path) -> Result<RunSummary> {
+    let path = run.join("summary.json");
     let text = crate::util::read_text_limited(&path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-    let progress: Progress = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(progress.losses)
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// `summary.json` of `run` with every job's losses filled in (from the checkpoints where the
 /// summary lacks them): what a packed demo ships, as it ships no checkpoints.
 pub fn summary_with_losses(run: &Path) -> Result<serde_json::Value> {
-    let summary_path = run.join("summary.json");
-    let text = crate::util::read_text_limited(&summary_path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-    let mut summary: RunSummary = serde_json::from_str(&text).with_context(|| format!("parsing {}", summary_path.display()))?;
+    let mut summary = read_summary(run)?;
     let dir = RunDir::new(run);
     let fill = |job: &mut JobSummary| -> Result<()> {
         job.losses = losses_of(job, &dir)?;
