@@ -13,6 +13,7 @@ pub mod experiment;
 pub mod export;
 pub mod metrics;
 pub mod model;
+pub mod ner;
 pub mod routing;
 pub mod sample;
 pub mod scaleout;

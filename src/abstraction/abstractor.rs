@@ -153,6 +153,9 @@ pub fn group_texts(group: &QueryGroup) -> Vec<&str> {
 pub fn detect_group(group: &QueryGroup, recognizer: &Recognizer) -> Vec<Vec<Detection>> {
     let scope = recognizer.scope(&group_domains(group));
     let texts = group_texts(group);
+    if let Err(e) = recognizer.prefetch(&texts) {
+        tracing::error!("learned entity recognition failed on group {}: {e:#}", group.id);
+    }
     let mut detections: Vec<Vec<Detection>> = texts.iter().map(|t| recognizer.recognize_scoped(t, &scope)).collect();
     let mut first_label: BTreeMap<String, String> = BTreeMap::new();
     let mut surfaces = BTreeSet::new();

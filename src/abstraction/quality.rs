@@ -23,6 +23,13 @@ pub struct Scores {
 }
 
 impl Scores {
+    /// Scores from true-positive, false-positive and false-negative counts.
+    pub fn from_counts(tp: usize, fp: usize, fn_: usize) -> Self {
+        let mut s = Scores::default();
+        s.add(tp, fp, fn_);
+        s.finish()
+    }
+
     fn add(&mut self, tp: usize, fp: usize, fn_: usize) {
         self.true_positives += tp;
         self.false_positives += fp;
@@ -63,6 +70,12 @@ pub struct QualityReport {
     pub untyped: Scores,
     /// Errors with how often each occurred.
     pub errors: BTreeMap<ErrorExample, usize>,
+    /// Per recogniser (`gazetteer`, `learned:<head>`, `pattern:<name>`, …): precision of the spans it
+    /// contributed, and their recall against every gold span.
+    pub per_source: BTreeMap<String, Scores>,
+    /// The types scored: a NER set's `meta.annotated_types` (other types' predictions are ignored),
+    /// or None (every type).
+    pub scored_types: Option<BTreeSet<String>>,
 }
 
 impl QualityReport {
@@ -82,7 +95,11 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
     if !annotated {
         anyhow::bail!("the dataset has no gold entity spans (`query_entities` / `entities`); use `r2r abstract coverage` instead");
     }
-    let mut report = QualityReport::default();
+    let mut report = QualityReport { scored_types: crate::ner::corpus::annotated_types(&dataset.groups), ..Default::default() };
+    let scored_types = report.scored_types.clone();
+    let scored = |label: &str| scored_types.as_ref().is_none_or(|types| types.contains(label));
+    prefetch_all(dataset, recognizer)?;
+    let mut per_source_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut per_type: BTreeMap<String, Scores> = BTreeMap::new();
     let mut overall = Scores::default();
     let mut untyped = Scores::default();
@@ -90,11 +107,20 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
         let texts = group_texts(group);
         let gold_lists = std::iter::once(&group.query_entities).chain(group.candidates.iter().map(|c| &c.entities));
         for ((text, gold), found) in texts.iter().zip(gold_lists).zip(detect_group(group, recognizer)) {
+            let found: Vec<&super::recognizer::Detection> = found.iter().filter(|d| scored(&d.label)).collect();
+            let gold: BTreeSet<&EntitySpan> = gold.iter().filter(|g| scored(&g.label)).collect();
             report.texts += 1;
             report.gold_spans += gold.len();
-            let gold: BTreeSet<&EntitySpan> = gold.iter().collect();
             let predicted: Vec<EntitySpan> =
                 found.iter().map(|d| EntitySpan { start: d.start, end: d.end, label: d.label.clone() }).collect();
+            for (d, span) in found.iter().zip(&predicted) {
+                let c = per_source_counts.entry(d.recogniser.clone()).or_default();
+                if gold.contains(span) {
+                    c.0 += 1;
+                } else {
+                    c.1 += 1;
+                }
+            }
             let predicted: BTreeSet<&EntitySpan> = predicted.iter().collect();
             for span in &predicted {
                 let hit = gold.contains(span);
@@ -117,10 +143,23 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
             untyped.add(hits, found_bounds.len() - hits, gold_bounds.len() - hits);
         }
     }
+    report.per_source = per_source_counts.into_iter().map(|(k, (tp, fp))| (k, Scores::from_counts(tp, fp, report.gold_spans - tp))).collect();
     report.per_type = per_type.into_iter().map(|(k, v)| (k, v.finish())).collect();
     report.overall = overall.finish();
     report.untyped = untyped.finish();
     Ok(report)
+}
+
+/// Runs the learned heads (if any) over every text of the dataset in large batches first.
+fn prefetch_all(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<()> {
+    if recognizer.learned().is_none() {
+        return Ok(());
+    }
+    let texts: Vec<&str> = dataset.groups.iter().flat_map(group_texts).collect();
+    for chunk in texts.chunks(256) {
+        recognizer.prefetch(chunk)?;
+    }
+    Ok(())
 }
 
 /// Mentions of one type in a coverage report.
@@ -141,6 +180,10 @@ pub struct Coverage {
     pub per_100_words: f64,
     /// Fraction of texts with at least one mention.
     pub texts_with_entities: f64,
+    /// Fraction of queries, and of passages, with at least one mention.
+    pub queries_with_entities: f64,
+    pub passages_with_entities: f64,
+    pub queries: usize,
     pub per_type: BTreeMap<String, TypeCoverage>,
 }
 
@@ -149,6 +192,9 @@ struct CoverageCounts {
     texts: usize,
     words: usize,
     texts_with: usize,
+    queries: usize,
+    queries_with: usize,
+    passages_with: usize,
     mentions: BTreeMap<String, usize>,
     surfaces: BTreeMap<String, BTreeSet<String>>,
 }
@@ -164,6 +210,9 @@ impl CoverageCounts {
             mentions,
             per_100_words: per_100(mentions),
             texts_with_entities: if self.texts == 0 { 0.0 } else { self.texts_with as f64 / self.texts as f64 },
+            queries_with_entities: if self.queries == 0 { 0.0 } else { self.queries_with as f64 / self.queries as f64 },
+            passages_with_entities: if self.texts == self.queries { 0.0 } else { self.passages_with as f64 / (self.texts - self.queries) as f64 },
+            queries: self.queries,
             per_type: self
                 .mentions
                 .iter()
@@ -177,15 +226,22 @@ impl CoverageCounts {
 }
 
 /// Coverage per domain (sorted) followed by `all`.
-pub fn coverage(dataset: &Dataset, recognizer: &Recognizer) -> Vec<Coverage> {
+pub fn coverage(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Vec<Coverage>> {
+    prefetch_all(dataset, recognizer)?;
     let mut by_domain: BTreeMap<String, CoverageCounts> = BTreeMap::new();
     let mut all = CoverageCounts::default();
     for group in &dataset.groups {
         let counts = by_domain.entry(group.domain.clone()).or_default();
-        for (text, found) in group_texts(group).into_iter().zip(detect_group(group, recognizer)) {
+        for (i, (text, found)) in group_texts(group).into_iter().zip(detect_group(group, recognizer)).enumerate() {
             let words = text.split_whitespace().count();
             for c in [&mut *counts, &mut all] {
                 c.texts += 1;
+                if i == 0 {
+                    c.queries += 1;
+                    c.queries_with += usize::from(!found.is_empty());
+                } else {
+                    c.passages_with += usize::from(!found.is_empty());
+                }
                 c.words += words;
                 c.texts_with += usize::from(!found.is_empty());
                 for d in &found {
@@ -197,7 +253,7 @@ pub fn coverage(dataset: &Dataset, recognizer: &Recognizer) -> Vec<Coverage> {
     }
     let mut rows: Vec<Coverage> = by_domain.into_iter().map(|(domain, c)| c.finish(&domain)).collect();
     rows.push(all.finish("all"));
-    rows
+    Ok(rows)
 }
 
 #[cfg(test)]

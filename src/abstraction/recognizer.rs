@@ -4,20 +4,23 @@
 //! For a text and a scope (from the group's domains: every type is allowed and
 //! the domains' own types are *preferred*; with `strict_domain_types` only the
 //! domains' types are allowed):
-//! 1. every recogniser proposes candidates of allowed types;
+//! 1. every recogniser proposes candidates of allowed types (a learned head's
+//!    spans only when their confidence reaches the head's threshold for the type);
 //! 2. candidates overlapping a `[TYPE_n]` placeholder already in the text are
 //!    dropped (so abstraction is idempotent);
 //! 3. candidates whose surface an expert marked "not an entity" are dropped;
 //! 4. overlaps are resolved greedily: **longest match first**, then a type of
 //!    the text's own domains over another domain's type, then higher
 //!    priority (correction 100 > user gazetteer 80 > bundled gazetteer 60 >
-//!    pattern 40 > weak pattern 20), then higher score,
+//!    learned head 50 > pattern 40 > weak pattern 20), then higher score
+//!    (a learned span's score is its confidence),
 //!    then leftmost, then type name — a candidate is kept when it overlaps no
 //!    kept one. The result is sorted by position;
 //! 5. the optional name heuristic then fills the gaps between the kept entities.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -31,6 +34,7 @@ use super::text::{placeholders, DisjointSpans};
 pub const PRIORITY_CORRECTION: u8 = 100;
 pub const PRIORITY_USER_GAZETTEER: u8 = 80;
 pub const PRIORITY_GAZETTEER: u8 = 60;
+pub const PRIORITY_LEARNED: u8 = 50;
 pub const PRIORITY_PATTERN: u8 = 40;
 pub const PRIORITY_WEAK_PATTERN: u8 = 20;
 pub const PRIORITY_HEURISTIC: u8 = 10;
@@ -50,7 +54,7 @@ pub struct Detection {
     pub end: usize,
     pub label: String,
     /// Which recogniser found it: `gazetteer`, `user-gazetteer`, `correction`,
-    /// `pattern:<name>`, `heuristic:capitalised`, `group` (another text of the group).
+    /// `learned:<head>`, `pattern:<name>`, `heuristic:capitalised`, `group` (another text of the group).
     pub recogniser: String,
     pub score: f32,
     pub priority: u8,
@@ -75,6 +79,7 @@ pub struct RecognizerBuilder {
     strict_domain_types: bool,
     /// Fraction of the bundled gazetteer entries dropped (seeded), and the seed.
     bundled_drop: (f64, u64),
+    learned: Option<Arc<crate::ner::learned::LearnedRecognizer>>,
 }
 
 impl RecognizerBuilder {
@@ -87,7 +92,14 @@ impl RecognizerBuilder {
             heuristic_names: false,
             strict_domain_types: false,
             bundled_drop: (0.0, 0),
+            learned: None,
         }
+    }
+
+    /// Adds learned NER heads (one forward pass of their backbone per text).
+    pub fn learned(mut self, learned: Option<Arc<crate::ner::learned::LearnedRecognizer>>) -> Self {
+        self.learned = learned;
+        self
     }
 
     /// Drops this fraction of the bundled gazetteer entries, a seeded choice
@@ -167,6 +179,7 @@ impl RecognizerBuilder {
             heuristic_names: self.heuristic_names,
             strict_domain_types: self.strict_domain_types,
             schema: self.schema,
+            learned: self.learned,
         })
     }
 }
@@ -189,6 +202,7 @@ pub struct Recognizer {
     patterns: PatternSet,
     heuristic_names: bool,
     strict_domain_types: bool,
+    learned: Option<Arc<crate::ner::learned::LearnedRecognizer>>,
 }
 
 impl Recognizer {
@@ -207,6 +221,25 @@ impl Recognizer {
 
     pub fn heuristic_names(&self) -> bool {
         self.heuristic_names
+    }
+
+    /// The learned heads, when on.
+    pub fn learned(&self) -> Option<&Arc<crate::ner::learned::LearnedRecognizer>> {
+        self.learned.as_ref()
+    }
+
+    /// Turns learned heads on (Some) or off (None).
+    pub fn set_learned(&mut self, learned: Option<Arc<crate::ner::learned::LearnedRecognizer>>) {
+        self.learned = learned;
+    }
+
+    /// Runs the learned heads over many texts at once (batched forward passes; results cached), so the
+    /// per-text calls that follow cost no forward pass. A no-op without learned heads.
+    pub fn prefetch(&self, texts: &[&str]) -> anyhow::Result<()> {
+        if let Some(learned) = &self.learned {
+            learned.propose_all(texts)?;
+        }
+        Ok(())
     }
 
     /// Entries of the bundled and user gazetteers (for display).
@@ -282,6 +315,23 @@ impl Recognizer {
             gazetteer.find(text, &scope.allowed, &mut out);
         }
         self.patterns.find_all(text, &scope.allowed, &mut out);
+        if let Some(learned) = &self.learned {
+            match learned.propose(text) {
+                Ok(proposals) => {
+                    for p in proposals.iter().filter(|p| scope.allowed.contains(&p.label) && p.confidence >= learned.threshold(p)) {
+                        out.push(Detection {
+                            start: p.start,
+                            end: p.end,
+                            label: p.label.clone(),
+                            recogniser: crate::ner::learned::source_name(&learned.heads()[p.head].meta.name),
+                            score: p.confidence,
+                            priority: PRIORITY_LEARNED,
+                        });
+                    }
+                }
+                Err(e) => tracing::error!("learned entity recognition failed on a text of {} bytes: {e:#}", text.len()),
+            }
+        }
         self.drop_protected_and_marked(text, &mut out);
         out
     }

@@ -64,6 +64,18 @@ pub struct EngineArgs {
     /// Detect only the types of a group's own domains (default: every type, own types preferred on ties).
     #[arg(long)]
     pub strict_domain_types: bool,
+    /// Also run the bundled learned NER heads (assets/ner/heads/*) on the frozen backbone.
+    #[arg(long)]
+    pub learned: bool,
+    /// A learned NER head directory to run (repeatable; implies the learned recogniser).
+    #[arg(long = "ner-head")]
+    pub ner_heads: Vec<PathBuf>,
+    /// Backbone for the learned heads (default: the one they record).
+    #[arg(long)]
+    pub ner_backbone: Option<PathBuf>,
+    /// One confidence threshold for every learned head and type (default: each head's own).
+    #[arg(long)]
+    pub ner_threshold: Option<f32>,
 }
 
 impl EngineArgs {
@@ -85,6 +97,15 @@ impl EngineArgs {
         }
         if let Some(path) = &self.corrections {
             builder = builder.corrections_file(path)?;
+        }
+        let mut heads = self.ner_heads.clone();
+        if self.learned {
+            heads.extend(crate::ner::bundled_heads()?);
+        }
+        if !heads.is_empty() {
+            let learned = crate::ner::learned::LearnedRecognizer::load(&heads, self.ner_backbone.as_deref())?;
+            learned.set_threshold_override(self.ner_threshold);
+            builder = builder.learned(Some(std::sync::Arc::new(learned)));
         }
         Ok(Abstractor::new(builder.build()?))
     }
@@ -146,6 +167,14 @@ pub struct CoverageArgs {
     /// Also write the statistics as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Only groups of this split (train, dev, test, test_unseen).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Write this many abstracted queries per domain (seeded choice) as Markdown to --samples-out.
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+    #[arg(long)]
+    pub samples_out: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -265,6 +294,13 @@ fn print_report(report: &QualityReport) {
     }
     row("overall", &report.overall);
     row("(untyped)", &report.untyped);
+    if let Some(types) = &report.scored_types {
+        println!("(a NER set: only its annotated types {types:?} are scored)");
+    }
+    println!("per source (precision of the spans it kept; recall against all gold spans):");
+    for (source, s) in &report.per_source {
+        println!("  {source:<24} P {:.4} R {:.4} (TP {} FP {})", s.precision, s.recall, s.true_positives, s.false_positives);
+    }
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
@@ -310,19 +346,26 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn run_coverage(args: CoverageArgs) -> anyhow::Result<()> {
-    let dataset = crate::data::load(&args.data, &load_options(&args.domain))?;
+    let mut dataset = crate::data::load(&args.data, &load_options(&args.domain))?;
+    if let Some(split) = &args.split {
+        let split = crate::data::Split::parse(split).with_context(|| format!("unknown split `{split}` (train, dev, test or test_unseen)"))?;
+        dataset = dataset.filtered(|g| g.split == split);
+    }
     let abstractor = args.engine.build()?;
-    let rows = coverage(&dataset, abstractor.recognizer());
-    println!("entity coverage of {} (mentions per 100 words)", args.data.display());
+    let start = std::time::Instant::now();
+    let rows = coverage(&dataset, abstractor.recognizer())?;
+    println!("entity coverage of {} (mentions per 100 words; {:.1} s)", args.data.display(), start.elapsed().as_secs_f64());
     for row in &rows {
         println!(
-            "{:<12} texts {:>7}  words {:>9}  mentions {:>8}  per 100 words {:>6.2}  texts with entities {:>5.1}%",
+            "{:<12} texts {:>7}  words {:>9}  mentions {:>8}  per 100 words {:>6.2}  queries with entities {:>5.1}% of {}  passages {:>5.1}%",
             row.domain,
             row.texts,
             row.words,
             row.mentions,
             row.per_100_words,
-            100.0 * row.texts_with_entities
+            100.0 * row.queries_with_entities,
+            row.queries,
+            100.0 * row.passages_with_entities
         );
         for (label, t) in &row.per_type {
             println!("    {label:<14} {:>8} mentions  {:>6} distinct  {:>6.2} per 100 words", t.mentions, t.distinct_surfaces, t.per_100_words);
@@ -331,7 +374,35 @@ fn run_coverage(args: CoverageArgs) -> anyhow::Result<()> {
     if let Some(json) = &args.json {
         crate::util::atomic_write_json(json, &rows)?;
     }
+    if let Some(out) = &args.samples_out {
+        write_query_samples(&dataset, &abstractor, args.samples, out)?;
+        println!("{} abstracted queries per domain → {}", args.samples, out.display());
+    }
     Ok(())
+}
+
+/// A seeded sample of `n` abstracted queries per domain as a Markdown table (original | abstracted |
+/// sources), for experts to review.
+fn write_query_samples(dataset: &crate::data::Dataset, abstractor: &Abstractor, n: usize, out: &std::path::Path) -> anyhow::Result<()> {
+    use rand::seq::SliceRandom;
+    let opts = crate::abstraction::AbstractionOptions::default();
+    let mut md = format!("# Abstracted queries: a sample of {n} per domain\n\nData: `{}`. Each row: the query, its abstraction (EAG stage 1), and the recognisers of its spans.\n", dataset.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+    for domain in dataset.domains() {
+        let mut groups: Vec<&crate::data::QueryGroup> = dataset.groups.iter().filter(|g| g.domain == domain).collect();
+        groups.shuffle(&mut crate::util::seeded_rng(13, 0x5a4d));
+        groups.truncate(n);
+        let with = groups.iter().filter(|g| !crate::abstraction::detect_group(g, abstractor.recognizer())[0].is_empty()).count();
+        md.push_str(&format!("\n## {domain} ({with} of {} sampled queries have a placeholder)\n\n| query | abstracted | sources |\n|---|---|---|\n", groups.len()));
+        for g in groups {
+            let abstracted = crate::abstraction::abstract_group(g, abstractor, &opts, 13);
+            let found = crate::abstraction::detect_group(g, abstractor.recognizer());
+            let mut sources: Vec<String> = found[0].iter().map(|d| format!("{} {} ({:.2})", d.recogniser, d.label, d.score)).collect();
+            sources.dedup();
+            let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+            md.push_str(&format!("| {} | {} | {} |\n", cell(&g.query), cell(&abstracted.group.query), cell(&sources.join("; "))));
+        }
+    }
+    crate::util::atomic_write(out, md.as_bytes())
 }
 
 fn run_show(args: ShowArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod backbone;
 pub mod bench;
 pub mod abstract_;
+pub mod ner;
 pub mod bench_abstract;
 pub mod bench_train;
 pub mod bm25;
@@ -85,6 +86,8 @@ pub enum Command {
     Bm25(bm25::Bm25Args),
     /// Entity abstraction (EAG stage 1): export, eval, coverage, show, correct.
     Abstract(Box<abstract_::AbstractArgs>),
+    /// Learned entity recognition: build NER sets from public corpora, train and score heads on the backbone.
+    Ner(ner::NerArgs),
     /// Score (query, document) pairs from JSONL with a reranker (and optional LoRA adapter).
     Score(score::ScoreArgs),
     /// The bundled generalist backbone: pretrain it from scratch, or evaluate a model on held-out groups.
@@ -131,6 +134,7 @@ pub fn main() -> anyhow::Result<()> {
         Some(Command::Route(args)) => route::run(args),
         Some(Command::Experiment(args)) => experiment::run(args),
         Some(Command::Abstract(args)) => abstract_::run(*args),
+        Some(Command::Ner(args)) => ner::run(args),
         Some(Command::Backbone(cmd)) => backbone::run(cmd),
         Some(Command::Model(cmd)) => model::run(cmd),
         Some(Command::Export(cmd)) => export_cmd::run(cmd),

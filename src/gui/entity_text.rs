@@ -29,6 +29,23 @@ pub struct SpanMark {
     pub tag: Option<String>,
     pub style: MarkStyle,
     pub tooltip: String,
+    /// Fill/outline colour instead of the type's (e.g. the recogniser's, when colouring by source).
+    pub color: Option<Color32>,
+}
+
+/// The colour of a recogniser (colouring by source): gazetteers blue, expert corrections green, learned
+/// heads violet, patterns amber, group propagation grey, the name heuristic pink.
+pub fn source_color(recogniser: &str) -> Color32 {
+    let hex: u32 = match recogniser {
+        "gazetteer" => 0x9cc9ff,
+        "user-gazetteer" | "correction" => 0x9ee09e,
+        "group" => 0xc8c8c8,
+        r if r.starts_with("learned:") => 0xd0b0ff,
+        r if r.starts_with("pattern:") => 0xffd580,
+        r if r.starts_with("heuristic") => 0xffb3c6,
+        _ => 0xe0e0e0,
+    };
+    Color32::from_rgb((hex >> 16) as u8, (hex >> 8) as u8, hex as u8)
 }
 
 /// The colour of an entity type (displaCy's palette for the bundled types, a
@@ -93,7 +110,7 @@ fn plain(ui: &mut egui::Ui, text: &str, font: &FontId) {
 }
 
 fn chip(ui: &mut egui::Ui, surface: &str, mark: &SpanMark, font: &FontId) -> egui::Response {
-    let color = type_color(&mark.label);
+    let color = mark.color.unwrap_or_else(|| type_color(&mark.label));
     let filled = matches!(mark.style, MarkStyle::Entity | MarkStyle::FalseAlarm);
     let text_color = if filled { Color32::from_gray(20) } else { ui.visuals().text_color() };
     let mut job = LayoutJob::default();

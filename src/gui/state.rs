@@ -100,11 +100,26 @@ pub struct AbstractionSettings {
     pub intensity: f64,
     pub seed: u64,
     pub numbering: Numbering,
+    /// Run the bundled learned NER heads (assets/ner/heads) on the backbone.
+    pub learned: bool,
+    /// One confidence threshold for every learned head and type (None: each head's own).
+    pub learned_threshold: Option<f32>,
+    /// Colour spans by the recogniser that found them instead of by type.
+    pub color_by_source: bool,
 }
 
 impl Default for AbstractionSettings {
     fn default() -> Self {
-        AbstractionSettings { corrections_path: None, unmasked_types: BTreeSet::new(), intensity: 1.0, seed: 0, numbering: Numbering::Ordered }
+        AbstractionSettings {
+            corrections_path: None,
+            unmasked_types: BTreeSet::new(),
+            intensity: 1.0,
+            seed: 0,
+            numbering: Numbering::Ordered,
+            learned: false,
+            learned_threshold: None,
+            color_by_source: false,
+        }
     }
 }
 

@@ -247,6 +247,17 @@ impl PromptEncoder {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Token ids of `text` (no special tokens) with each token's byte range in `text`.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", self.path.display()))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    /// The beginning-of-sequence token, where the vocabulary has one (`<bos>` in Gemma; Qwen3 has none).
+    pub fn bos_id(&self) -> Option<u32> {
+        self.tokenizer.token_to_id("<bos>")
+    }
+
     pub fn prefix_ids(&self) -> &[u32] {
         &self.prefix_ids
     }

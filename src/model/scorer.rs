@@ -210,6 +210,58 @@ impl Reranker {
         self.last_hidden(batch, &AdapterRun::with(adapter))
     }
 
+    /// Per-token residual states of plain texts (no reranking template; `<bos>` first where the vocabulary
+    /// has one) after decoder layer `layer` (0 = the embeddings), with each text token's byte range.
+    /// A text is read in windows of `window` tokens (each its own sequence), up to `max_tokens` tokens in
+    /// all; the rest of a longer text is not read. Returns, per text, ([n, hidden] f32 states of its
+    /// tokens read, their byte ranges); an empty text gives zero rows.
+    pub fn token_states(&self, texts: &[&str], layer: usize, window: usize, max_tokens: usize) -> Result<Vec<(Tensor, Vec<(usize, usize)>)>> {
+        if window == 0 {
+            bail!("token window must be at least 1");
+        }
+        let bos: Vec<u32> = self.prompt.bos_id().into_iter().collect();
+        let hidden = self.config().hidden_size;
+        // (text, window index, ids with <bos>) of every window.
+        let mut encoded = Vec::with_capacity(texts.len());
+        let mut rows: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        for (ti, text) in texts.iter().enumerate() {
+            let (mut ids, mut offsets) = self.prompt.encode_with_offsets(text)?;
+            ids.truncate(max_tokens);
+            offsets.truncate(max_tokens);
+            for (wi, piece) in ids.chunks(window).enumerate() {
+                let mut row = bos.clone();
+                row.extend_from_slice(piece);
+                rows.push((ti, wi, row));
+            }
+            encoded.push(offsets);
+        }
+        let mut parts: Vec<Vec<Option<Tensor>>> = encoded.iter().map(|o| vec![None; o.len().div_ceil(window)]).collect();
+        // Length-sorted batches of up to 16 rows (left padding: a row's tokens are its last positions).
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(rows[i].2.len()));
+        for chunk in order.chunks(16) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].2.as_slice()).collect();
+            let (ids, positions, mask) = left_padded_inputs(&batch, self.prompt.pad_id, 0, self.device())?;
+            let input = StepInput { ids: &ids, positions: &positions, mask: &mask, prefix: None };
+            let states = self.model.residual_states(&input, &[layer])?.remove(0).to_dtype(DType::F32)?;
+            let t = states.dim(1)?;
+            for (b, &i) in chunk.iter().enumerate() {
+                let (ti, wi, row) = &rows[i];
+                let n = row.len() - bos.len();
+                parts[*ti][*wi] = Some(states.get(b)?.narrow(0, t - n, n)?);
+            }
+        }
+        encoded
+            .into_iter()
+            .zip(parts)
+            .map(|(offsets, pieces)| {
+                let pieces: Vec<Tensor> = pieces.into_iter().map(|p| p.expect("every window run")).collect();
+                let states = if pieces.is_empty() { Tensor::zeros((0, hidden), DType::F32, self.device())? } else { Tensor::cat(&pieces, 0)? };
+                Ok((states, offsets))
+            })
+            .collect()
+    }
+
     /// The routing representation of a query: final hidden state of its shared prompt part
     /// (prefix + instruction + query up to `<Document>:`) under the frozen backbone.
     pub fn query_hidden(&self, instruction: Option<&str>, query: &str) -> Result<Vec<f32>> {

@@ -8,7 +8,7 @@
 use super::checkpoint::Weights;
 use super::config::{Activation, Arch, LayerKind, ModelConfig};
 use super::lora::AdapterRun;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 
 /// Additive mask value of a forbidden attention entry (finite, so fully masked padding rows stay NaN-free).
@@ -307,7 +307,20 @@ impl Transformer {
     /// for the last position only (`last_only`: the last layer then computes queries, attention output
     /// and MLP for that position alone), plus this step's K/V when `keep_cache` (to reuse as a prefix).
     pub fn forward(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool) -> Result<(Tensor, Option<PrefixCache>)> {
-        self.forward_collect(input, run, last_only, keep_cache, None)
+        self.forward_collect(input, run, last_only, keep_cache, None, None)
+    }
+
+    /// The residual stream at every position after the embedding (`layers` entry 0) or after decoder
+    /// layer `l` (entry `l`, 1-based), [b, t, hidden] each, for the requested entries in the given order.
+    /// Layers past the deepest one requested are not run (token-level probes read a middle layer cheaply).
+    pub fn residual_states(&self, input: &StepInput, layers: &[usize]) -> Result<Vec<Tensor>> {
+        let deepest = layers.iter().copied().max().context("no layer requested")?;
+        if deepest > self.layers.len() {
+            bail!("layer {deepest} requested; the model has {} layers", self.layers.len());
+        }
+        let mut states = Vec::new();
+        self.forward_collect(input, &AdapterRun::with(None), false, false, Some(&mut states), Some(deepest))?;
+        Ok(layers.iter().map(|&l| states[l].clone()).collect())
     }
 
     /// The residual stream of one unpadded sequence after the embedding and after each layer, at its last
@@ -315,11 +328,12 @@ impl Transformer {
     pub fn layer_states(&self, ids: &[u32], run: &AdapterRun) -> Result<Vec<Vec<f32>>> {
         let (ids, positions, mask) = left_padded_inputs(&[ids], 0, 0, self.device())?;
         let mut states = Vec::new();
-        self.forward_collect(&StepInput { ids: &ids, positions: &positions, mask: &mask, prefix: None }, run, false, false, Some(&mut states))?;
+        self.forward_collect(&StepInput { ids: &ids, positions: &positions, mask: &mask, prefix: None }, run, false, false, Some(&mut states), None)?;
         states.iter().map(|x| Ok(x.narrow(1, x.dim(1)? - 1, 1)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)).collect()
     }
 
-    fn forward_collect(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool, mut collect: Option<&mut Vec<Tensor>>) -> Result<(Tensor, Option<PrefixCache>)> {
+    /// `stop_after`: run only that many layers (the returned "final" state is then the raw residual).
+    fn forward_collect(&self, input: &StepInput, run: &AdapterRun, last_only: bool, keep_cache: bool, mut collect: Option<&mut Vec<Tensor>>, stop_after: Option<usize>) -> Result<(Tensor, Option<PrefixCache>)> {
         let c = &self.config;
         let (b, t) = input.ids.dims2()?;
         if t == 0 {
@@ -350,6 +364,9 @@ impl Transformer {
             states.push(x.clone());
         }
         for (i, layer) in self.layers.iter().enumerate() {
+            if stop_after.is_some_and(|n| i >= n) {
+                return Ok((x, cache));
+            }
             let last = last_only && i + 1 == self.layers.len();
             let (rope, mask) = match (&local, layer.kind) {
                 (Some((rope, mask)), LayerKind::Sliding) => ((&rope.0, &rope.1), mask),

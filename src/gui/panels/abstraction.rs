@@ -18,7 +18,8 @@ use super::PanelContext;
 use crate::abstraction::abstractor::{detect_group, group_domains, group_texts};
 use crate::abstraction::{abstract_group, AbstractedGroup, AbstractionOptions, Abstractor, Corrections, Detection, EntitySchema, RecognizerBuilder, SpanMapEntry};
 use crate::data::{EntitySpan, QueryGroup};
-use crate::gui::entity_text::{entity_text, type_color, MarkStyle, SpanMark};
+use crate::gui::entity_text::{entity_text, source_color, type_color, MarkStyle, SpanMark};
+use crate::ner::learned::LearnedRecognizer;
 use crate::gui::selection_capture::SelectionCapture;
 use crate::gui::state::AbstractionSettings;
 use crate::gui::widgets::{self, QueryPicker};
@@ -108,7 +109,16 @@ pub struct AbstractionPanel {
     /// The pass this panel was last drawn in and where its original texts were.
     shown_pass: u64,
     texts_rect: Option<egui::Rect>,
+    /// The learned heads on their backbone, once loaded (in the background).
+    learned: Option<Arc<LearnedRecognizer>>,
+    learned_load: Option<poll_promise::Promise<Result<Arc<LearnedRecognizer>, String>>>,
+    learned_error: Option<String>,
+    /// Learned recognition of texts not yet cached, running in the background.
+    prefetch: Option<poll_promise::Promise<Result<(), String>>>,
 }
+
+/// Groups whose texts the miss search prefetches per background run when the learned heads are on.
+const PREFETCH_GROUPS: usize = 16;
 
 impl AbstractionPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut PanelContext<'_>) {
@@ -124,6 +134,7 @@ impl AbstractionPanel {
             self.preview = None;
         }
         self.take_selection(ui.ctx());
+        self.sync_learned(ui.ctx(), &cx.settings.abstraction);
         self.shown_pass = ui.ctx().cumulative_pass_nr();
         self.picker.sync(ui, &loaded, cx.selection);
 
@@ -151,6 +162,18 @@ impl AbstractionPanel {
             let options = options_of(settings, engine.abstractor.recognizer().schema());
             let key = PreviewKey { dataset: Arc::as_ptr(&loaded) as usize, group: group_index, options, seed: settings.seed, version: engine.version };
             if self.preview.as_ref().is_none_or(|p| p.key != key) {
+                // With learned heads, the group's forward passes run in the background first.
+                if let Some(learned) = engine.abstractor.recognizer().learned() {
+                    let texts: Vec<String> = group_texts(group).into_iter().map(str::to_string).collect();
+                    if !learned.is_cached(&texts) {
+                        self.start_prefetch(learned.clone(), texts, ui.ctx());
+                        ui.horizontal(|ui| {
+                            ui.spinner();
+                            ui.label("Running the learned entity heads on this group…");
+                        });
+                        return;
+                    }
+                }
                 self.preview = Some(compute_preview(group, &engine.abstractor, key));
             }
             let preview = self.preview.as_ref().expect("computed above");
@@ -175,6 +198,19 @@ impl AbstractionPanel {
                     if !has_gold_spans(candidate) {
                         continue;
                     }
+                    if let Some(learned) = engine.abstractor.recognizer().learned() {
+                        let texts: Vec<String> = group_texts(candidate).into_iter().map(str::to_string).collect();
+                        if !learned.is_cached(&texts) {
+                            // Run the heads on the next groups in the background; resume here after.
+                            let ahead: Vec<String> = (0..PREFETCH_GROUPS)
+                                .flat_map(|k| group_texts(&groups[(index + k) % groups.len()]).into_iter().map(str::to_string).collect::<Vec<_>>())
+                                .collect();
+                            search.next -= 1;
+                            search.scanned -= 1;
+                            prefetch_into(&mut self.prefetch, learned.clone(), ahead, ui.ctx());
+                            break;
+                        }
+                    }
                     let counts = gold_counts(candidate, &detect_group(candidate, engine.abstractor.recognizer()));
                     if counts.missed + counts.false_alarms > 0 {
                         found = Some((index, counts));
@@ -194,18 +230,83 @@ impl AbstractionPanel {
                     ui.ctx().request_repaint();
                 }
             }
+            let status = if self.learned_load.is_some() {
+                LearnedStatus::Loading
+            } else if let Some(err) = &self.learned_error {
+                LearnedStatus::Failed(err.clone())
+            } else if let Some(learned) = engine.abstractor.recognizer().learned() {
+                LearnedStatus::On(learned.heads().iter().map(|h| format!("{} (layer {}, threshold {:.2})", h.meta.name, h.meta.layer, h.meta.threshold(&h.meta.types[0]))).collect())
+            } else {
+                LearnedStatus::Off
+            };
+            learned_controls(ui, settings, &status, self.prefetch.is_some());
             if let Some(note) = &self.miss_note {
                 ui.label(RichText::new(note).weak());
             }
             type_legend(ui, group, engine.abstractor.recognizer().schema(), preview, settings);
             corrections_bar(ui, engine, group, &mut edits, settings, &mut self.form);
             ui.separator();
-            self.texts_rect = Some(texts(ui, group, preview, self.gold_mode, &mut edits));
+            self.texts_rect = Some(texts(ui, group, preview, self.gold_mode, settings.color_by_source, &mut edits));
         });
         self.engine = engine_slot;
         for edit in edits {
             self.apply(edit);
         }
+    }
+
+    /// Loads the learned heads in the background when switched on; attaches them to the recogniser when
+    /// loaded, detaches them when switched off; applies the threshold.
+    fn sync_learned(&mut self, ctx: &egui::Context, settings: &AbstractionSettings) {
+        if let Some(promise) = self.learned_load.take() {
+            match promise.try_take() {
+                Ok(Ok(learned)) => {
+                    self.learned = Some(learned);
+                    self.learned_error = None;
+                }
+                Ok(Err(err)) => self.learned_error = Some(err),
+                Err(promise) => {
+                    self.learned_load = Some(promise);
+                    ctx.request_repaint_after(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        if settings.learned && self.learned.is_none() && self.learned_load.is_none() && self.learned_error.is_none() {
+            self.learned_load = Some(poll_promise::Promise::spawn_thread("r2r-ner-load", || {
+                let heads = crate::ner::bundled_heads().map_err(|e| format!("{e:#}"))?;
+                LearnedRecognizer::load(&heads, None).map(Arc::new).map_err(|e| format!("{e:#}"))
+            }));
+        }
+        if !settings.learned {
+            self.learned_error = None;
+        }
+        let wanted = if settings.learned { self.learned.clone() } else { None };
+        if let Some(Ok(engine)) = &mut self.engine {
+            let current = engine.abstractor.recognizer().learned().cloned();
+            if current.as_ref().map(Arc::as_ptr) != wanted.as_ref().map(Arc::as_ptr) {
+                engine.abstractor.recognizer_mut().set_learned(wanted.clone());
+                engine.version += 1;
+            }
+            if let Some(learned) = &wanted {
+                if learned.threshold_override() != settings.learned_threshold {
+                    learned.set_threshold_override(settings.learned_threshold);
+                    engine.version += 1;
+                }
+            }
+        }
+        if let Some(promise) = self.prefetch.take() {
+            match promise.try_take() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => self.learned_error = Some(err),
+                Err(promise) => {
+                    self.prefetch = Some(promise);
+                    ctx.request_repaint_after(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn start_prefetch(&mut self, learned: Arc<LearnedRecognizer>, texts: Vec<String>, ctx: &egui::Context) {
+        prefetch_into(&mut self.prefetch, learned, texts, ctx);
     }
 
     /// Fills the surface field with text the user selected in the original texts.
@@ -442,6 +543,67 @@ fn controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, gold_mode: &m
     next_miss
 }
 
+/// Starts a background run of the learned heads over `texts` unless one is running.
+fn prefetch_into(slot: &mut Option<poll_promise::Promise<Result<(), String>>>, learned: Arc<LearnedRecognizer>, texts: Vec<String>, ctx: &egui::Context) {
+    if slot.is_none() {
+        let ctx = ctx.clone();
+        *slot = Some(poll_promise::Promise::spawn_thread("r2r-ner-prefetch", move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let result = learned.propose_all(&refs).map(|_| ()).map_err(|e| format!("{e:#}"));
+            ctx.request_repaint();
+            result
+        }));
+    }
+    ctx.request_repaint_after(std::time::Duration::from_millis(100));
+}
+
+/// Where the learned heads stand, for the controls.
+enum LearnedStatus {
+    Off,
+    Loading,
+    Failed(String),
+    On(Vec<String>),
+}
+
+/// The learned recogniser's switch, its confidence threshold, and the span colouring.
+fn learned_controls(ui: &mut egui::Ui, settings: &mut AbstractionSettings, status: &LearnedStatus, running: bool) {
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut settings.learned, "Learned entity heads")
+            .on_hover_text("Token-classification heads on the frozen backbone (assets/ner/heads), trained on public NER corpora; they run beside the gazetteers and patterns");
+        match status {
+            LearnedStatus::Loading => {
+                ui.spinner();
+                ui.label(RichText::new("loading the heads and their backbone…").weak());
+            }
+            LearnedStatus::Failed(err) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("learned heads unavailable: {err}"));
+            }
+            LearnedStatus::On(heads) => {
+                ui.label(RichText::new(heads.join(", ")).weak());
+                if running {
+                    ui.spinner();
+                }
+                let mut own = settings.learned_threshold.is_none();
+                if ui.checkbox(&mut own, "each head's threshold").on_hover_text("The per-type thresholds tuned on each corpus's dev split").changed() {
+                    settings.learned_threshold = if own { None } else { Some(0.5) };
+                }
+                if let Some(threshold) = &mut settings.learned_threshold {
+                    let label = ui.label("Confidence ≥");
+                    ui.add(egui::Slider::new(threshold, 0.0..=1.0).fixed_decimals(2))
+                        .labelled_by(label.id)
+                        .on_hover_text("Learned spans whose confidence (mean probability of their tags) is below this are dropped");
+                }
+            }
+            LearnedStatus::Off => {}
+        }
+        ui.separator();
+        ui.label("Colour by:");
+        ui.selectable_value(&mut settings.color_by_source, false, "type");
+        ui.selectable_value(&mut settings.color_by_source, true, "source")
+            .on_hover_text("Gazetteer blue, expert correction green, learned head violet, pattern amber, group grey, name heuristic pink");
+    });
+}
+
 /// One toggle per type (the group's domains' types and any type found), with
 /// its colour and how many mentions were found and masked.
 fn type_legend(ui: &mut egui::Ui, group: &QueryGroup, schema: &EntitySchema, preview: &Preview, settings: &mut AbstractionSettings) {
@@ -518,7 +680,7 @@ struct MissSearch {
 /// Groups scanned per frame (the sample data's 3,200 groups take about half a second in all).
 const MISS_SEARCH_SLICE: usize = 64;
 
-fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bool, edits: &mut Vec<Edit>) -> egui::Rect {
+fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bool, by_source: bool, edits: &mut Vec<Edit>) -> egui::Rect {
     let originals = group_texts(group);
     let abstracted = group_texts(&preview.abstracted.group);
     let maps: Vec<&[SpanMapEntry]> = std::iter::once(preview.abstracted.maps.query.as_slice())
@@ -540,7 +702,7 @@ fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bo
             let (marks, actions, overlapping) = if gold_mode {
                 gold_marks(original, gold[index], detections)
             } else {
-                detected_marks(original, detections, maps[index])
+                detected_marks(original, detections, maps[index], by_source)
             };
             let (abs_marks, abs_actions) = placeholder_marks(maps[index]);
             let font = if index == 0 { FontId::proportional(16.0) } else { FontId::proportional(14.0) };
@@ -578,7 +740,7 @@ fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bo
 }
 
 /// Detected entities: filled when masked, outlined when left unmasked.
-fn detected_marks(text: &str, detections: &[Detection], spans: &[SpanMapEntry]) -> (Vec<SpanMark>, Vec<Edit>, Vec<String>) {
+fn detected_marks(text: &str, detections: &[Detection], spans: &[SpanMapEntry], by_source: bool) -> (Vec<SpanMark>, Vec<Edit>, Vec<String>) {
     let mut marks = Vec::new();
     let mut actions = Vec::new();
     for d in detections {
@@ -595,9 +757,12 @@ fn detected_marks(text: &str, detections: &[Detection], spans: &[SpanMapEntry]) 
             tag: Some(d.label.clone()),
             style,
             tooltip: format!(
-                "{} · {masking} · found by {}\nClick: mark “{surface}” as not an entity (asks first)",
-                d.label, d.recogniser
+                "{} · {masking} · found by {}{}\nClick: mark “{surface}” as not an entity (asks first)",
+                d.label,
+                d.recogniser,
+                if d.recogniser.starts_with("learned:") { format!(" · confidence {:.2}", d.score) } else { String::new() }
             ),
+            color: by_source.then(|| source_color(&d.recogniser)),
         });
         actions.push(Edit::AskNotEntity { surface: surface.to_string(), label: d.label.clone() });
     }
@@ -622,7 +787,7 @@ fn gold_marks(text: &str, gold: &[EntitySpan], detections: &[Detection]) -> (Vec
                 Edit::Add { label: g.label.clone(), surface: surface.to_string() },
             )
         };
-        items.push((SpanMark { start: g.start, end: g.end, label: g.label.clone(), tag: Some(tag), style, tooltip }, action));
+        items.push((SpanMark { start: g.start, end: g.end, label: g.label.clone(), tag: Some(tag), style, tooltip, color: None }, action));
     }
     let mut overlapping = Vec::new();
     for d in detections {
@@ -635,7 +800,7 @@ fn gold_marks(text: &str, gold: &[EntitySpan], detections: &[Detection]) -> (Vec
             continue;
         }
         let tooltip = format!("{} · false alarm (not a gold span) · found by {}\nClick: mark “{surface}” as not an entity (asks first)", d.label, d.recogniser);
-        let mark = SpanMark { start: d.start, end: d.end, label: d.label.clone(), tag: Some(format!("{} · false alarm", d.label)), style: MarkStyle::FalseAlarm, tooltip };
+        let mark = SpanMark { start: d.start, end: d.end, label: d.label.clone(), tag: Some(format!("{} · false alarm", d.label)), style: MarkStyle::FalseAlarm, tooltip, color: None };
         items.push((mark, Edit::AskNotEntity { surface: surface.to_string(), label: d.label.clone() }));
     }
     items.sort_by_key(|(m, _)| (m.start, m.end));
@@ -662,7 +827,7 @@ fn placeholder_marks(spans: &[SpanMapEntry]) -> (Vec<SpanMark>, Vec<Edit>) {
                 s.label, s.surface, s.recogniser, s.surface
             );
             (
-                SpanMark { start: s.abs_start, end: s.abs_end, label: s.label.clone(), tag: None, style: MarkStyle::Entity, tooltip },
+                SpanMark { start: s.abs_start, end: s.abs_end, label: s.label.clone(), tag: None, style: MarkStyle::Entity, tooltip, color: None },
                 Edit::AskNotEntity { surface: s.surface.clone(), label: s.label.clone() },
             )
         })

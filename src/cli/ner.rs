@@ -1,0 +1,292 @@
+//! `r2r ner`: build NER sets from public corpora (`build`), train a head on the frozen backbone
+//! (`train`, with a layer × right-context sweep measured on the dev split), and score a head on a NER
+//! set (`eval`: micro P/R/F1, exact span and type, greedy vs constrained decoding).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::data::{LoadOptions, Split};
+use crate::model::Reranker;
+use crate::ner::corpus::{self, Sentence};
+use crate::ner::head::{HeadMeta, NerHead, TrainSettings};
+use crate::ner::{score_head, sentence_states, training_matrix, Decoding, SentenceStates};
+
+#[derive(Debug, Args)]
+pub struct NerArgs {
+    #[command(subcommand)]
+    pub command: NerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NerCommand {
+    /// Build train/dev/test NER sets from the corpora of assets/ner/corpora.json (pinned commits of
+    /// their GitHub snapshots) into the native dataset format.
+    Build(BuildArgs),
+    /// Train a token-classification head on a NER set's training split.
+    Train(TrainArgs),
+    /// Score a head on a NER set (micro P/R/F1, exact span and type).
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Directory holding the corpora's repository snapshots (`owner+name/repo` mirrors or `owner/name`
+    /// checkouts); default $R2R_SNAPSHOTS_DIR.
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
+    /// Output directory (a folder per corpus with train/dev/test.jsonl).
+    #[arg(long, default_value = "data/ner")]
+    pub out: PathBuf,
+    /// Corpora to build (default: all of the registry).
+    #[arg(long = "corpus")]
+    pub corpora: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Corpus name of the registry (its sets are read from `--data/<corpus>/`).
+    #[arg(long)]
+    pub corpus: String,
+    #[arg(long, default_value = "data/ner")]
+    pub data: PathBuf,
+    /// Backbone (model directory, GGUF, `gemma-3-270m`, or `auto` = the default backbone).
+    #[arg(long, default_value = "auto")]
+    pub backbone: PathBuf,
+    /// Residual layer(s) to read (comma-separated: a sweep, the best on dev is kept).
+    #[arg(long, value_delimiter = ',', default_value = "9")]
+    pub layers: Vec<usize>,
+    /// Right-context token counts to try (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub right_contexts: Vec<usize>,
+    /// Training sentences used (the first N of the training split; 0 = all).
+    #[arg(long, default_value_t = 3000)]
+    pub train_sentences: usize,
+    /// Dev sentences the sweep and the threshold are measured on.
+    #[arg(long, default_value_t = 500)]
+    pub dev_sentences: usize,
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 13)]
+    pub seed: u64,
+    /// Expert corrections (the Abstraction panel's file): added surfaces become mentions and
+    /// "not an entity" surfaces stop being mentions in the training sentences.
+    #[arg(long)]
+    pub corrections: Option<PathBuf>,
+    /// Where the head is written (default assets/ner/heads/<corpus>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Head directory (head.json + head.safetensors).
+    #[arg(long)]
+    pub head: PathBuf,
+    /// NER set (native JSONL with gold spans); default: the head's corpus test split under data/ner.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Sentences scored (the first N; 0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub sentences: usize,
+    /// Backbone (default: the one the head records).
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
+    /// One confidence threshold for every type instead of the head's.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+}
+
+pub fn run(args: NerArgs) -> Result<()> {
+    match args.command {
+        NerCommand::Build(a) => run_build(a),
+        NerCommand::Train(a) => run_train(a),
+        NerCommand::Eval(a) => run_eval(a),
+    }
+}
+
+fn run_build(args: BuildArgs) -> Result<()> {
+    let snapshots = args
+        .snapshots
+        .or_else(|| std::env::var_os("R2R_SNAPSHOTS_DIR").map(PathBuf::from))
+        .context("name the snapshots directory: --snapshots DIR or R2R_SNAPSHOTS_DIR (scripts/build-ner-data.sh clones them)")?;
+    let all = corpus::corpora()?;
+    let names: Vec<String> = if args.corpora.is_empty() { all.keys().cloned().collect() } else { args.corpora.clone() };
+    for name in &names {
+        let spec = all.get(name).with_context(|| format!("unknown corpus `{name}` (known: {:?})", all.keys().collect::<Vec<_>>()))?;
+        for (split, sentences, mentions) in corpus::build(name, spec, &snapshots, &args.out)? {
+            println!("{name:<13} {:<5} {sentences:>6} sentences {mentions:>6} mentions → {}", split.as_str(), args.out.join(name).join(format!("{}.jsonl", split.as_str())).display());
+        }
+    }
+    Ok(())
+}
+
+/// The sentences of a NER set file, optionally only the first `limit` (0 = all).
+pub fn read_sentences(path: &Path, limit: usize) -> Result<Vec<Sentence>> {
+    let dataset = crate::data::load(path, &LoadOptions::default()).with_context(|| format!("loading the NER set {} (build it with `r2r ner build`)", path.display()))?;
+    let mut sentences = corpus::sentences_of(&dataset.groups);
+    if limit > 0 {
+        sentences.truncate(limit);
+    }
+    Ok(sentences)
+}
+
+fn set_path(data: &Path, corpus: &str, split: Split) -> PathBuf {
+    data.join(corpus).join(format!("{}.jsonl", split.as_str()))
+}
+
+fn featurise(backbone: &Reranker, what: &str, sentences: Vec<Sentence>, layer: usize, max_tokens: usize) -> Result<SentenceStates> {
+    let start = Instant::now();
+    let n = sentences.len();
+    let out = sentence_states(backbone, sentences, layer, max_tokens, |done, total| {
+        eprint!("\r{what}: layer {layer}: {done}/{total} sentences");
+        Ok(())
+    })?;
+    let tokens: usize = out.states.iter().map(|s| s.1.len()).sum();
+    eprintln!("\r{what}: layer {layer}: {n} sentences, {tokens} tokens in {:.1} s ({:.0} tokens/s)", start.elapsed().as_secs_f64(), tokens as f64 / start.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+/// Applies expert corrections to training sentences: every occurrence (whole words) of an added surface
+/// not overlapping a mention becomes a mention of its type; mentions whose surface is marked "not an
+/// entity" are removed.
+pub fn apply_corrections(sentences: &mut [Sentence], corrections: &crate::abstraction::Corrections) -> (usize, usize) {
+    let (mut added, mut removed) = (0, 0);
+    for s in sentences.iter_mut() {
+        let before = s.spans.len();
+        let text = s.text.clone();
+        s.spans.retain(|sp| !corrections.rejects(&text[sp.start..sp.end], &sp.label));
+        removed += before - s.spans.len();
+        for entry in corrections.gazetteer_entries() {
+            for (at, _) in text.match_indices(entry.surface.as_str()) {
+                let end = at + entry.surface.len();
+                let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+                if boundary(text[..at].chars().next_back()) && boundary(text[end..].chars().next()) && !s.spans.iter().any(|sp| sp.start < end && at < sp.end) {
+                    s.spans.push(crate::data::EntitySpan { start: at, end, label: entry.label.clone() });
+                    added += 1;
+                }
+            }
+        }
+        s.spans.sort();
+    }
+    (added, removed)
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let all = corpus::corpora()?;
+    let spec = all.get(&args.corpus).with_context(|| format!("unknown corpus `{}` (known: {:?})", args.corpus, all.keys().collect::<Vec<_>>()))?;
+    let types: Vec<String> = spec.annotated_types().into_iter().collect();
+    let mut train = read_sentences(&set_path(&args.data, &args.corpus, Split::Train), args.train_sentences)?;
+    let dev = read_sentences(&set_path(&args.data, &args.corpus, Split::Dev), args.dev_sentences)?;
+    if let Some(path) = &args.corrections {
+        let corrections = crate::abstraction::Corrections::load(path, &crate::abstraction::EntitySchema::bundled())?;
+        let (added, removed) = apply_corrections(&mut train, &corrections);
+        println!("corrections {}: {added} mentions added, {removed} removed in the training sentences", path.display());
+    }
+    let backbone_path = crate::model::default_backbone::resolve(&args.backbone);
+    let backbone = Reranker::load(&backbone_path, &crate::model::LoadOptions::default()).with_context(|| format!("loading the backbone {}", backbone_path.display()))?;
+    let hidden = backbone.config().hidden_size;
+    let settings = TrainSettings { epochs: args.epochs, learning_rate: args.lr, seed: args.seed, ..Default::default() };
+    let backbone_ref = crate::routing::BackboneRef { path: backbone_path.clone(), sha256: Some(crate::train::features::backbone_fingerprint(&backbone_path)?) };
+    println!("{}: {} training / {} dev sentences, types {types:?}, backbone {}", args.corpus, train.len(), dev.len(), backbone_path.display());
+    let mut best: Option<(f64, NerHead)> = None;
+    for &layer in &args.layers {
+        let train_states = featurise(&backbone, "train", train.clone(), layer, args.max_tokens)?;
+        let dev_states = featurise(&backbone, "dev", dev.clone(), layer, args.max_tokens)?;
+        for &rc in &args.right_contexts {
+            let meta = HeadMeta {
+                name: args.corpus.clone(),
+                domain: spec.domain.clone(),
+                backbone: backbone_ref.clone(),
+                hidden_size: hidden,
+                layer,
+                right_context: rc,
+                max_tokens: args.max_tokens,
+                types: types.clone(),
+                thresholds: Default::default(),
+                training: Default::default(),
+            };
+            let (x, y) = training_matrix(&train_states, &types, rc)?;
+            let start = Instant::now();
+            let mut head = NerHead::train(meta, &x, &y, &settings, |epoch, loss| {
+                eprint!("\r  layer {layer} right context {rc}: epoch {epoch}/{} loss {loss:.4}", settings.epochs);
+                Ok(())
+            })?;
+            eprintln!();
+            let (greedy, _) = score_head(&head, &dev_states, Decoding::Greedy, Some(0.0))?;
+            let (viterbi, _) = score_head(&head, &dev_states, Decoding::Viterbi, Some(0.0))?;
+            // The threshold on the span confidence that maximises dev F1 (Viterbi), one for all types.
+            let mut threshold = (0.0f32, viterbi.f1);
+            for t in [0.3f32, 0.4, 0.5, 0.6, 0.7, 0.8] {
+                let (s, _) = score_head(&head, &dev_states, Decoding::Viterbi, Some(t))?;
+                if s.f1 > threshold.1 + 1e-9 {
+                    threshold = (t, s.f1);
+                }
+            }
+            println!(
+                "layer {layer:>2} right context {rc}: dev micro-F1 greedy {:.4}, BIO-constrained Viterbi {:.4}, with threshold {:.1} {:.4} ({} tokens, {:.1} s)",
+                greedy.f1,
+                viterbi.f1,
+                threshold.0,
+                threshold.1,
+                y.len(),
+                start.elapsed().as_secs_f64()
+            );
+            head.meta.thresholds = types.iter().map(|t| (t.clone(), threshold.0)).collect();
+            head.meta.training = [
+                ("corpus", serde_json::json!(args.corpus)),
+                ("commit", serde_json::json!(spec.commit)),
+                ("train_sentences", serde_json::json!(train.len())),
+                ("train_tokens", serde_json::json!(y.len())),
+                ("dev_sentences", serde_json::json!(dev.len())),
+                ("epochs", serde_json::json!(args.epochs)),
+                ("learning_rate", serde_json::json!(args.lr)),
+                ("seed", serde_json::json!(args.seed)),
+                ("dev_f1_greedy", serde_json::json!(greedy.f1)),
+                ("dev_f1_viterbi", serde_json::json!(viterbi.f1)),
+                ("dev_f1", serde_json::json!(threshold.1)),
+                ("corrections", serde_json::json!(args.corrections.as_ref().map(|p| p.display().to_string()))),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            if best.as_ref().is_none_or(|(f1, _)| threshold.1 > *f1) {
+                best = Some((threshold.1, head));
+            }
+        }
+    }
+    let (f1, head) = best.context("no layer or right context given")?;
+    let out = args.out.unwrap_or_else(|| PathBuf::from("assets/ner/heads").join(&args.corpus));
+    head.save(&out)?;
+    println!("kept layer {} right context {} (dev micro-F1 {f1:.4}) → {}", head.meta.layer, head.meta.right_context, out.display());
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let head = NerHead::load(&args.head)?;
+    let corpus_name = head.meta.training.get("corpus").and_then(|v| v.as_str()).map(str::to_string);
+    let data = match (&args.data, &corpus_name) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => set_path(Path::new("data/ner"), c, Split::Test),
+        (None, None) => bail!("the head records no corpus: name the NER set with --data"),
+    };
+    let sentences = read_sentences(&data, args.sentences)?;
+    let recognizer = crate::ner::learned::LearnedRecognizer::load(std::slice::from_ref(&args.head), args.backbone.as_deref())?;
+    let backbone = Reranker::load(recognizer.backbone_path(), &crate::model::LoadOptions::default())?;
+    let states = featurise(&backbone, "test", sentences, head.meta.layer, head.meta.max_tokens)?;
+    println!("head {} (layer {}, right context {}) on {} ({} sentences; exact span and type)", args.head.display(), head.meta.layer, head.meta.right_context, data.display(), states.sentences.len());
+    for (name, decoding) in [("greedy", Decoding::Greedy), ("viterbi", Decoding::Viterbi)] {
+        let (overall, per_type) = score_head(&head, &states, decoding, args.threshold)?;
+        println!("{name:<8} micro  P {:.4} R {:.4} F1 {:.4} (TP {} FP {} FN {})", overall.precision, overall.recall, overall.f1, overall.true_positives, overall.false_positives, overall.false_negatives);
+        for (t, s) in per_type {
+            println!("         {t:<13} P {:.4} R {:.4} F1 {:.4} (TP {} FP {} FN {})", s.precision, s.recall, s.f1, s.true_positives, s.false_positives, s.false_negatives);
+        }
+    }
+    Ok(())
+}
