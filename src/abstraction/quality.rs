@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(report.per_type["DOSAGE"].false_positives, 1);
         assert!((report.overall.precision - 0.5).abs() < 1e-9 && (report.overall.recall - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(report.untyped.true_positives, 2);
-        let rows = coverage(&Dataset { source: None, groups: vec![group] }, &r);
+        let rows = coverage(&Dataset { source: None, groups: vec![group] }, &r).unwrap();
         assert_eq!(rows.last().unwrap().mentions, 2);
         assert_eq!(rows.last().unwrap().words, 6);
         assert!(evaluate(&Dataset::default(), &r).is_err());
