@@ -170,6 +170,10 @@ pub struct CoverageArgs {
     /// Only groups of this split (train, dev, test, test_unseen).
     #[arg(long)]
     pub split: Option<String>,
+    /// Queries alone (passages dropped): no propagation of passage finds into the query, so a lower bound
+    /// on what abstraction masks in queries, at a fraction of the learned heads' cost.
+    #[arg(long)]
+    pub queries_only: bool,
     /// Write this many abstracted queries per domain (seeded choice) as Markdown to --samples-out.
     #[arg(long, default_value_t = 50)]
     pub samples: usize,
@@ -350,6 +354,9 @@ fn run_coverage(args: CoverageArgs) -> anyhow::Result<()> {
     if let Some(split) = &args.split {
         let split = crate::data::Split::parse(split).with_context(|| format!("unknown split `{split}` (train, dev, test or test_unseen)"))?;
         dataset = dataset.filtered(|g| g.split == split);
+    }
+    if args.queries_only {
+        dataset.groups.iter_mut().for_each(|g| g.candidates.clear());
     }
     let abstractor = args.engine.build()?;
     let start = std::time::Instant::now();

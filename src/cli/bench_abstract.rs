@@ -54,6 +54,27 @@ pub fn run(args: BenchAbstractArgs) -> anyhow::Result<()> {
     let bytes: usize = dataset.groups.iter().map(|g| g.query.len() + g.candidates.iter().map(|c| c.text.len()).sum::<usize>()).sum();
     let mb = bytes as f64 / 1e6;
     let opts = AbstractionOptions::default();
+    let texts: Vec<&str> = dataset.groups.iter().flat_map(crate::abstraction::abstractor::group_texts).collect();
+    if let Some(learned) = abstractor.recognizer().learned() {
+        // The learned heads' cost: every text once through the backbone (cold cache, batched, all threads).
+        let start = Instant::now();
+        for chunk in texts.chunks(256) {
+            learned.propose_all(chunk)?;
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let heads: Vec<String> = learned.heads().iter().map(|h| format!("{} (layer {})", h.meta.name, h.meta.layer)).collect();
+        println!(
+            "learned recognition ({}; backbone {}, {} threads): {} texts, {:.2} MB in {wall:.1} s wall: {:.1} texts/s, {:.3} MB/s, backbone forward included",
+            heads.join(", "),
+            learned.backbone_path().display(),
+            candle_core::utils::get_num_threads(),
+            texts.len(),
+            mb,
+            texts.len() as f64 / wall,
+            mb / wall
+        );
+        println!("(the passes below reuse the heads' cached spans: they time gazetteers, patterns, overlap resolution and abstraction)");
+    }
     let (mut best_detect, mut best_abstract) = ((f64::INFINITY, None), (f64::INFINITY, None));
     let mut mentions = 0;
     let better = |best: (f64, Option<f64>), new: (f64, Option<f64>)| match (best.1, new.1) {
@@ -79,6 +100,7 @@ pub fn run(args: BenchAbstractArgs) -> anyhow::Result<()> {
         dataset.groups.len(),
         args.repeat.max(1)
     );
+    println!("  {:.0} texts/s detect, wall", texts.len() as f64 / best_detect.0);
     rate("detect:", mb, best_detect.0, best_detect.1);
     rate("detect+abstract:", mb, best_abstract.0, best_abstract.1);
     Ok(())

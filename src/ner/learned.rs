@@ -95,6 +95,10 @@ impl LearnedRecognizer {
         &self.heads
     }
 
+    pub fn backbone(&self) -> &Reranker {
+        &self.backbone
+    }
+
     pub fn backbone_path(&self) -> &Path {
         &self.backbone_path
     }

@@ -237,6 +237,9 @@ pub struct StageConfig {
     /// Fraction of the bundled gazetteer entries dropped (seeded by `optim.seed`) before stage 1's
     /// abstraction: degrades the recogniser's recall on purpose (the abstraction-coverage study).
     pub gazetteer_drop: f64,
+    /// Stage 1's abstraction also runs the bundled learned NER heads (assets/ner/heads) on the backbone
+    /// they record (docs/ner.md); ignored in stage 2.
+    pub learned_heads: bool,
     /// Evaluate on dev every this many optimiser steps (0 = at the end of each epoch).
     pub eval_every: usize,
     /// Keep the checkpoint with the best dev metric (else the last one). Without dev data the
@@ -342,6 +345,7 @@ impl Default for StageConfig {
             mask_types: Vec::new(),
             mask_intensity: 1.0,
             gazetteer_drop: 0.0,
+            learned_heads: false,
             eval_every: 0,
             select_best: true,
             select_metric: SelectMetric::PrecisionAt5,

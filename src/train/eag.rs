@@ -32,10 +32,18 @@ fn union_encoded(by_domain: &BTreeMap<String, Vec<EncodedGroup>>, domains: &[Str
 }
 
 /// The recogniser of stage 1's abstraction: the bundled one, less the `stage1.gazetteer_drop`
-/// fraction of its gazetteer entries (seeded by `optim.seed`).
+/// fraction of its gazetteer entries (seeded by `optim.seed`), with the bundled learned NER heads
+/// when `stage1.learned_heads`.
 pub fn stage1_recognizer(config: &TrainConfig) -> Result<Recognizer> {
+    let learned = if config.stage1.learned_heads {
+        let heads = crate::ner::bundled_heads().context("stage1.learned_heads")?;
+        Some(std::sync::Arc::new(crate::ner::learned::LearnedRecognizer::load(&heads, None).context("stage1.learned_heads")?))
+    } else {
+        None
+    };
     RecognizerBuilder::new(EntitySchema::bundled())
         .drop_bundled_entries(config.stage1.gazetteer_drop, config.optim.seed)
+        .learned(learned)
         .build()
         .context("building the entity abstraction engine (stage1.gazetteer_drop)")
 }
