@@ -290,3 +290,25 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abstraction::{Corrections, EntitySchema};
+    use crate::data::EntitySpan;
+
+    #[test]
+    fn corrections_add_whole_word_mentions_and_drop_rejected_ones() {
+        let schema = EntitySchema::bundled();
+        let mut corrections = Corrections::default();
+        corrections.add_to_gazetteer(&schema, "DRUG", "semaglutide").unwrap();
+        corrections.mark_not_entity(&schema, "Paris", None).unwrap();
+        let text = "semaglutide in Paris; semaglutides and semaglutide.".to_string();
+        let mut sentences = vec![Sentence { text: text.clone(), spans: vec![EntitySpan { start: 15, end: 20, label: "LOCATION".into() }] }];
+        let (added, removed) = apply_corrections(&mut sentences, &corrections);
+        assert_eq!((added, removed), (2, 1));
+        let got: Vec<(&str, &str)> = sentences[0].spans.iter().map(|s| (&text[s.start..s.end], s.label.as_str())).collect();
+        assert_eq!(got, [("semaglutide", "DRUG"), ("semaglutide", "DRUG")]);
+        assert_eq!(sentences[0].spans[1].start, 39, "the plural is not a whole-word match");
+    }
+}
