@@ -1070,3 +1070,32 @@ fn abstraction_finds_the_next_group_with_misses() {
     assert!(has_label(&harness, "med-gold: 1 missed, 2 false alarms"));
     assert!(has_label(&harness, "Gold spans in this group: 2 · found 1 · missed 1 · false alarms 2"), "med-gold shown in gold mode");
 }
+
+/// "found N" of the gold-mode summary line.
+fn gold_found(harness: &Harness<'static, WorkbenchApp>) -> Option<usize> {
+    let node = harness.query_all_by_label_contains("Gold spans in this group:").next()?;
+    let label = node.accesskit_node().label()?;
+    label.split("found ").nth(1)?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn abstraction_runs_the_learned_heads_on_a_ner_test_slice_in_gold_mode() {
+    if r2r::model::store::installed_path(r2r::model::store::GEMMA_3_270M.name).is_none() {
+        common::missing("Gemma 3 270M (r2r model fetch gemma-3-270m)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let slice = common::root().join("tests/data/ner/conll2003-test-slice.jsonl");
+    let mut harness = abstraction_in_gold_mode(slice, &dir.path().join("none.json"));
+    let before = gold_found(&harness).expect("the gold summary");
+    harness.get_by_label("Learned entity heads").click();
+    step_for_long(&mut harness, "the learned heads", |h| gold_found(h).is_some_and(|n| n > before));
+    harness.get_by_label("source").click();
+    harness.run_steps(3);
+    assert!(has_label(&harness, "each head's threshold"), "the threshold control appears once the heads are on");
+    // Unticking "each head's threshold" brings up one slider for every head and type.
+    harness.get_by_label("each head's threshold").click();
+    harness.run_steps(3);
+    assert!(has_label_containing(&harness, "Confidence ≥"), "a confidence slider");
+    assert!(gold_found(&harness).is_some());
+}

@@ -61,6 +61,13 @@ pub struct TrainArgs {
     /// Right-context token counts to try (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub right_contexts: Vec<usize>,
+    /// Hidden-layer widths to try (comma-separated; 0 = a linear tagger).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub hidden: Vec<usize>,
+    /// Keep only the last N dev sentences for the sweep and the threshold and train on the rest of the
+    /// dev split too (0 = train on the training split only).
+    #[arg(long, default_value_t = 0)]
+    pub dev_holdout: usize,
     /// Training sentences used (the first N of the training split; 0 = all).
     #[arg(long, default_value_t = 3000)]
     pub train_sentences: usize,
@@ -183,7 +190,15 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let spec = all.get(&args.corpus).with_context(|| format!("unknown corpus `{}` (known: {:?})", args.corpus, all.keys().collect::<Vec<_>>()))?;
     let types: Vec<String> = spec.annotated_types().into_iter().collect();
     let mut train = read_sentences(&set_path(&args.data, &args.corpus, Split::Train), args.train_sentences)?;
-    let dev = read_sentences(&set_path(&args.data, &args.corpus, Split::Dev), args.dev_sentences)?;
+    let mut dev = read_sentences(&set_path(&args.data, &args.corpus, Split::Dev), if args.dev_holdout > 0 { 0 } else { args.dev_sentences })?;
+    if args.dev_holdout > 0 {
+        if args.dev_holdout >= dev.len() {
+            bail!("--dev-holdout {} leaves none of the {} dev sentences to train on", args.dev_holdout, dev.len());
+        }
+        let held = dev.split_off(dev.len() - args.dev_holdout);
+        train.append(&mut dev);
+        dev = held;
+    }
     if let Some(path) = &args.corrections {
         let corrections = crate::abstraction::Corrections::load(path, &crate::abstraction::EntitySchema::bundled())?;
         let (added, removed) = apply_corrections(&mut train, &corrections);
@@ -199,7 +214,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     for &layer in &args.layers {
         let train_states = featurise(&backbone, "train", train.clone(), layer, args.max_tokens)?;
         let dev_states = featurise(&backbone, "dev", dev.clone(), layer, args.max_tokens)?;
-        for &rc in &args.right_contexts {
+        for (&rc, &hidden_width) in args.right_contexts.iter().flat_map(|rc| args.hidden.iter().map(move |h| (rc, h))) {
             let meta = HeadMeta {
                 name: args.corpus.clone(),
                 domain: spec.domain.clone(),
@@ -208,6 +223,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 layer,
                 right_context: rc,
                 max_tokens: args.max_tokens,
+                hidden: hidden_width,
                 types: types.clone(),
                 thresholds: Default::default(),
                 training: Default::default(),
@@ -215,7 +231,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             let (x, y) = training_matrix(&train_states, &types, rc)?;
             let start = Instant::now();
             let mut head = NerHead::train(meta, &x, &y, &settings, |epoch, loss| {
-                eprint!("\r  layer {layer} right context {rc}: epoch {epoch}/{} loss {loss:.4}", settings.epochs);
+                eprint!("\r  layer {layer} right context {rc} hidden {hidden_width}: epoch {epoch}/{} loss {loss:.4}", settings.epochs);
                 Ok(())
             })?;
             eprintln!();
@@ -230,7 +246,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 }
             }
             println!(
-                "layer {layer:>2} right context {rc}: dev micro-F1 greedy {:.4}, BIO-constrained Viterbi {:.4}, with threshold {:.1} {:.4} ({} tokens, {:.1} s)",
+                "layer {layer:>2} right context {rc} hidden {hidden_width}: dev micro-F1 greedy {:.4}, BIO-constrained Viterbi {:.4}, with threshold {:.1} {:.4} ({} tokens, {:.1} s)",
                 greedy.f1,
                 viterbi.f1,
                 threshold.0,
@@ -245,6 +261,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 ("train_sentences", serde_json::json!(train.len())),
                 ("train_tokens", serde_json::json!(y.len())),
                 ("dev_sentences", serde_json::json!(dev.len())),
+                ("dev_holdout", serde_json::json!(args.dev_holdout > 0)),
                 ("epochs", serde_json::json!(args.epochs)),
                 ("learning_rate", serde_json::json!(args.lr)),
                 ("seed", serde_json::json!(args.seed)),
@@ -264,7 +281,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let (f1, head) = best.context("no layer or right context given")?;
     let out = args.out.unwrap_or_else(|| PathBuf::from("assets/ner/heads").join(&args.corpus));
     head.save(&out)?;
-    println!("kept layer {} right context {} (dev micro-F1 {f1:.4}) → {}", head.meta.layer, head.meta.right_context, out.display());
+    println!("kept layer {} right context {} hidden {} (dev micro-F1 {f1:.4}) → {}", head.meta.layer, head.meta.right_context, head.meta.hidden, out.display());
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! backbone's per-token residual states (RMS-normalised; optionally concatenated with the states of the
 //! next `right_context` tokens, since a causal decoder's state at a token has seen only its left), decoded
 //! with BIO transition constraints (Viterbi over log-probabilities: `I-X` only after `B-X` or `I-X`).
-//! Saved as `head.safetensors` (`weight` [tags, features], `bias` [tags]) + `head.json` ([`HeadMeta`]).
+//! With `hidden > 0` the tagger is a small MLP instead (features → hidden, GELU → tags).
+//! Saved as `head.safetensors` (`weight` [tags, in], `bias` [tags], and with a hidden layer
+//! `hidden.weight` [hidden, features], `hidden.bias` [hidden]) + `head.json` ([`HeadMeta`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +34,9 @@ pub struct HeadMeta {
     pub right_context: usize,
     /// Texts are cut to this many tokens.
     pub max_tokens: usize,
+    /// Width of the hidden layer (0 = a linear tagger).
+    #[serde(default)]
+    pub hidden: usize,
     /// Schema types, in tag order: tag 0 = O, 2k+1 = B-types[k], 2k+2 = I-types[k].
     pub types: Vec<String>,
     /// Minimum span confidence per type (mean probability of its decoded tags); missing → 0.5.
@@ -64,6 +69,8 @@ pub const WEIGHTS_FILE: &str = "head.safetensors";
 #[derive(Debug, Clone)]
 pub struct NerHead {
     pub meta: HeadMeta,
+    /// ([hidden, features], [hidden]) when the tagger has a hidden layer.
+    hidden_layer: Option<(Tensor, Tensor)>,
     /// [tags, features] f32 on the CPU.
     weight: Tensor,
     /// [tags] f32.
@@ -246,7 +253,8 @@ impl NerHead {
         let device = Device::Cpu;
         let varmap = VarMap::new();
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &device);
-        let linear = candle_nn::linear(d, meta.tags(), vb.pp("head"))?;
+        let hidden = (meta.hidden > 0).then(|| candle_nn::linear(d, meta.hidden, vb.pp("hidden"))).transpose()?;
+        let linear = candle_nn::linear(if meta.hidden > 0 { meta.hidden } else { d }, meta.tags(), vb.pp("head"))?;
         let mut opt = candle_nn::AdamW::new(varmap.all_vars(), candle_nn::ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() })?;
         let y_all = Tensor::new(y, &device)?;
         let mut order: Vec<u32> = (0..n as u32).collect();
@@ -259,6 +267,10 @@ impl NerHead {
                 let idx = Tensor::new(chunk, &device)?;
                 let xb = x.index_select(&idx, 0)?;
                 let yb = y_all.index_select(&idx, 0)?;
+                let xb = match &hidden {
+                    Some(h) => candle_nn::Module::forward(h, &xb)?.gelu_erf()?,
+                    None => xb,
+                };
                 let logits = candle_nn::Module::forward(&linear, &xb)?;
                 let loss = candle_nn::loss::cross_entropy(&logits, &yb)?;
                 let value = loss.to_scalar::<f32>()?;
@@ -271,7 +283,11 @@ impl NerHead {
             }
             on_epoch(epoch + 1, (total / batches.max(1) as f64) as f32)?;
         }
-        Ok(NerHead { meta, weight: linear.weight().clone(), bias: linear.bias().context("linear has a bias")?.clone() })
+        let hidden_layer = match &hidden {
+            Some(h) => Some((h.weight().detach(), h.bias().context("linear has a bias")?.detach())),
+            None => None,
+        };
+        Ok(NerHead { meta, hidden_layer, weight: linear.weight().detach(), bias: linear.bias().context("linear has a bias")?.detach() })
     }
 
     /// Log-probabilities [n][tags] for a text's features [n, D].
@@ -279,6 +295,10 @@ impl NerHead {
         if x.dim(0)? == 0 {
             return Ok(vec![]);
         }
+        let x = match &self.hidden_layer {
+            Some((w, b)) => x.matmul(&w.t()?)?.broadcast_add(b)?.gelu_erf()?,
+            None => x.clone(),
+        };
         let logits = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
         Ok(candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec2::<f32>()?)
     }
@@ -287,7 +307,11 @@ impl NerHead {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
-        let tensors = std::collections::HashMap::from([("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]);
+        let mut tensors = std::collections::HashMap::from([("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]);
+        if let Some((w, b)) = &self.hidden_layer {
+            tensors.insert("hidden.weight".to_string(), w.clone());
+            tensors.insert("hidden.bias".to_string(), b.clone());
+        }
         candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, dir.join(WEIGHTS_FILE)).with_context(|| format!("writing {}", dir.join(WEIGHTS_FILE).display()))?;
         crate::util::atomic_write_json(&dir.join(META_FILE), &self.meta)
@@ -313,9 +337,10 @@ impl NerHead {
             }
             Ok(t)
         };
-        let weight = get("weight", &[meta.tags(), meta.feature_dim()])?;
+        let hidden_layer = if meta.hidden > 0 { Some((get("hidden.weight", &[meta.hidden, meta.feature_dim()])?, get("hidden.bias", &[meta.hidden])?)) } else { None };
+        let weight = get("weight", &[meta.tags(), if meta.hidden > 0 { meta.hidden } else { meta.feature_dim() }])?;
         let bias = get("bias", &[meta.tags()])?;
-        Ok(NerHead { meta, weight, bias })
+        Ok(NerHead { meta, hidden_layer, weight, bias })
     }
 }
 
@@ -370,6 +395,7 @@ mod tests {
             layer: 1,
             right_context: 0,
             max_tokens: 8,
+            hidden: 0,
             types: vec!["A".into()],
             thresholds: BTreeMap::new(),
             training: BTreeMap::new(),
@@ -384,6 +410,13 @@ mod tests {
         head.save(&dir).unwrap();
         let back = NerHead::load(&dir).unwrap();
         assert_eq!(back.log_probs(&xs).unwrap(), head.log_probs(&xs).unwrap());
+        // A hidden layer: trains, saves and loads the same way.
+        let mlp_meta = HeadMeta { hidden: 4, ..head.meta.clone() };
+        let mlp = NerHead::train(mlp_meta, &xs, &ys, &settings, |_, _| Ok(())).unwrap();
+        assert_eq!(greedy(&mlp.log_probs(&xs).unwrap()), [1, 2, 0, 1, 2, 0]);
+        let mlp_dir = dir.join("mlp");
+        mlp.save(&mlp_dir).unwrap();
+        assert_eq!(NerHead::load(&mlp_dir).unwrap().log_probs(&xs).unwrap(), mlp.log_probs(&xs).unwrap());
         std::fs::write(dir.join(META_FILE), "{\"name\": 1}").unwrap();
         assert!(NerHead::load(&dir).unwrap_err().to_string().contains("head.json"));
         let _ = std::fs::remove_dir_all(dir);

@@ -165,7 +165,7 @@ impl AbstractionPanel {
                 // With learned heads, the group's forward passes run in the background first.
                 if let Some(learned) = engine.abstractor.recognizer().learned() {
                     let texts: Vec<String> = group_texts(group).into_iter().map(str::to_string).collect();
-                    if !learned.is_cached(&texts) {
+                    if !learned.is_cached(&texts) && self.learned_error.is_none() {
                         self.start_prefetch(learned.clone(), texts, ui.ctx());
                         ui.horizontal(|ui| {
                             ui.spinner();
@@ -187,6 +187,7 @@ impl AbstractionPanel {
             if let Some(search) = &mut self.miss_search {
                 let groups = &loaded.dataset.groups;
                 let mut found = None;
+                let learned_failed = self.learned_error.clone();
                 for _ in 0..MISS_SEARCH_SLICE {
                     if search.scanned >= groups.len() {
                         break;
@@ -200,7 +201,7 @@ impl AbstractionPanel {
                     }
                     if let Some(learned) = engine.abstractor.recognizer().learned() {
                         let texts: Vec<String> = group_texts(candidate).into_iter().map(str::to_string).collect();
-                        if !learned.is_cached(&texts) {
+                        if !learned.is_cached(&texts) && learned_failed.is_none() {
                             // Run the heads on the next groups in the background; resume here after.
                             let ahead: Vec<String> = (0..PREFETCH_GROUPS)
                                 .flat_map(|k| group_texts(&groups[(index + k) % groups.len()]).into_iter().map(str::to_string).collect::<Vec<_>>())
