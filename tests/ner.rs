@@ -80,6 +80,11 @@ fn learned_spans_enter_the_recogniser_with_source_confidence_and_threshold() {
     assert!(recognizer.recognize(text, &["general"]).iter().all(|d| !d.recogniser.starts_with("learned:")));
     learned.set_threshold_override(None);
     assert_eq!(recognizer.recognize(text, &["general"]), found);
+    // A domain's head runs on its own domain's texts only; the general head everywhere.
+    assert!(found.iter().all(|d| d.recogniser != "learned:bc5cdr"), "{found:?}");
+    let medical = recognizer.recognize(text, &["medical"]);
+    assert!(medical.iter().any(|d| d.recogniser == "learned:bc5cdr" && &text[d.start..d.end] == "metformin" && d.label == "DRUG"), "{medical:?}");
+    assert!(medical.iter().any(|d| d.recogniser == "learned:conll2003"), "{medical:?}");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! the domains' own types are *preferred*; with `strict_domain_types` only the
 //! domains' types are allowed):
 //! 1. every recogniser proposes candidates of allowed types (a learned head's
-//!    spans only when their confidence reaches the head's threshold for the type);
+//!    spans only when their confidence reaches the head's threshold for the type,
+//!    and only on texts of the head's domain unless it is a `general` head);
 //! 2. candidates overlapping a `[TYPE_n]` placeholder already in the text are
 //!    dropped (so abstraction is idempotent);
 //! 3. candidates whose surface an expert marked "not an entity" are dropped;
@@ -66,6 +67,16 @@ pub struct Detection {
 pub struct Scope {
     pub allowed: BTreeSet<String>,
     pub preferred: BTreeSet<String>,
+    /// The text's domains (empty: unknown). A learned head trained on one domain's corpus runs only on
+    /// texts of that domain (or of unknown domain); heads of the `general` domain run everywhere.
+    pub domains: BTreeSet<String>,
+}
+
+impl Scope {
+    /// Whether a learned head of `domain` runs on a text of this scope.
+    pub fn runs_head_of(&self, domain: &str) -> bool {
+        domain == "general" || self.domains.is_empty() || self.domains.contains(domain)
+    }
 }
 
 /// Builds a [`Recognizer`]: schema first, then gazetteers, corrections, options.
@@ -282,7 +293,7 @@ impl Recognizer {
         if self.heuristic_names {
             allowed.insert(NAME_TYPE.to_string());
         }
-        Scope { allowed, preferred }
+        Scope { allowed, preferred, domains: domains.iter().map(|d| d.to_string()).collect() }
     }
 
     /// The entities of a text of these domains, after the overlap policy.
@@ -318,7 +329,8 @@ impl Recognizer {
         if let Some(learned) = &self.learned {
             match learned.propose(text) {
                 Ok(proposals) => {
-                    for p in proposals.iter().filter(|p| scope.allowed.contains(&p.label) && p.confidence >= learned.threshold(p)) {
+                    let heads = learned.heads();
+                    for p in proposals.iter().filter(|p| scope.allowed.contains(&p.label) && scope.runs_head_of(&heads[p.head].meta.domain) && p.confidence >= learned.threshold(p)) {
                         out.push(Detection {
                             start: p.start,
                             end: p.end,
