@@ -1074,7 +1074,8 @@ fn abstraction_finds_the_next_group_with_misses() {
 /// "found N" of the gold-mode summary line.
 fn gold_found(harness: &Harness<'static, WorkbenchApp>) -> Option<usize> {
     let node = harness.query_all_by_label_contains("Gold spans in this group:").next()?;
-    let label = node.accesskit_node().label()?;
+    // A Label keeps its text in `value` in AccessKit.
+    let label = node.accesskit_node().value().or_else(|| node.accesskit_node().label())?;
     label.split("found ").nth(1)?.split(' ').next()?.parse().ok()
 }
 
