@@ -179,6 +179,9 @@ pub struct CoverageArgs {
     pub samples: usize,
     #[arg(long)]
     pub samples_out: Option<PathBuf>,
+    /// Only write the samples (no coverage pass over the whole dataset).
+    #[arg(long, requires = "samples_out")]
+    pub samples_only: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -359,6 +362,11 @@ fn run_coverage(args: CoverageArgs) -> anyhow::Result<()> {
         dataset.groups.iter_mut().for_each(|g| g.candidates.clear());
     }
     let abstractor = args.engine.build()?;
+    if let (true, Some(out)) = (args.samples_only, &args.samples_out) {
+        write_query_samples(&dataset, &abstractor, args.samples, out)?;
+        println!("{} abstracted queries per domain → {}", args.samples, out.display());
+        return Ok(());
+    }
     let start = std::time::Instant::now();
     let rows = coverage(&dataset, abstractor.recognizer())?;
     println!("entity coverage of {} (mentions per 100 words; {:.1} s)", args.data.display(), start.elapsed().as_secs_f64());
