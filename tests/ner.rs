@@ -117,3 +117,19 @@ fn a_head_that_does_not_fit_its_backbone_is_a_clear_error() {
     assert!(err.contains("head.json"), "{err}");
     let _ = std::fs::remove_dir_all(scratch);
 }
+
+#[test]
+fn stage1_runs_the_learned_heads_when_the_config_asks() {
+    if learned().is_none() {
+        return;
+    }
+    let mut config = r2r::train::TrainConfig::default();
+    assert!(r2r::train::eag::stage1_recognizer(&config).unwrap().learned().is_none(), "off by default");
+    config.stage1.learned_heads = true;
+    let recognizer = r2r::train::eag::stage1_recognizer(&config).unwrap();
+    let text = "Does Microsoft let users in California download their data?";
+    // Before overlap resolution (the legal gazetteer's JURISDICTION wins the tie on "California" after it).
+    let found = recognizer.candidates(text, &recognizer.scope(&["legal"]));
+    assert!(recognizer.learned().is_some());
+    assert!(found.iter().any(|d| d.recogniser.starts_with("learned:") && &text[d.start..d.end] == "California"), "{found:?}");
+}
