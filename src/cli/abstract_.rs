@@ -406,16 +406,18 @@ fn write_query_samples(dataset: &crate::data::Dataset, abstractor: &Abstractor, 
         let mut groups: Vec<&crate::data::QueryGroup> = dataset.groups.iter().filter(|g| g.domain == domain).collect();
         groups.shuffle(&mut crate::util::seeded_rng(13, 0x5a4d));
         groups.truncate(n);
-        let with = groups.iter().filter(|g| !crate::abstraction::detect_group(g, abstractor.recognizer())[0].is_empty()).count();
-        md.push_str(&format!("\n## {domain} ({with} of {} sampled queries have a placeholder)\n\n| query | abstracted | sources |\n|---|---|---|\n", groups.len()));
-        for g in groups {
+        let mut rows = String::new();
+        let mut with = 0;
+        for g in &groups {
             let abstracted = crate::abstraction::abstract_group(g, abstractor, &opts, 13);
             let found = crate::abstraction::detect_group(g, abstractor.recognizer());
+            with += usize::from(!found[0].is_empty());
             let mut sources: Vec<String> = found[0].iter().map(|d| format!("{} {} ({:.2})", d.recogniser, d.label, d.score)).collect();
             sources.dedup();
             let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
-            md.push_str(&format!("| {} | {} | {} |\n", cell(&g.query), cell(&abstracted.group.query), cell(&sources.join("; "))));
+            rows.push_str(&format!("| {} | {} | {} |\n", cell(&g.query), cell(&abstracted.group.query), cell(&sources.join("; "))));
         }
+        md.push_str(&format!("\n## {domain} ({with} of {} sampled queries have a placeholder)\n\n| query | abstracted | sources |\n|---|---|---|\n{rows}", groups.len()));
     }
     crate::util::atomic_write(out, md.as_bytes())
 }

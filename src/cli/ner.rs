@@ -160,29 +160,34 @@ fn featurise(backbone: &Reranker, what: &str, sentences: Vec<Sentence>, layer: u
     Ok(out)
 }
 
-/// Applies expert corrections to training sentences: every occurrence (whole words) of an added surface
-/// not overlapping a mention becomes a mention of its type; mentions whose surface is marked "not an
-/// entity" are removed.
-pub fn apply_corrections(sentences: &mut [Sentence], corrections: &crate::abstraction::Corrections) -> (usize, usize) {
+/// Applies expert corrections to training sentences: every occurrence of an added surface that the
+/// recogniser's own correction gazetteer finds (its matching rules: word boundaries, case) and that
+/// overlaps no mention becomes a mention of its type, leftmost and longest first; mentions whose surface
+/// is marked "not an entity" are removed. Returns (added, removed).
+pub fn apply_corrections(sentences: &mut [Sentence], corrections: &crate::abstraction::Corrections) -> Result<(usize, usize)> {
+    use crate::abstraction::gazetteer::Gazetteer;
+    use crate::abstraction::recognizer::PRIORITY_CORRECTION;
+    let entries = corrections.gazetteer_entries();
+    let types: std::collections::BTreeSet<String> = entries.iter().map(|e| e.label.clone()).collect();
+    let gazetteer = Gazetteer::new("correction", PRIORITY_CORRECTION, entries)?;
     let (mut added, mut removed) = (0, 0);
     for s in sentences.iter_mut() {
         let before = s.spans.len();
-        let text = s.text.clone();
+        let text = &s.text;
         s.spans.retain(|sp| !corrections.rejects(&text[sp.start..sp.end], &sp.label));
         removed += before - s.spans.len();
-        for entry in corrections.gazetteer_entries() {
-            for (at, _) in text.match_indices(entry.surface.as_str()) {
-                let end = at + entry.surface.len();
-                let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-                if boundary(text[..at].chars().next_back()) && boundary(text[end..].chars().next()) && !s.spans.iter().any(|sp| sp.start < end && at < sp.end) {
-                    s.spans.push(crate::data::EntitySpan { start: at, end, label: entry.label.clone() });
-                    added += 1;
-                }
+        let mut found = Vec::new();
+        gazetteer.find(text, &types, &mut found);
+        found.sort_by_key(|d| (d.start, std::cmp::Reverse(d.end)));
+        for d in found {
+            if !s.spans.iter().any(|sp| sp.start < d.end && d.start < sp.end) {
+                s.spans.push(crate::data::EntitySpan { start: d.start, end: d.end, label: d.label });
+                added += 1;
             }
         }
         s.spans.sort();
     }
-    (added, removed)
+    Ok((added, removed))
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -201,7 +206,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     if let Some(path) = &args.corrections {
         let corrections = crate::abstraction::Corrections::load(path, &crate::abstraction::EntitySchema::bundled())?;
-        let (added, removed) = apply_corrections(&mut train, &corrections);
+        let (added, removed) = apply_corrections(&mut train, &corrections)?;
         println!("corrections {}: {added} mentions added, {removed} removed in the training sentences", path.display());
     }
     let backbone_path = crate::model::default_backbone::resolve(&args.backbone);
@@ -286,7 +291,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
-    let head = NerHead::load(&args.head)?;
+    // Loads the head and its backbone once (checked against each other).
+    let recognizer = crate::ner::learned::LearnedRecognizer::load(std::slice::from_ref(&args.head), args.backbone.as_deref())?;
+    let head = &recognizer.heads()[0];
     let corpus_name = head.meta.training.get("corpus").and_then(|v| v.as_str()).map(str::to_string);
     let data = match (&args.data, &corpus_name) {
         (Some(d), _) => d.clone(),
@@ -294,12 +301,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         (None, None) => bail!("the head records no corpus: name the NER set with --data"),
     };
     let sentences = read_sentences(&data, args.sentences)?;
-    let recognizer = crate::ner::learned::LearnedRecognizer::load(std::slice::from_ref(&args.head), args.backbone.as_deref())?;
-    let backbone = Reranker::load(recognizer.backbone_path(), &crate::model::LoadOptions::default())?;
-    let states = featurise(&backbone, "test", sentences, head.meta.layer, head.meta.max_tokens)?;
+    let states = featurise(recognizer.backbone(), "test", sentences, head.meta.layer, head.meta.max_tokens)?;
     println!("head {} (layer {}, right context {}) on {} ({} sentences; exact span and type)", args.head.display(), head.meta.layer, head.meta.right_context, data.display(), states.sentences.len());
     for (name, decoding) in [("greedy", Decoding::Greedy), ("viterbi", Decoding::Viterbi)] {
-        let (overall, per_type) = score_head(&head, &states, decoding, args.threshold)?;
+        let (overall, per_type) = score_head(head, &states, decoding, args.threshold)?;
         println!("{name:<8} micro  P {:.4} R {:.4} F1 {:.4} (TP {} FP {} FN {})", overall.precision, overall.recall, overall.f1, overall.true_positives, overall.false_positives, overall.false_negatives);
         for (t, s) in per_type {
             println!("         {t:<13} P {:.4} R {:.4} F1 {:.4} (TP {} FP {} FN {})", s.precision, s.recall, s.f1, s.true_positives, s.false_positives, s.false_negatives);
@@ -322,7 +327,7 @@ mod tests {
         corrections.mark_not_entity(&schema, "Paris", None).unwrap();
         let text = "semaglutide in Paris; semaglutides and semaglutide.".to_string();
         let mut sentences = vec![Sentence { text: text.clone(), spans: vec![EntitySpan { start: 15, end: 20, label: "LOCATION".into() }] }];
-        let (added, removed) = apply_corrections(&mut sentences, &corrections);
+        let (added, removed) = apply_corrections(&mut sentences, &corrections).unwrap();
         assert_eq!((added, removed), (2, 1));
         let got: Vec<(&str, &str)> = sentences[0].spans.iter().map(|s| (&text[s.start..s.end], s.label.as_str())).collect();
         assert_eq!(got, [("semaglutide", "DRUG"), ("semaglutide", "DRUG")]);

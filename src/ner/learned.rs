@@ -119,11 +119,13 @@ impl LearnedRecognizer {
 
     /// Proposals of every head for each text (cached), computed in batches.
     pub fn propose_all(&self, texts: &[&str]) -> Result<Vec<std::sync::Arc<Vec<Proposal>>>> {
-        let missing: Vec<&str> = {
+        let mut found: HashMap<&str, std::sync::Arc<Vec<Proposal>>> = {
             let cache = self.cache.lock().expect("cache lock");
-            let mut seen = std::collections::HashSet::new();
-            texts.iter().copied().filter(|t| !cache.contains_key(*t) && seen.insert(*t)).collect()
+            texts.iter().filter_map(|t| cache.get(*t).map(|p| (*t, p.clone()))).collect()
         };
+        let mut missing: Vec<&str> = texts.iter().copied().filter(|t| !found.contains_key(t)).collect();
+        missing.sort_unstable();
+        missing.dedup();
         for chunk in missing.chunks(64) {
             let computed = self.compute(chunk)?;
             let mut cache = self.cache.lock().expect("cache lock");
@@ -131,11 +133,12 @@ impl LearnedRecognizer {
                 cache.clear();
             }
             for (text, proposals) in chunk.iter().zip(computed) {
-                cache.insert(text.to_string(), std::sync::Arc::new(proposals));
+                let proposals = std::sync::Arc::new(proposals);
+                cache.insert(text.to_string(), proposals.clone());
+                found.insert(text, proposals);
             }
         }
-        let cache = self.cache.lock().expect("cache lock");
-        texts.iter().map(|t| cache.get(*t).cloned().map(Ok).unwrap_or_else(|| self.compute(&[t]).map(|mut v| std::sync::Arc::new(v.remove(0))))).collect()
+        Ok(texts.iter().map(|t| found[t].clone()).collect())
     }
 
     /// Whether every text's proposals are cached (no forward pass needed).

@@ -166,7 +166,7 @@ impl AbstractionPanel {
                 if let Some(learned) = engine.abstractor.recognizer().learned() {
                     let texts: Vec<String> = group_texts(group).into_iter().map(str::to_string).collect();
                     if !learned.is_cached(&texts) && self.learned_error.is_none() {
-                        self.start_prefetch(learned.clone(), texts, ui.ctx());
+                        prefetch_into(&mut self.prefetch, learned.clone(), texts, ui.ctx());
                         ui.horizontal(|ui| {
                             ui.spinner();
                             ui.label("Running the learned entity heads on this group…");
@@ -304,10 +304,6 @@ impl AbstractionPanel {
                 }
             }
         }
-    }
-
-    fn start_prefetch(&mut self, learned: Arc<LearnedRecognizer>, texts: Vec<String>, ctx: &egui::Context) {
-        prefetch_into(&mut self.prefetch, learned, texts, ctx);
     }
 
     /// Fills the surface field with text the user selected in the original texts.
