@@ -12,7 +12,7 @@ use crate::data::{LoadOptions, Split};
 use crate::model::Reranker;
 use crate::ner::corpus::{self, Sentence};
 use crate::ner::head::{HeadMeta, NerHead, TrainSettings};
-use crate::ner::{score_head, sentence_states, training_matrix, Decoding, SentenceStates};
+use crate::ner::{decode_head, score_head, sentence_states, training_matrix, tune_thresholds, Decoding, SentenceStates};
 
 #[derive(Debug, Args)]
 pub struct NerArgs {
@@ -29,6 +29,9 @@ pub enum NerCommand {
     Train(TrainArgs),
     /// Score a head on a NER set (micro P/R/F1, exact span and type).
     Eval(EvalArgs),
+    /// Choose a head's per-type confidence thresholds on dev sentences (the dev sentences its training
+    /// recorded, by default) and write them into its head.json.
+    Tune(TuneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,11 +113,31 @@ pub struct EvalArgs {
     pub threshold: Option<f32>,
 }
 
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Head directory (head.json + head.safetensors); its head.json is rewritten.
+    #[arg(long)]
+    pub head: PathBuf,
+    /// Where the head's corpus sets are (`<data>/<corpus>/dev.jsonl`).
+    #[arg(long, default_value = "data/ner")]
+    pub data: PathBuf,
+    /// A dev set to tune on instead (native JSONL with gold spans; the first --sentences of it).
+    #[arg(long)]
+    pub dev: Option<PathBuf>,
+    /// Dev sentences (default: the number the head's training measured on).
+    #[arg(long)]
+    pub sentences: Option<usize>,
+    /// Print the thresholds without writing head.json.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 pub fn run(args: NerArgs) -> Result<()> {
     match args.command {
         NerCommand::Build(a) => run_build(a),
         NerCommand::Train(a) => run_train(a),
         NerCommand::Eval(a) => run_eval(a),
+        NerCommand::Tune(a) => run_tune(a),
     }
 }
 
@@ -241,25 +264,24 @@ fn run_train(args: TrainArgs) -> Result<()> {
             })?;
             eprintln!();
             let (greedy, _) = score_head(&head, &dev_states, Decoding::Greedy, Some(0.0))?;
-            let (viterbi, _) = score_head(&head, &dev_states, Decoding::Viterbi, Some(0.0))?;
-            // The threshold on the span confidence that maximises dev F1 (Viterbi), one for all types.
-            let mut threshold = (0.0f32, viterbi.f1);
-            for t in [0.3f32, 0.4, 0.5, 0.6, 0.7, 0.8] {
-                let (s, _) = score_head(&head, &dev_states, Decoding::Viterbi, Some(t))?;
-                if s.f1 > threshold.1 + 1e-9 {
-                    threshold = (t, s.f1);
-                }
-            }
+            let decoded = decode_head(&head, &dev_states, Decoding::Viterbi)?;
+            let (viterbi, _) = decoded.score(|_| 0.0);
+            // Confidence thresholds that maximise dev F1 (Viterbi): one for all types, and one per type.
+            let tuned = tune_thresholds(&decoded);
+            let (thresholds, dev_f1) = tuned.chosen(&types);
             println!(
-                "layer {layer:>2} right context {rc} hidden {hidden_width}: dev micro-F1 greedy {:.4}, BIO-constrained Viterbi {:.4}, with threshold {:.1} {:.4} ({} tokens, {:.1} s)",
+                "layer {layer:>2} right context {rc} hidden {hidden_width}: dev micro-F1 greedy {:.4}, BIO-constrained Viterbi {:.4}, with threshold {:.1} {:.4}, per-type thresholds {:?} {:.4} ({} tokens, {:.1} s)",
                 greedy.f1,
                 viterbi.f1,
-                threshold.0,
-                threshold.1,
+                tuned.single.0,
+                tuned.single.1,
+                tuned.per_type.0,
+                tuned.per_type.1,
                 y.len(),
                 start.elapsed().as_secs_f64()
             );
-            head.meta.thresholds = types.iter().map(|t| (t.clone(), threshold.0)).collect();
+            let threshold = (tuned.single.0, dev_f1);
+            head.meta.thresholds = thresholds;
             head.meta.training = [
                 ("corpus", serde_json::json!(args.corpus)),
                 ("commit", serde_json::json!(spec.commit)),
@@ -278,6 +300,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+            head.meta.training.insert("dev_f1_single_threshold".into(), serde_json::json!(tuned.single.1));
             if best.as_ref().is_none_or(|(f1, _)| threshold.1 > *f1) {
                 best = Some((threshold.1, head));
             }
@@ -310,6 +333,58 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             println!("         {t:<13} P {:.4} R {:.4} F1 {:.4} (TP {} FP {} FN {})", s.precision, s.recall, s.f1, s.true_positives, s.false_positives, s.false_negatives);
         }
     }
+    Ok(())
+}
+
+/// The dev sentences a head's training measured on: the first `dev_sentences` of its corpus's dev split,
+/// or, when training held dev sentences out (`dev_holdout`), the last `dev_sentences` of it.
+fn recorded_dev_sentences(head: &NerHead, data: &Path, sentences: Option<usize>) -> Result<(PathBuf, Vec<Sentence>)> {
+    let training = &head.meta.training;
+    let corpus_name = training.get("corpus").and_then(|v| v.as_str()).context("the head records no corpus: name a dev set with --dev")?;
+    let path = set_path(data, corpus_name, Split::Dev);
+    let n = match sentences.or_else(|| training.get("dev_sentences").and_then(|v| v.as_u64()).map(|n| n as usize)) {
+        Some(n) if n > 0 => n,
+        _ => bail!("the head records no dev_sentences: give --sentences N"),
+    };
+    let holdout = training.get("dev_holdout").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut all = read_sentences(&path, if holdout { 0 } else { n })?;
+    if holdout {
+        all = all.split_off(all.len().saturating_sub(n));
+    }
+    Ok((path, all))
+}
+
+fn run_tune(args: TuneArgs) -> Result<()> {
+    let recognizer = crate::ner::learned::LearnedRecognizer::load(std::slice::from_ref(&args.head), None)?;
+    let head = &recognizer.heads()[0];
+    let (path, sentences) = match &args.dev {
+        Some(dev) => (dev.clone(), read_sentences(dev, args.sentences.unwrap_or(0))?),
+        None => recorded_dev_sentences(head, &args.data, args.sentences)?,
+    };
+    if sentences.is_empty() {
+        bail!("{}: no dev sentences to tune on", path.display());
+    }
+    let states = featurise(recognizer.backbone(), "dev", sentences, head.meta.layer, head.meta.max_tokens)?;
+    let decoded = decode_head(head, &states, Decoding::Viterbi)?;
+    let (before, _) = decoded.score(|label| head.meta.threshold(label));
+    let tuned = tune_thresholds(&decoded);
+    let (thresholds, f1) = tuned.chosen(&head.meta.types);
+    println!("head {} on {} ({} sentences, Viterbi):", args.head.display(), path.display(), states.sentences.len());
+    println!("  current thresholds {:?}: dev micro-F1 {:.4}", head.meta.thresholds, before.f1);
+    println!("  one threshold {:.1}: {:.4}", tuned.single.0, tuned.single.1);
+    println!("  per type {:?}: {:.4}", tuned.per_type.0, tuned.per_type.1);
+    println!("  kept {thresholds:?} (dev micro-F1 {f1:.4})");
+    if args.dry_run {
+        return Ok(());
+    }
+    let mut meta = head.meta.clone();
+    meta.thresholds = thresholds;
+    meta.training.insert("dev_f1".into(), serde_json::json!(f1));
+    meta.training.insert("dev_f1_single_threshold".into(), serde_json::json!(tuned.single.1));
+    meta.training.insert("thresholds_tuned_on".into(), serde_json::json!(format!("{} ({} sentences)", path.display(), states.sentences.len())));
+    let file = args.head.join(crate::ner::head::META_FILE);
+    crate::util::atomic_write_json(&file, &meta)?;
+    println!("wrote {}", file.display());
     Ok(())
 }
 
