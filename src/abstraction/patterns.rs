@@ -70,6 +70,14 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
         priority: PRIORITY_WEAK_PATTERN,
     },
     PatternSpec {
+        name: "month-or-century",
+        label: "DATE",
+        regex: r"(?:January|February|March|April|June|July|August|September|October|November|December)|\d{1,2}(?:st|nd|rd|th)\scentury",
+        group: 0,
+        score: 0.5,
+        priority: PRIORITY_WEAK_PATTERN,
+    },
+    PatternSpec {
         name: "dosage",
         label: "DOSAGE",
         regex: r"\d+(?:\.\d+)?(?:\s?(?:-|–|to)\s?\d+(?:\.\d+)?)?\s?(?:mg|mcg|µg|μg|g|mL|ml|IU|units|mmol|mEq)(?:\s?/\s?(?:kg|day|d|dose|m2|m²|mL|ml|h|hr|hour|L))?(?-u:\b)",

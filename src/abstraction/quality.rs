@@ -73,9 +73,14 @@ pub struct QualityReport {
     /// Per recogniser (`gazetteer`, `learned:<head>`, `pattern:<name>`, …): precision of the spans it
     /// contributed, and their recall against every gold span.
     pub per_source: BTreeMap<String, Scores>,
-    /// The types scored: a NER set's `meta.annotated_types` (other types' predictions are ignored),
-    /// or None (every type).
-    pub scored_types: Option<BTreeSet<String>>,
+    /// The types scored: a NER set's `meta.annotated_types`, or else the types that have at least one
+    /// gold span in the dataset (a type the data never annotates cannot be judged). Other types'
+    /// predictions are not scored; they are counted in `unscored_predictions`.
+    pub scored_types: BTreeSet<String>,
+    /// True when `scored_types` came from the dataset's `meta.annotated_types`.
+    pub scored_types_declared: bool,
+    /// Predictions of types that are not scored, per type.
+    pub unscored_predictions: BTreeMap<String, usize>,
 }
 
 impl QualityReport {
@@ -88,6 +93,24 @@ impl QualityReport {
     }
 }
 
+/// The entity types a dataset's gold spans can judge: its `meta.annotated_types` (a NER set; `true`),
+/// or else the types with at least one gold span in it (`false`). Predictions of other types are
+/// neither hits nor false alarms: the data does not annotate them.
+pub fn scored_types(dataset: &Dataset) -> (BTreeSet<String>, bool) {
+    match crate::ner::corpus::annotated_types(&dataset.groups) {
+        Some(types) => (types, true),
+        None => (
+            dataset
+                .groups
+                .iter()
+                .flat_map(|g| g.query_entities.iter().chain(g.candidates.iter().flat_map(|c| &c.entities)))
+                .map(|s| s.label.clone())
+                .collect(),
+            false,
+        ),
+    }
+}
+
 /// Evaluates the recogniser on every text of an annotated dataset. Errors when
 /// the dataset carries no gold spans at all.
 pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<QualityReport> {
@@ -95,9 +118,9 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
     if !annotated {
         anyhow::bail!("the dataset has no gold entity spans (`query_entities` / `entities`); use `r2r abstract coverage` instead");
     }
-    let mut report = QualityReport { scored_types: crate::ner::corpus::annotated_types(&dataset.groups), ..Default::default() };
-    let scored_types = report.scored_types.clone();
-    let scored = |label: &str| scored_types.as_ref().is_none_or(|types| types.contains(label));
+    let (scored_types, scored_types_declared) = scored_types(dataset);
+    let mut report = QualityReport { scored_types: scored_types.clone(), scored_types_declared, ..Default::default() };
+    let scored = |label: &str| scored_types.contains(label);
     prefetch_all(dataset, recognizer)?;
     let mut per_source_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut per_type: BTreeMap<String, Scores> = BTreeMap::new();
@@ -107,6 +130,9 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
         let texts = group_texts(group);
         let gold_lists = std::iter::once(&group.query_entities).chain(group.candidates.iter().map(|c| &c.entities));
         for ((text, gold), found) in texts.iter().zip(gold_lists).zip(detect_group(group, recognizer)) {
+            for d in found.iter().filter(|d| !scored(&d.label)) {
+                *report.unscored_predictions.entry(d.label.clone()).or_default() += 1;
+            }
             let found: Vec<&super::recognizer::Detection> = found.iter().filter(|d| scored(&d.label)).collect();
             let gold: BTreeSet<&EntitySpan> = gold.iter().filter(|g| scored(&g.label)).collect();
             report.texts += 1;
@@ -271,7 +297,7 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        let text = "aspirin 500 mg or ibuprofen";
+        let text = "aspirin 500 mg or ibuprofen 20 mg on March 3, 2021";
         let span = |s: &str, label: &str| {
             let start = text.find(s).unwrap();
             EntitySpan { start, end: start + s.len(), label: label.into() }
@@ -286,8 +312,9 @@ mod tests {
                 id: "c".into(),
                 text: text.into(),
                 relevance: 1,
-                // gold: aspirin (hit), 500 mg labelled wrongly in the gold (miss + spurious), ibuprofen (miss)
-                entities: vec![span("aspirin", "DRUG"), span("500 mg", "DRUG"), span("ibuprofen", "DRUG")],
+                // gold: aspirin (hit), 500 mg labelled wrongly in the gold (miss + spurious), ibuprofen (miss),
+                // 20 mg (hit); the date is found but the data annotates no DATE: not scored
+                entities: vec![span("aspirin", "DRUG"), span("500 mg", "DRUG"), span("ibuprofen", "DRUG"), span("20 mg", "DOSAGE")],
             }],
             secondary_domain: None,
             meta: Default::default(),
@@ -295,12 +322,15 @@ mod tests {
         let report = evaluate(&Dataset { source: None, groups: vec![group.clone()] }, &r).unwrap();
         let drug = report.per_type["DRUG"];
         assert_eq!((drug.true_positives, drug.false_positives, drug.false_negatives), (1, 0, 2));
-        assert_eq!(report.per_type["DOSAGE"].false_positives, 1);
-        assert!((report.overall.precision - 0.5).abs() < 1e-9 && (report.overall.recall - 1.0 / 3.0).abs() < 1e-9);
-        assert_eq!(report.untyped.true_positives, 2);
+        assert_eq!((report.per_type["DOSAGE"].true_positives, report.per_type["DOSAGE"].false_positives), (1, 1));
+        assert!(!report.per_type.contains_key("DATE"));
+        assert_eq!(report.unscored_predictions, BTreeMap::from([("DATE".to_string(), 1)]));
+        assert!(!report.scored_types_declared);
+        assert!((report.overall.precision - 2.0 / 3.0).abs() < 1e-9 && (report.overall.recall - 2.0 / 4.0).abs() < 1e-9);
+        assert_eq!(report.untyped.true_positives, 3);
         let rows = coverage(&Dataset { source: None, groups: vec![group] }, &r).unwrap();
-        assert_eq!(rows.last().unwrap().mentions, 2);
-        assert_eq!(rows.last().unwrap().words, 6);
+        assert_eq!(rows.last().unwrap().mentions, 4);
+        assert_eq!(rows.last().unwrap().words, 12);
         assert!(evaluate(&Dataset::default(), &r).is_err());
     }
 }

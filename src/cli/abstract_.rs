@@ -301,8 +301,11 @@ fn print_report(report: &QualityReport) {
     }
     row("overall", &report.overall);
     row("(untyped)", &report.untyped);
-    if let Some(types) = &report.scored_types {
-        println!("(a NER set: only its annotated types {types:?} are scored)");
+    if report.scored_types_declared {
+        println!("(a NER set: only its annotated types {:?} are scored)", report.scored_types);
+    }
+    if !report.unscored_predictions.is_empty() {
+        println!("not scored (types this data does not annotate): {:?} predictions", report.unscored_predictions);
     }
     println!("per source (precision of the spans it kept; recall against all gold spans):");
     for (source, s) in &report.per_source {

@@ -115,6 +115,9 @@ pub struct AbstractionPanel {
     learned_error: Option<String>,
     /// Learned recognition of texts not yet cached, running in the background.
     prefetch: Option<poll_promise::Promise<Result<(), String>>>,
+    /// The types the loaded dataset's gold spans judge (gold mode ignores detections of other types),
+    /// keyed by the dataset.
+    scored_types: Option<(usize, Arc<BTreeSet<String>>)>,
 }
 
 /// Groups whose texts the miss search prefetches per background run when the learned heads are on.
@@ -176,6 +179,11 @@ impl AbstractionPanel {
                 }
                 self.preview = Some(compute_preview(group, &engine.abstractor, key));
             }
+            let dataset_key = Arc::as_ptr(&loaded) as usize;
+            if self.scored_types.as_ref().is_none_or(|(k, _)| *k != dataset_key) {
+                self.scored_types = Some((dataset_key, Arc::new(crate::abstraction::quality::scored_types(&loaded.dataset).0)));
+            }
+            let scored = self.scored_types.as_ref().expect("set above").1.clone();
             let preview = self.preview.as_ref().expect("computed above");
             group_header(ui, group);
             let has_gold = has_gold_spans(group);
@@ -212,7 +220,7 @@ impl AbstractionPanel {
                             break;
                         }
                     }
-                    let counts = gold_counts(candidate, &detect_group(candidate, engine.abstractor.recognizer()));
+                    let counts = gold_counts(candidate, &detect_group(candidate, engine.abstractor.recognizer()), &scored);
                     if counts.missed + counts.false_alarms > 0 {
                         found = Some((index, counts));
                         break;
@@ -247,7 +255,7 @@ impl AbstractionPanel {
             type_legend(ui, group, engine.abstractor.recognizer().schema(), preview, settings);
             corrections_bar(ui, engine, group, &mut edits, settings, &mut self.form);
             ui.separator();
-            self.texts_rect = Some(texts(ui, group, preview, self.gold_mode, settings.color_by_source, &mut edits));
+            self.texts_rect = Some(texts(ui, group, preview, self.gold_mode.then_some(scored.as_ref()), settings.color_by_source, &mut edits));
         });
         self.engine = engine_slot;
         for edit in edits {
@@ -655,11 +663,12 @@ struct GoldCounts {
     false_alarms: usize,
 }
 
-fn gold_counts(group: &QueryGroup, detections: &[Vec<Detection>]) -> GoldCounts {
+/// Counts only detections of the `scored` types (the types the dataset annotates).
+fn gold_counts(group: &QueryGroup, detections: &[Vec<Detection>], scored: &BTreeSet<String>) -> GoldCounts {
     let gold = std::iter::once(group.query_entities.as_slice()).chain(group.candidates.iter().map(|c| c.entities.as_slice()));
     let mut counts = GoldCounts { hits: 0, missed: 0, false_alarms: 0 };
     for (spans, found) in gold.zip(detections) {
-        let found: BTreeSet<(usize, usize, &str)> = found.iter().map(|d| (d.start, d.end, d.label.as_str())).collect();
+        let found: BTreeSet<(usize, usize, &str)> = found.iter().filter(|d| scored.contains(&d.label)).map(|d| (d.start, d.end, d.label.as_str())).collect();
         let gold: BTreeSet<(usize, usize, &str)> = spans.iter().map(|g| (g.start, g.end, g.label.as_str())).collect();
         counts.hits += gold.intersection(&found).count();
         counts.missed += gold.difference(&found).count();
@@ -677,17 +686,21 @@ struct MissSearch {
 /// Groups scanned per frame (the sample data's 3,200 groups take about half a second in all).
 const MISS_SEARCH_SLICE: usize = 64;
 
-fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bool, by_source: bool, edits: &mut Vec<Edit>) -> egui::Rect {
+/// `gold`: in gold mode, the types the dataset annotates (detections of other types are not shown).
+fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_types: Option<&BTreeSet<String>>, by_source: bool, edits: &mut Vec<Edit>) -> egui::Rect {
+    let gold_mode = gold_types.is_some();
     let originals = group_texts(group);
     let abstracted = group_texts(&preview.abstracted.group);
     let maps: Vec<&[SpanMapEntry]> = std::iter::once(preview.abstracted.maps.query.as_slice())
         .chain(preview.abstracted.maps.candidates.iter().map(|c| c.spans.as_slice()))
         .collect();
     let gold: Vec<&[EntitySpan]> = std::iter::once(group.query_entities.as_slice()).chain(group.candidates.iter().map(|c| c.entities.as_slice())).collect();
-    if gold_mode {
-        let GoldCounts { hits, missed, false_alarms } = gold_counts(group, &preview.detections);
-        ui.label(format!("Gold spans in this group: {} · found {hits} · missed {missed} · false alarms {false_alarms}", hits + missed))
-            .on_hover_text("Exact matches of start, end and type, as `r2r abstract eval` counts them");
+    if let Some(scored) = gold_types {
+        let GoldCounts { hits, missed, false_alarms } = gold_counts(group, &preview.detections, scored);
+        let unscored: BTreeSet<&str> = preview.detections.iter().flatten().filter(|d| !scored.contains(&d.label)).map(|d| d.label.as_str()).collect();
+        let note = if unscored.is_empty() { String::new() } else { format!(" · not annotated in this data, not shown: {}", unscored.into_iter().collect::<Vec<_>>().join(", ")) };
+        ui.label(format!("Gold spans in this group: {} · found {hits} · missed {missed} · false alarms {false_alarms}{note}", hits + missed))
+            .on_hover_text("Exact matches of start, end and type, as `r2r abstract eval` counts them; detections of types the data does not annotate are neither hits nor false alarms");
     }
     let output = egui::ScrollArea::vertical().id_salt("abstraction_texts").auto_shrink([false, false]).show(ui, |ui| {
         ui.columns(2, |columns| {
@@ -696,8 +709,9 @@ fn texts(ui: &mut egui::Ui, group: &QueryGroup, preview: &Preview, gold_mode: bo
         });
         for (index, original) in originals.iter().enumerate() {
             let detections = &preview.detections[index];
-            let (marks, actions, overlapping) = if gold_mode {
-                gold_marks(original, gold[index], detections)
+            let (marks, actions, overlapping) = if let Some(scored) = gold_types {
+                let judged: Vec<Detection> = detections.iter().filter(|d| scored.contains(&d.label)).cloned().collect();
+                gold_marks(original, gold[index], &judged)
             } else {
                 detected_marks(original, detections, maps[index], by_source)
             };
@@ -858,6 +872,26 @@ mod tests {
         assert_eq!(actions[2], Edit::Add { label: "DRUG".into(), surface: "idoucycline".into() });
         assert_eq!(actions[0], Edit::AskNotEntity { surface: "Take".into(), label: "SYMPTOM".into() });
         assert_eq!(overlapping, vec!["“anaemia” DISEASE (false alarm)".to_string()]);
+    }
+
+    #[test]
+    fn gold_counts_ignore_types_the_data_does_not_annotate() {
+        let text = "Take 500 mg";
+        let group = QueryGroup {
+            id: "g".into(),
+            domain: "medical".into(),
+            split: crate::data::Split::Test,
+            query: text.into(),
+            query_entities: vec![EntitySpan { start: 5, end: 11, label: "DOSAGE".into() }],
+            candidates: vec![],
+            secondary_domain: None,
+            meta: Default::default(),
+        };
+        let found = vec![vec![detection(0, 4, "SYMPTOM"), detection(5, 11, "DOSAGE")]];
+        let all: BTreeSet<String> = ["DOSAGE", "SYMPTOM"].map(String::from).into();
+        let dosage_only: BTreeSet<String> = ["DOSAGE"].map(String::from).into();
+        assert_eq!(gold_counts(&group, &found, &all), GoldCounts { hits: 1, missed: 0, false_alarms: 1 });
+        assert_eq!(gold_counts(&group, &found, &dosage_only), GoldCounts { hits: 1, missed: 0, false_alarms: 0 });
     }
 
     #[test]
