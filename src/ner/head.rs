@@ -45,6 +45,13 @@ pub struct HeadMeta {
     /// Free-form training record (corpus, sentences, epochs, dev F1, …).
     #[serde(default)]
     pub training: BTreeMap<String, serde_json::Value>,
+    /// Learned tag transitions for Viterbi (`r2r ner tune --transitions`, kept only when they raise dev
+    /// F1): rows = previous tag, last row = sentence start; log-probabilities from the training split's
+    /// tag bigrams, added to the emissions with weight `transition_weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<Vec<f32>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_weight: Option<f32>,
 }
 
 impl HeadMeta {
@@ -54,6 +61,11 @@ impl HeadMeta {
 
     pub fn feature_dim(&self) -> usize {
         self.hidden_size * (1 + self.right_context)
+    }
+
+    /// The constrained Viterbi path of a text's log-probabilities, with the learned transitions if any.
+    pub fn decode(&self, log_probs: &[Vec<f32>]) -> Vec<usize> {
+        viterbi_with(log_probs, self.transitions.as_deref().map(|t| (t, self.transition_weight.unwrap_or(1.0))))
     }
 
     pub fn threshold(&self, label: &str) -> f32 {
@@ -132,14 +144,40 @@ fn trimmed_start(text: &str, s: usize, e: usize) -> usize {
     text.get(s..e).map(|piece| s + (piece.len() - piece.trim_start().len())).unwrap_or(s)
 }
 
+/// Tag-bigram log-probabilities of tag sequences, add-one smoothed: `tags + 1` rows (previous tag, then
+/// the sentence start) of `tags` columns.
+pub fn transition_log_probs<'a>(sequences: impl IntoIterator<Item = &'a [u32]>, tags: usize) -> Vec<Vec<f32>> {
+    let mut counts = vec![vec![1.0f64; tags]; tags + 1];
+    for seq in sequences {
+        let mut prev = tags;
+        for &t in seq {
+            counts[prev][t as usize] += 1.0;
+            prev = t as usize;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|row| {
+            let total: f64 = row.iter().sum();
+            row.into_iter().map(|c| (c / total).ln() as f32).collect()
+        })
+        .collect()
+}
+
 /// Constrained Viterbi over [n, tags] log-probabilities: `I-X` may follow only `B-X` or `I-X` (and
 /// cannot start). Returns the tag path.
 pub fn viterbi(log_probs: &[Vec<f32>]) -> Vec<usize> {
+    viterbi_with(log_probs, None)
+}
+
+/// [`viterbi`] with learned transitions (see [`transition_log_probs`]) added with a weight.
+pub fn viterbi_with(log_probs: &[Vec<f32>], transitions: Option<(&[Vec<f32>], f32)>) -> Vec<usize> {
     let n = log_probs.len();
     if n == 0 {
         return vec![];
     }
     let tags = log_probs[0].len();
+    let trans = |prev: usize, cur: usize| -> f32 { transitions.map_or(0.0, |(t, w)| w * t[prev][cur]) };
     let allowed = |prev: Option<usize>, cur: usize| -> bool {
         if cur == 0 || cur % 2 == 1 {
             return true;
@@ -149,14 +187,15 @@ pub fn viterbi(log_probs: &[Vec<f32>]) -> Vec<usize> {
             Some(p) => p != 0 && (p + 1) / 2 == cur / 2,
         }
     };
-    let mut score: Vec<f32> = (0..tags).map(|c| if allowed(None, c) { log_probs[0][c] } else { f32::NEG_INFINITY }).collect();
+    let mut score: Vec<f32> = (0..tags).map(|c| if allowed(None, c) { log_probs[0][c] + trans(tags, c) } else { f32::NEG_INFINITY }).collect();
     let mut back = vec![vec![0usize; tags]; n];
     for t in 1..n {
         let mut next = vec![f32::NEG_INFINITY; tags];
         for c in 0..tags {
             for p in 0..tags {
-                if allowed(Some(p), c) && score[p] + log_probs[t][c] > next[c] {
-                    next[c] = score[p] + log_probs[t][c];
+                let candidate = score[p] + trans(p, c) + log_probs[t][c];
+                if allowed(Some(p), c) && candidate > next[c] {
+                    next[c] = candidate;
                     back[t][c] = p;
                 }
             }
@@ -353,6 +392,22 @@ mod tests {
     }
 
     #[test]
+    fn learned_transitions_are_smoothed_bigrams_and_can_change_the_path() {
+        // Tags: O, B-A, I-A. Training mentions always run on (B → I).
+        let t = transition_log_probs([[1u32, 2, 0].as_slice(), [0, 1, 2].as_slice()], 3);
+        assert_eq!(t.len(), 4);
+        for row in &t {
+            assert!((row.iter().map(|l| l.exp()).sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        assert!(t[1][2] > t[1][0], "B-A → I-A was seen, B-A → O was not");
+        // Emissions: a weak B-A, then O slightly above I-A.
+        let lp: Vec<Vec<f32>> = [[0.3f32, 0.6, 0.1], [0.5, 0.1, 0.4]].iter().map(|r| r.iter().map(|p| p.ln()).collect()).collect();
+        assert_eq!(viterbi(&lp), vec![1, 0]);
+        assert_eq!(viterbi_with(&lp, Some((&t, 1.0))), vec![1, 2]);
+        assert_eq!(viterbi_with(&lp, Some((&t, 0.0))), vec![1, 0]);
+    }
+
+    #[test]
     fn viterbi_forbids_orphan_inside_tags_and_greedy_does_not() {
         // tags: O, B-A, I-A
         let probs = lp(&[&[0.6, 0.1, 0.3], &[0.2, 0.1, 0.7]]);
@@ -399,6 +454,8 @@ mod tests {
             types: vec!["A".into()],
             thresholds: BTreeMap::new(),
             training: BTreeMap::new(),
+            transitions: None,
+            transition_weight: None,
         };
         let xs = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 0.1], [0.1, 1.0], [-1.0, 0.1]], &Device::Cpu).unwrap();
         let ys = [1u32, 2, 0, 1, 2, 0];

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
-use super::head::{byte_span, features, viterbi, NerHead, TokenSpan};
+use super::head::{byte_span, features, NerHead, TokenSpan};
 use crate::model::Reranker;
 
 /// The source name of a head's spans.
@@ -163,7 +163,7 @@ impl LearnedRecognizer {
                 for (hi, head) in self.heads.iter().enumerate().filter(|(_, h)| (h.meta.layer, h.meta.max_tokens) == (layer, window)) {
                     let x = features(state, head.meta.right_context)?;
                     let log_probs = head.log_probs(&x)?;
-                    let path = viterbi(&log_probs);
+                    let path = head.meta.decode(&log_probs);
                     for span in super::head::spans_of_path(&path, &log_probs) {
                         if let Some(p) = self.proposal(text, offsets, &span, hi) {
                             out[text_index].push(p);

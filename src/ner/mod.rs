@@ -15,7 +15,7 @@ use candle_core::Tensor;
 use crate::abstraction::Scores;
 use crate::model::Reranker;
 use corpus::Sentence;
-use head::{byte_span, features, greedy, spans_of_path, viterbi, NerHead};
+use head::{byte_span, features, greedy, spans_of_path, NerHead};
 
 /// The bundled heads: every directory of assets/ner/heads (under the project root) with a head.json.
 pub fn bundled_heads() -> Result<Vec<std::path::PathBuf>> {
@@ -87,15 +87,20 @@ pub struct Decoded {
 
 /// Decodes a head on sentences (one head pass per sentence).
 pub fn decode_head(head: &NerHead, data: &SentenceStates, decoding: Decoding) -> Result<Decoded> {
-    let types = head.meta.types.clone();
+    decode_head_with(head, &head.meta, data, decoding)
+}
+
+/// [`decode_head`] with other decoding settings (`meta`'s transitions) for the same head weights.
+pub fn decode_head_with(head: &NerHead, meta: &head::HeadMeta, data: &SentenceStates, decoding: Decoding) -> Result<Decoded> {
+    let types = meta.types.clone();
     let mut sentences = Vec::with_capacity(data.sentences.len());
     for (sentence, (state, offsets)) in data.sentences.iter().zip(&data.states) {
         let mut predicted = Vec::new();
         if !offsets.is_empty() {
-            let lp = head.log_probs(&features(state, head.meta.right_context)?)?;
+            let lp = head.log_probs(&features(state, meta.right_context)?)?;
             let path = match decoding {
                 Decoding::Greedy => greedy(&lp),
-                Decoding::Viterbi => viterbi(&lp),
+                Decoding::Viterbi => meta.decode(&lp),
             };
             for span in spans_of_path(&path, &lp) {
                 if let Some((s, e)) = byte_span(&sentence.text, offsets, &span) {
