@@ -40,12 +40,16 @@ pub const PRIORITY_PATTERN: u8 = 40;
 pub const PRIORITY_WEAK_PATTERN: u8 = 20;
 pub const PRIORITY_HEURISTIC: u8 = 10;
 
-/// The bundled gazetteers, one JSON file per domain (`{"TYPE": [surfaces]}`).
+/// The bundled gazetteers (`{"TYPE": [surfaces]}`), by file name under `assets/gazetteers/`: one file per
+/// domain with the sample generator's names (which the generator draws from), and `*-terms.json` files of
+/// real-world terms the generator never uses.
 pub const BUNDLED_GAZETTEERS: &[(&str, &str)] = &[
-    ("financial", include_str!("../../assets/gazetteers/financial.json")),
-    ("general", include_str!("../../assets/gazetteers/general.json")),
-    ("legal", include_str!("../../assets/gazetteers/legal.json")),
-    ("medical", include_str!("../../assets/gazetteers/medical.json")),
+    ("financial.json", include_str!("../../assets/gazetteers/financial.json")),
+    ("financial-terms.json", include_str!("../../assets/gazetteers/financial-terms.json")),
+    ("general.json", include_str!("../../assets/gazetteers/general.json")),
+    ("general-terms.json", include_str!("../../assets/gazetteers/general-terms.json")),
+    ("legal.json", include_str!("../../assets/gazetteers/legal.json")),
+    ("medical.json", include_str!("../../assets/gazetteers/medical.json")),
 ];
 
 /// One entity mention found in a text: `text[start..end]` (byte offsets).
@@ -167,8 +171,8 @@ impl RecognizerBuilder {
     pub fn build(self) -> anyhow::Result<Recognizer> {
         let mut bundled = Vec::new();
         if self.bundled_gazetteers {
-            for (domain, json) in BUNDLED_GAZETTEERS {
-                let source = format!("assets/gazetteers/{domain}.json");
+            for (file, json) in BUNDLED_GAZETTEERS {
+                let source = format!("assets/gazetteers/{file}");
                 let entries = parse_gazetteer_json(json, &source)?;
                 check_labels(&self.schema, &entries, &source)?;
                 bundled.extend(entries);
