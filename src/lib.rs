@@ -5,6 +5,7 @@
 //! `gui` feature) and the headless CLI (`cli`) are thin layers over it.
 
 pub mod abstraction;
+pub mod assets;
 pub mod backbone;
 pub mod bm25;
 pub mod cli;

@@ -674,7 +674,7 @@ fn rankings_panel_ranks_a_split_with_the_generalist_backbone_on_demand() {
         data: Some(path.clone()),
         panel: Some(PanelKind::Rankings),
         cache_dir: Some(cache.clone()),
-        backbone: Some(r2r::gui::systems::bundled_backbone()),
+        backbone: Some(r2r::model::default_backbone::bundled_path()),
         ..Default::default()
     };
     let mut harness = harness(options.clone());
@@ -693,7 +693,7 @@ fn rankings_panel_ranks_a_split_with_the_generalist_backbone_on_demand() {
     assert_eq!(harness.query_all_by_label_contains("NDCG@10 of this query").count(), 3, "a third column");
 
     // The column's scores are the backbone's yes − no margins for med-1's candidates.
-    let model = r2r::gui::systems::bundled_backbone();
+    let model = r2r::model::default_backbone::bundled_path();
     let reranker = r2r::model::Reranker::load(&model, &Default::default()).unwrap();
     let group = &harness.state().workspace().dataset.as_ref().unwrap().dataset.groups[0];
     assert_eq!(group.id, "med-1");

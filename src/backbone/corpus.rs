@@ -52,11 +52,7 @@ fn load_path(path: &Path) -> Result<Vec<QueryGroup>> {
     Ok(data::load(path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?.groups)
 }
 
-/// The project's `shared` folder: `../shared` beside the crate, or beside one of its parent folders (a
-/// git worktree sits one level deeper than the main checkout). `None` when absent.
-pub fn shared_dir() -> Option<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().skip(1).map(|dir| dir.join("shared")).find(|dir| dir.join("realdata").is_dir())
-}
+pub use crate::assets::shared_dir;
 
 /// `shared/realdata/general_pretrain.jsonl.xz`, if present.
 pub fn default_general_pretrain() -> Option<PathBuf> {

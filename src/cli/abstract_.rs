@@ -4,7 +4,7 @@
 //! entities of a text (`show`) and record expert corrections (`correct`).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -264,14 +264,9 @@ fn run_export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sample data directory: `sample_data/` here, else next to the crate.
+/// The sample data directory under the project root (`crate::assets`).
 pub fn default_sample_data() -> PathBuf {
-    let local = PathBuf::from("sample_data");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data")
-    }
+    crate::assets::project_root().join("sample_data")
 }
 
 /// True when a report meets the sample-data requirement; returns the failures.

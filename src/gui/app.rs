@@ -64,11 +64,6 @@ fn fail_if_job<T>(state: &mut RunState<T>, id: JobId, message: &str) -> bool {
     waits
 }
 
-/// The bundled sample data (`sample_data/` next to Cargo.toml), when present.
-pub fn bundled_sample_data() -> Option<PathBuf> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
-    path.is_dir().then_some(path)
-}
 
 /// The default fonts, with the monospace font (Hack) as a fallback for
 /// proportional text: it carries the arrows (↑ ↓ →) that Ubuntu-Light lacks.
@@ -183,7 +178,7 @@ impl WorkbenchApp {
             cache_dir: options.cache_dir,
             default_backbone,
         };
-        let initial = options.data.or_else(|| if options.open_bundled_data { bundled_sample_data() } else { None });
+        let initial = options.data.or_else(|| if options.open_bundled_data { crate::assets::sample_data() } else { None });
         if let Some(path) = initial {
             app.start_load(path);
         }
@@ -260,7 +255,7 @@ impl WorkbenchApp {
         if self.workspace.split_runs.contains_key(&key) || !system.per_split() {
             return;
         }
-        let model = self.settings.rankings.backbone.clone().unwrap_or_else(crate::gui::systems::default_backbone);
+        let model = self.settings.rankings.backbone.clone().unwrap_or_else(|| crate::model::default_backbone::default_backbone().path);
         let cache = self.cache_dir.clone();
         let id = self.jobs.spawn(format!("Rank {split} with {}", system.name()), move |job| {
             Ok(JobOutput::SplitRanking(split, Arc::new(SystemRun::compute_generalist(&model, &loaded.dataset, split, cache.as_deref(), job)?)))

@@ -28,24 +28,11 @@ pub struct DefaultBackbone {
     pub note: String,
 }
 
-/// The project root the default paths are taken from: the working directory when it holds the bundled
-/// backbone (the CLI run from a checkout), else the source checkout this binary was built from.
-pub fn project_root() -> PathBuf {
-    if Path::new(BUNDLED).join("config.json").is_file() {
-        PathBuf::from(".")
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-    }
-}
+use crate::assets::project_root;
 
-/// `path`, or — when it is relative and not under the working directory — the same path under the
-/// project root (runs and the shipped demos record backbones as `assets/...`).
-pub fn under_project_root(path: &Path) -> PathBuf {
-    if path.is_relative() && !path.exists() {
-        project_root().join(path)
-    } else {
-        path.to_path_buf()
-    }
+/// The bundled tiny backbone under the project root.
+pub fn bundled_path() -> PathBuf {
+    project_root().join(BUNDLED)
 }
 
 /// Whether `path` is the `auto` placeholder.

@@ -58,7 +58,7 @@ impl LearnedRecognizer {
         let first = heads.first().context("no NER head given")?;
         let path = match backbone {
             Some(p) => crate::model::default_backbone::resolve(p),
-            None => crate::model::default_backbone::under_project_root(&first.meta.backbone.path),
+            None => crate::assets::under_project_root(&first.meta.backbone.path),
         };
         if backbone.is_none() {
             if let Some(expected) = &first.meta.backbone.sha256 {

@@ -19,7 +19,7 @@ use head::{byte_span, features, greedy, spans_of_path, NerHead};
 
 /// The bundled heads: every directory of assets/ner/heads (under the project root) with a head.json.
 pub fn bundled_heads() -> Result<Vec<std::path::PathBuf>> {
-    let dir = crate::model::default_backbone::project_root().join("assets/ner/heads");
+    let dir = crate::assets::project_root().join("assets/ner/heads");
     let mut heads: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| anyhow::anyhow!("{}: {e} (no bundled NER heads)", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

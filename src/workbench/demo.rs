@@ -39,7 +39,7 @@ pub const MAX_DEMO_BYTES: u64 = 40 * 1024 * 1024;
 /// The directory holding the shipped demos (`assets/demo` under the project root).
 pub fn demo_root() -> PathBuf {
     // Absolute: the path is remembered across launches, which may start in another directory.
-    let root = default_backbone::project_root();
+    let root = crate::assets::project_root();
     std::fs::canonicalize(&root).unwrap_or(root).join("assets").join("demo")
 }
 

@@ -58,7 +58,7 @@ pub fn route_groups(router: &Router, backbone: Option<&BackboneRef>, groups: &[&
     let features = match (router, backbone) {
         (Router::Trained(_), None) => bail!("the router records no backbone: name the model it was trained on"),
         (Router::Trained(_), Some(recorded)) => {
-            let backbone = BackboneRef { path: crate::model::default_backbone::under_project_root(&recorded.path), sha256: recorded.sha256.clone() };
+            let backbone = BackboneRef { path: crate::assets::under_project_root(&recorded.path), sha256: recorded.sha256.clone() };
             if let Some(expected) = &backbone.sha256 {
                 if backbone_fingerprint(&backbone.path)? != *expected {
                     let warning = format!("warning: {} differs from the backbone the router was trained on", backbone.path.display());
@@ -194,7 +194,7 @@ impl ExpertComparison {
             }
         }
         crate::train::jobs::report_steps(job, "loading the backbone", 0, 3);
-        let backbone = &crate::model::default_backbone::under_project_root(backbone);
+        let backbone = &crate::assets::under_project_root(backbone);
         let config_path = run_dir.config_path();
         let reranker = if config_path.is_file() {
             let mut config = TrainConfig::load(&config_path)?;

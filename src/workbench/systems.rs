@@ -89,30 +89,6 @@ impl SystemKind {
     }
 }
 
-/// The generalist's backbone when none is set: the Gemma generalist when Gemma is installed, else the
-/// bundled `assets/backbone` (`model::default_backbone`); the shared tiny fixture when neither is there.
-pub fn default_backbone() -> std::path::PathBuf {
-    let chosen = crate::model::default_backbone::default_backbone().path;
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qwen3-tiny/model");
-    if crate::model::checkpoint::locate(&chosen).is_err() && fixture.join("config.json").is_file() {
-        fixture
-    } else {
-        chosen
-    }
-}
-
-/// The bundled tiny backbone (tests and offline use), the shared tiny fixture when it is absent.
-pub fn bundled_backbone() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundled = repo.join(crate::model::default_backbone::BUNDLED);
-    let fixture = repo.join("../shared/fixtures/qwen3-tiny/model");
-    if !bundled.join("config.json").is_file() && fixture.join("config.json").is_file() {
-        fixture
-    } else {
-        bundled
-    }
-}
-
 /// What each system of `r2r experiment` is (docs/experiment.md).
 pub fn experiment_system_description(name: &str) -> &'static str {
     match name {

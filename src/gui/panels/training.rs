@@ -64,29 +64,13 @@ pub fn default_output_dir() -> PathBuf {
     crate::gui::state::app_data_dir().join("runs").join(format!("run-{seconds}"))
 }
 
-/// `path` made absolute against the repository when it is relative and exists there.
-fn in_repo(path: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if path.is_relative() && repo.join(path).exists() {
-        repo.join(path)
-    } else {
-        path.to_path_buf()
-    }
-}
-
-/// The tiny demo config with paths resolved against the repository; without
-/// `assets/backbone`, the shared tiny fixture model when it is there.
+/// The tiny demo config with its paths resolved under the project root (`crate::assets`).
 pub fn tiny_preset() -> anyhow::Result<(TrainConfig, Option<String>)> {
-    let mut config = TrainConfig::load(&in_repo(Path::new(TINY_PRESET)))?;
-    config.data.path = in_repo(&config.data.path);
-    config.model.path = in_repo(&config.model.path);
-    let mut note = None;
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/qwen3-tiny/model");
-    if !config.model.path.join("config.json").is_file() && fixture.join("config.json").is_file() {
-        note = Some(format!("{} is absent: using the shared qwen3-tiny fixture", config.model.path.display()));
-        config.model.path = fixture;
-    }
-    Ok((config, note))
+    use crate::assets::under_project_root;
+    let mut config = TrainConfig::load(&under_project_root(Path::new(TINY_PRESET)))?;
+    config.data.path = under_project_root(&config.data.path);
+    config.model.path = under_project_root(&config.model.path);
+    Ok((config, None))
 }
 
 impl TrainingPanel {
