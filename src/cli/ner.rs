@@ -127,10 +127,14 @@ pub struct TuneArgs {
     /// Dev sentences (default: the number the head's training measured on).
     #[arg(long)]
     pub sentences: Option<usize>,
-    /// Also try learned tag transitions in Viterbi (bigrams of the training split's first
-    /// `train_sentences`, weights 0.5 and 1): kept only when they raise dev micro-F1.
+    /// Also measure learned tag transitions in Viterbi (bigrams of the training split's first
+    /// `train_sentences`, weights 0.5 and 1) on dev. Measured only: on the realdata coverage they cost far
+    /// more recall out of domain than they gain on dev (docs/ner.md); `--keep-transitions` writes them
+    /// when they raise dev micro-F1.
     #[arg(long)]
     pub transitions: bool,
+    #[arg(long, requires = "transitions")]
+    pub keep_transitions: bool,
     /// Print the thresholds without writing head.json.
     #[arg(long)]
     pub dry_run: bool,
@@ -410,7 +414,8 @@ fn run_tune(args: TuneArgs) -> Result<()> {
         println!("    per type {:?}: {:.4}", tuned.per_type.0, tuned.per_type.1);
         meta.thresholds = thresholds;
         meta.training.insert("dev_f1_single_threshold".into(), serde_json::json!(tuned.single.1));
-        if best.as_ref().is_none_or(|(b, _)| f1 > *b + 1e-9) {
+        let eligible = meta.transitions.is_none() || args.keep_transitions;
+        if eligible && best.as_ref().is_none_or(|(b, _)| f1 > *b + 1e-9) {
             best = Some((f1, meta));
         }
     }

@@ -45,9 +45,9 @@ pub struct HeadMeta {
     /// Free-form training record (corpus, sentences, epochs, dev F1, …).
     #[serde(default)]
     pub training: BTreeMap<String, serde_json::Value>,
-    /// Learned tag transitions for Viterbi (`r2r ner tune --transitions`, kept only when they raise dev
-    /// F1): rows = previous tag, last row = sentence start; log-probabilities from the training split's
-    /// tag bigrams, added to the emissions with weight `transition_weight`.
+    /// Learned tag transitions for Viterbi (`r2r ner tune --transitions --keep-transitions`; none of the
+    /// bundled heads keeps them): rows = previous tag, last row = sentence start; log-probabilities from
+    /// the training split's tag bigrams, added to the emissions with weight `transition_weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transitions: Option<Vec<Vec<f32>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
