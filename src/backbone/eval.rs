@@ -1,9 +1,11 @@
 //! Held-out ranking quality of a reranker against two baselines: BM25 over each query's own candidates
-//! and a seeded random order. Ties (equal scores) are broken by a seeded random key, never by the
-//! candidates' file order (positives often come first there). Gains are the graded relevances.
+//! and a seeded random order. Metrics come from [`crate::metrics::core`]: gains are the graded
+//! relevances, ties (equal scores) keep the candidates' file order, as everywhere in the crate. The
+//! random order is a seeded random score per candidate, not a tie.
 
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::QueryGroup;
+use crate::metrics::{group_metric, Metric};
 use crate::model::{Reranker, ScoreOptions, ScoreRequest};
 use anyhow::Result;
 use rand::Rng;
@@ -25,29 +27,15 @@ pub struct Comparison {
     pub random: RankMetrics,
 }
 
-/// Candidate indices sorted by decreasing score; ties in seeded random order.
-pub fn rank(scores: &[f32], rng: &mut crate::util::SeededRng) -> Vec<usize> {
-    let keys: Vec<u64> = scores.iter().map(|_| rng.random()).collect();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(keys[a].cmp(&keys[b])));
-    order
+/// NDCG@10 and MRR@10 of one group ranked by `scores`.
+fn measure<S: Copy + Into<f64>>(scores: &[S], relevance: &[u32]) -> (f64, f64) {
+    (group_metric(Metric::Ndcg(Some(10)), scores, relevance), group_metric(Metric::Mrr(Some(10)), scores, relevance))
 }
 
-/// NDCG@k (linear gains) of a ranking given each candidate's relevance; 0 for a group without relevant ones.
-pub fn ndcg_at(order: &[usize], relevance: &[u32], k: usize) -> f64 {
-    let dcg = |rels: &mut dyn Iterator<Item = u32>| -> f64 { rels.take(k).enumerate().map(|(i, r)| f64::from(r) / ((i + 2) as f64).log2()).sum() };
-    let mut ideal: Vec<u32> = relevance.to_vec();
-    ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let best = dcg(&mut ideal.into_iter());
-    if best == 0.0 {
-        return 0.0;
-    }
-    dcg(&mut order.iter().map(|&i| relevance[i])) / best
-}
-
-/// Reciprocal rank of the first relevant candidate within the top k (0 if none).
-pub fn mrr_at(order: &[usize], relevance: &[u32], k: usize) -> f64 {
-    order.iter().take(k).position(|&i| relevance[i] > 0).map_or(0.0, |p| 1.0 / (p + 1) as f64)
+/// A seeded random score per candidate (higher first): the order of the random `u64` keys, ascending,
+/// that this baseline has always drawn, so its recorded figures reproduce.
+pub fn random_scores(n: usize, rng: &mut crate::util::SeededRng) -> Vec<f64> {
+    (0..n).map(|_| -((rng.random::<u64>() >> 11) as f64)).collect()
 }
 
 fn mean_metrics(per_group: &[(f64, f64)]) -> RankMetrics {
@@ -68,7 +56,7 @@ pub fn bm25_scores(group: &QueryGroup) -> Vec<f32> {
     Bm25Index::new(&texts, Bm25Params::default()).score_all(&group.query)
 }
 
-/// Model (when given), BM25 and random order on `groups`; `seed` fixes tie-breaking and the random order.
+/// Model (when given), BM25 and random order on `groups`; `seed` fixes the random order.
 /// `progress` is called after each group with the number done; an error from it (e.g. a cancel) stops the
 /// evaluation.
 pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed: u64, progress: &mut dyn FnMut(usize) -> Result<()>) -> Result<Comparison> {
@@ -76,11 +64,10 @@ pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed:
     for (i, group) in groups.iter().enumerate() {
         let relevance: Vec<u32> = group.candidates.iter().map(|c| c.relevance).collect();
         let mut rng = crate::util::seeded_rng(seed, crate::util::stable_hash(&group.id));
-        let measure = |order: Vec<usize>| (ndcg_at(&order, &relevance, 10), mrr_at(&order, &relevance, 10));
-        random.push(measure(rank(&vec![0.0; relevance.len()], &mut rng)));
-        bm25.push(measure(rank(&bm25_scores(group), &mut rng)));
+        random.push(measure(&random_scores(relevance.len(), &mut rng), &relevance));
+        bm25.push(measure(&bm25_scores(group), &relevance));
         if let Some(reranker) = reranker {
-            model.push(measure(rank(&model_scores(reranker, group)?, &mut rng)));
+            model.push(measure(&model_scores(reranker, group)?, &relevance));
         }
         progress(i + 1)?;
     }
@@ -90,26 +77,45 @@ pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{Candidate, Split};
 
-    #[test]
-    fn ndcg_and_mrr_by_hand() {
-        let rel = [0, 1, 0, 2];
-        // Order 3,1,...: ideal → 1.
-        assert!((ndcg_at(&[3, 1, 0, 2], &rel, 10) - 1.0).abs() < 1e-12);
-        // Order 0,1,2,3: dcg = 1/log2(3) + 2/log2(5); idcg = 2 + 1/log2(3).
-        let expect = (1.0 / 3f64.log2() + 2.0 / 5f64.log2()) / (2.0 + 1.0 / 3f64.log2());
-        assert!((ndcg_at(&[0, 1, 2, 3], &rel, 10) - expect).abs() < 1e-12);
-        assert_eq!(mrr_at(&[0, 2, 1, 3], &rel, 10), 1.0 / 3.0);
-        assert_eq!(mrr_at(&[0, 2, 1, 3], &rel, 2), 0.0);
+    fn group(id: &str, candidates: &[(&str, u32)]) -> QueryGroup {
+        QueryGroup {
+            id: id.into(),
+            domain: "general".into(),
+            split: Split::Test,
+            query: "river castle".into(),
+            query_entities: Vec::new(),
+            candidates: candidates.iter().enumerate().map(|(i, &(text, relevance))| Candidate { id: format!("c{i}"), text: text.into(), relevance, entities: Vec::new() }).collect(),
+            secondary_domain: None,
+            meta: Default::default(),
+        }
     }
 
     #[test]
-    fn ties_are_broken_randomly_not_by_position() {
+    fn bm25_ties_keep_file_order_and_the_random_order_is_seeded() {
+        // BM25 scores both unmatched passages 0: the relevant one (index 2) ranks after the tied index 1.
+        let groups = [group("g", &[("the river castle", 0), ("a green field", 0), ("old stone bridge", 1)])];
+        let c = evaluate_groups(None, &groups, 7, &mut |_| Ok(())).unwrap();
+        assert_eq!((c.bm25.mrr10, c.bm25.groups), (1.0 / 3.0, 1));
+        assert!((c.bm25.ndcg10 - 0.5).abs() < 1e-12, "{}", c.bm25.ndcg10);
+        assert!(c.model.is_none());
+        // The random order: the same for a seed, and not the file order for every seed.
+        let again = evaluate_groups(None, &groups, 7, &mut |_| Ok(())).unwrap();
+        assert_eq!(again.random, c.random);
         let mut firsts = std::collections::BTreeSet::new();
         for seed in 0..20 {
-            firsts.insert(rank(&[0.0; 4], &mut crate::util::seeded_rng(seed, 0))[0]);
+            firsts.insert(crate::metrics::rank(&random_scores(4, &mut crate::util::seeded_rng(seed, 0)))[0]);
         }
-        assert!(firsts.len() > 1, "tie-breaking always picked the same candidate");
-        assert_eq!(rank(&[0.1, 0.5, 0.3], &mut crate::util::seeded_rng(1, 0)), vec![1, 2, 0]);
+        assert!(firsts.len() > 1, "the random order always put the same candidate first");
+    }
+
+    #[test]
+    fn the_random_order_is_the_ascending_order_of_the_keys_drawn() {
+        let mut rng = crate::util::seeded_rng(3, 9);
+        let keys: Vec<u64> = (0..6).map(|_| rng.random()).collect();
+        let mut by_key: Vec<usize> = (0..6).collect();
+        by_key.sort_by_key(|&i| keys[i]);
+        assert_eq!(crate::metrics::rank(&random_scores(6, &mut crate::util::seeded_rng(3, 9))), by_key);
     }
 }

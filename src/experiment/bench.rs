@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 
 use super::systems::{with_macro, EvalSet, KEY_METRIC};
 use crate::data::{Dataset, QueryGroup};
+use crate::metrics::group_metric;
 use crate::model::{LoraAdapter, Reranker};
 use crate::train::checkpoint::load_published_adapter;
-use crate::train::dev_eval::{group_margins, group_metric};
+use crate::train::dev_eval::group_margins;
 use crate::train::groups::EncodedGroup;
 use crate::train::{run_training, JobContext, RunDir, Stage, TrainConfig};
 

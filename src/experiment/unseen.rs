@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::bench::Bench;
 use super::systems::{mean, Significance, KEY_METRIC};
 use crate::data::{QueryGroup, Split};
+use crate::metrics::group_metric;
 use crate::metrics::significance::randomization_test;
 use crate::model::scorer::yes_probability;
 use crate::routing::{argmax, routed_scores, RouterKind, RoutingMode, TrainedRouter};
-use crate::train::dev_eval::{group_margins, group_metric};
+use crate::train::dev_eval::group_margins;
 use crate::train::features::query_features;
 use crate::train::groups::encode_groups;
 

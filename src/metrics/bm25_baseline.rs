@@ -2,8 +2,8 @@
 //! [`Bm25Index`] over all distinct passages of that domain (every split, so idf
 //! and average length see the whole domain), then each evaluated query group's
 //! candidates reranked by [`Bm25Index::score_text`] and scored against the
-//! group's own relevance labels. Ties (e.g. candidates sharing no query term)
-//! follow the crate-wide tie-break: candidate id ascending.
+//! group's own relevance labels through a TREC run, so ties (e.g. candidates
+//! sharing no query term) fall by candidate id ascending (see [`crate::metrics::core`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,10 +1,16 @@
 //! Ranking metrics, TREC run/qrels files and paired significance tests.
 //!
+//! Every metric is computed once, in [`core`], over a query's candidates by index; dev
+//! evaluation, backbone evaluation, experiments and the app call it directly
+//! ([`group_metric`]), TREC runs through [`evaluate`].
+//!
 //! Conventions (those of ranx and trec_eval, reproduced to 1e-6 against ranx in
 //! `tests/metrics_ranx.rs`):
-//! - **Ranking and tie-break**: a query's documents are ranked by score
-//!   descending, then by document id ascending (byte order) among equal scores
-//!   (see [`trec::rank_documents`]). The rank column of a TREC run is ignored.
+//! - **Ranking and tie-break** (one rule, [`rank`]): score descending, then position
+//!   ascending among equal scores. A group evaluated by index ranks ties in its file order;
+//!   a TREC run lists a query's documents in id order first, so its ties fall by document id
+//!   ascending (byte order; see [`trec::rank_documents`]). The rank column of a TREC run is
+//!   ignored.
 //! - **NDCG@k**: linear gain, `DCG = Σ_{i≤k} rel_i / log2(i + 1)` (trec_eval's
 //!   `ndcg_cut`); the ideal DCG ranks *all* judged documents of the query, including
 //!   those the run never retrieved. Negative judgments count as gain 0.
@@ -21,10 +27,12 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod bm25_baseline;
+pub mod core;
 pub mod ranking;
 pub mod significance;
 pub mod trec;
 
+pub use self::core::{group_metric, rank};
 pub use trec::{Qrels, Run, TrecError};
 
 /// A ranking metric with an optional cutoff, named as ranx names it
@@ -67,52 +75,9 @@ impl Metric {
     }
 
     /// This metric for one query, given the relevance of its ranked documents
-    /// (best first; 0 for unjudged) and all of the query's judgments.
+    /// (best first; 0 for unjudged) and all of the query's judgments (through [`core`]).
     pub fn score(self, ranked_relevance: &[i32], judged: &BTreeMap<String, i32>) -> f64 {
-        let depth = self.cutoff().map_or(ranked_relevance.len(), |k| k.min(ranked_relevance.len()));
-        let top = &ranked_relevance[..depth];
-        let n_relevant = judged.values().filter(|&&r| r >= 1).count();
-        if n_relevant == 0 {
-            return 0.0;
-        }
-        let hits = top.iter().filter(|&&r| r >= 1).count();
-        match self {
-            Metric::Ndcg(k) => {
-                let dcg = |rels: &mut dyn Iterator<Item = i32>| -> f64 {
-                    rels.enumerate().map(|(i, r)| f64::from(r.max(0)) / ((i + 2) as f64).log2()).sum()
-                };
-                let mut ideal: Vec<i32> = judged.values().copied().collect();
-                ideal.sort_unstable_by(|a, b| b.cmp(a));
-                let ideal_depth = k.map_or(ideal.len(), |k| k.min(ideal.len()));
-                let idcg = dcg(&mut ideal[..ideal_depth].iter().copied());
-                if idcg > 0.0 {
-                    dcg(&mut top.iter().copied()) / idcg
-                } else {
-                    0.0
-                }
-            }
-            Metric::Mrr(_) => top.iter().position(|&r| r >= 1).map_or(0.0, |i| 1.0 / (i + 1) as f64),
-            Metric::Recall(_) => hits as f64 / n_relevant as f64,
-            Metric::Precision(k) => {
-                let denominator = k.unwrap_or(ranked_relevance.len());
-                if denominator == 0 {
-                    0.0
-                } else {
-                    hits as f64 / denominator as f64
-                }
-            }
-            Metric::Map(_) => {
-                let mut seen = 0usize;
-                let mut sum = 0.0;
-                for (i, &r) in top.iter().enumerate() {
-                    if r >= 1 {
-                        seen += 1;
-                        sum += seen as f64 / (i + 1) as f64;
-                    }
-                }
-                sum / n_relevant as f64
-            }
-        }
+        self::core::score_ranked(self, ranked_relevance, judged.values().copied())
     }
 }
 
@@ -181,6 +146,19 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// These per-query values and their means over the queries (0 without queries).
+    pub fn from_per_query(metrics: &[Metric], per_query: BTreeMap<String, BTreeMap<Metric, f64>>) -> Evaluation {
+        let n = per_query.len();
+        let mean = metrics
+            .iter()
+            .map(|&metric| {
+                let sum: f64 = per_query.values().map(|m| m[&metric]).sum();
+                (metric, if n == 0 { 0.0 } else { sum / n as f64 })
+            })
+            .collect();
+        Evaluation { metrics: metrics.to_vec(), mean, per_query, ..Evaluation::default() }
+    }
+
     /// One metric's per-query values in query-id order.
     pub fn values(&self, metric: Metric) -> Vec<f64> {
         self.per_query.values().map(|m| m.get(&metric).copied().unwrap_or(0.0)).collect()
@@ -215,23 +193,18 @@ pub fn for_display(x: f64) -> f64 {
 
 /// Scores `run` against `qrels` on `metrics` (see the module doc for the conventions).
 pub fn evaluate(qrels: &Qrels, run: &Run, metrics: &[Metric]) -> Evaluation {
-    let mut evaluation = Evaluation { metrics: metrics.to_vec(), ..Evaluation::default() };
+    let mut missing_from_run = Vec::new();
+    let mut per_query = BTreeMap::new();
     for (query, judged) in &qrels.judgments {
         if !run.scores.contains_key(query) {
-            evaluation.missing_from_run.push(query.clone());
+            missing_from_run.push(query.clone());
         }
         let ranked_relevance: Vec<i32> =
             run.ranked(query).iter().map(|(doc, _)| judged.get(*doc).copied().unwrap_or(0)).collect();
-        let scores = metrics.iter().map(|&m| (m, m.score(&ranked_relevance, judged))).collect();
-        evaluation.per_query.insert(query.clone(), scores);
+        per_query.insert(query.clone(), metrics.iter().map(|&m| (m, m.score(&ranked_relevance, judged))).collect());
     }
-    evaluation.dropped_run_queries = run.scores.keys().filter(|q| !qrels.judgments.contains_key(*q)).cloned().collect();
-    let n = evaluation.per_query.len();
-    for &metric in metrics {
-        let sum: f64 = evaluation.per_query.values().map(|m| m[&metric]).sum();
-        evaluation.mean.insert(metric, if n == 0 { 0.0 } else { sum / n as f64 });
-    }
-    evaluation
+    let dropped_run_queries = run.scores.keys().filter(|q| !qrels.judgments.contains_key(*q)).cloned().collect();
+    Evaluation { missing_from_run, dropped_run_queries, ..Evaluation::from_per_query(metrics, per_query) }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! reranker (or BM25) scoring candidates and the metrics.
 //!
 //! The qrels hold every candidate's `relevance` (0 = judged non-relevant). The
-//! run holds one score per candidate; ranking then follows the crate-wide
-//! tie-break (score descending, then candidate id ascending). A candidate id
-//! repeated within a group keeps its first occurrence in both.
+//! run holds one score per candidate; ranking then follows the tie-break of
+//! TREC runs (score descending, then candidate id ascending; see
+//! [`crate::metrics::core`]). A candidate id repeated within a group keeps its
+//! first occurrence in both.
 
 use crate::data::{Candidate, QueryGroup};
 

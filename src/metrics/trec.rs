@@ -191,11 +191,14 @@ impl Run {
     }
 }
 
-/// Documents sorted best first: score descending, then id ascending.
+/// Documents sorted best first: score descending, then id ascending (the metrics' [`rank`] of
+/// the documents listed in id order).
+///
+/// [`rank`]: super::rank
 pub fn rank_documents(docs: &BTreeMap<String, f64>) -> Vec<(&str, f64)> {
-    let mut ranked: Vec<(&str, f64)> = docs.iter().map(|(d, &s)| (d.as_str(), s)).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    ranked
+    let listed: Vec<(&str, f64)> = docs.iter().map(|(d, &s)| (d.as_str(), s)).collect();
+    let scores: Vec<f64> = listed.iter().map(|d| d.1).collect();
+    super::rank(&scores).into_iter().map(|i| listed[i]).collect()
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {

@@ -9,12 +9,13 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{load_published_adapter, publish_dir};
-use super::dev_eval::{group_margins, ndcg_at};
+use super::dev_eval::group_margins;
 use super::features::cached_query_features;
 use super::groups::encode_groups;
 use super::pipeline::PreparedData;
 use super::Trainer;
 use crate::data::QueryGroup;
+use crate::metrics::{group_metric, Metric};
 use crate::model::scorer::yes_probability;
 use crate::routing::{argmax, routed_scores, Router, RouterKind, RoutingMode, RoutingReport, TrainedRouter};
 
@@ -144,7 +145,7 @@ fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &
             .map(|a| Ok(group_margins(trainer.reranker, Some(a), group)?.into_iter().map(|m| yes_probability(m, 0.0)).collect()))
             .collect::<Result<_>>()?;
         for (total, (_, probs, mode)) in totals.iter_mut().zip(&policies) {
-            *total += ndcg_at(10, &routed_scores(&probs[q], &per_expert, *mode)?, &group.relevance);
+            *total += group_metric(Metric::Ndcg(Some(10)), &routed_scores(&probs[q], &per_expert, *mode)?, &group.relevance);
         }
     }
     Ok(policies.into_iter().zip(totals).map(|((name, _, _), t)| (name, t / encoded.len().max(1) as f64)).collect())

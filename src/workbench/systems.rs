@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::{Dataset, QueryGroup, Split};
 use crate::train::jobs::report_steps;
-use crate::metrics::ranking::{qrels_from_groups, run_from_groups};
 use crate::metrics::significance::{randomization_test, TestResult};
-use crate::metrics::{evaluate, Evaluation, Metric};
+use crate::metrics::{group_metric, rank, Evaluation, Metric};
 use crate::train::jobs::JobContext;
 use crate::util::{seeded_rng, stable_hash};
 
@@ -160,7 +159,7 @@ impl RankingSystem for RandomOrder {
     }
 }
 
-/// The metrics every run is evaluated on (through [`crate::metrics::evaluate`]).
+/// The metrics every run is evaluated on (through [`crate::metrics::group_metric`]).
 pub const METRICS: [Metric; 3] = [Metric::Ndcg(Some(10)), Metric::Mrr(Some(10)), Metric::Recall(Some(10))];
 
 /// How the app names a metric (`NDCG@10`, `MRR@10`, `Recall@10`).
@@ -179,7 +178,7 @@ pub fn metric_title(metric: Metric) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
     /// Candidate indices, best first (the metrics' order: score descending,
-    /// then candidate id ascending).
+    /// then candidate index ascending).
     pub order: Vec<usize>,
     /// Scores by candidate index.
     pub scores: Vec<f32>,
@@ -317,25 +316,24 @@ impl SystemRun {
     }
 
     /// A run from per-candidate scores (query id → one score per candidate, in
-    /// `group.candidates` order) of `groups`; groups without scores are left out.
+    /// `group.candidates` order) of `groups`; groups without scores are left out. Each group is
+    /// ranked and evaluated by index ([`crate::metrics::core`]: ties keep the file order), as
+    /// experiments and `r2r backbone eval` evaluate it.
     pub fn from_scores(system: SystemKind, groups: &[&QueryGroup], mut scores: HashMap<String, Vec<f32>>, missing_candidates: usize, started: std::time::Instant) -> SystemRun {
         let groups: Vec<&QueryGroup> = groups.iter().copied().filter(|g| scores.get(&g.id).is_some_and(|s| s.len() == g.candidates.len())).collect();
-        let run = run_from_groups(system.name(), groups.iter().copied(), |group, candidate| {
-            let index = group.candidates.iter().position(|c| c.id == candidate.id).unwrap_or(0);
-            f64::from(scores[group.id.as_str()][index])
-        });
-        let evaluation = evaluate(&qrels_from_groups(groups.iter().copied()), &run, &METRICS);
+        let mut per_query = BTreeMap::new();
         let mut rankings = HashMap::with_capacity(groups.len());
         let mut cells: BTreeMap<(String, Split), Vec<String>> = BTreeMap::new();
         for group in &groups {
-            let index_of: HashMap<&str, usize> = group.candidates.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
-            let order = run.ranked(&group.id).into_iter().filter_map(|(id, _)| index_of.get(id).copied()).collect();
-            let metrics = evaluation.per_query.get(&group.id).cloned().unwrap_or_default();
-            let ranking = Ranking { order, scores: scores.remove(group.id.as_str()).unwrap_or_default(), metrics };
-            rankings.insert(group.id.clone(), ranking);
+            let scores = scores.remove(group.id.as_str()).unwrap_or_default();
+            let relevance: Vec<u32> = group.candidates.iter().map(|c| c.relevance).collect();
+            let metrics: BTreeMap<Metric, f64> = METRICS.iter().map(|&m| (m, group_metric(m, &scores, &relevance))).collect();
+            per_query.insert(group.id.clone(), metrics.clone());
+            rankings.insert(group.id.clone(), Ranking { order: rank(&scores), scores, metrics });
             cells.entry((group.domain.clone(), group.split)).or_default().push(group.id.clone());
         }
         cells.values_mut().for_each(|ids| ids.sort());
+        let evaluation = Evaluation::from_per_query(&METRICS, per_query);
         SystemRun { system, missing_candidates, rankings, evaluation, cells, seconds: started.elapsed().as_secs_f64() }
     }
 
@@ -483,7 +481,7 @@ mod tests {
         assert_eq!(bm25.domain_mean(Metric::Mrr(Some(10)), "medical", &[Split::Test]), Some((1.0, 12)));
         assert_eq!(bm25.domain_mean(Metric::Mrr(Some(10)), "medical", &[Split::Train]), None);
         // The random baseline ranks the relevant passage lower on some queries; its
-        // per-query values are exactly what `metrics::evaluate` gives for its order.
+        // per-query values are exactly what `metrics::group_metric` gives for its order.
         let random = SystemRun::compute(SystemKind::RandomOrder, &data, &job()).unwrap();
         let (mean, n) = random.domain_mean(Metric::Ndcg(Some(10)), "medical", &[Split::Test]).unwrap();
         assert_eq!(n, 12);
