@@ -1,5 +1,5 @@
 //! Held-out ranking quality of a reranker against two baselines: BM25 over each query's own candidates
-//! and a seeded random order. Metrics come from [`crate::metrics::core`]: gains are the graded
+//! and a seeded random order. Metrics come from [`crate::metrics::formulas`]: gains are the graded
 //! relevances, ties (equal scores) keep the candidates' file order, as everywhere in the crate. The
 //! random order is a seeded random score per candidate, not a tie.
 

@@ -3,7 +3,7 @@
 //! and average length see the whole domain), then each evaluated query group's
 //! candidates reranked by [`Bm25Index::score_text`] and scored against the
 //! group's own relevance labels through a TREC run, so ties (e.g. candidates
-//! sharing no query term) fall by candidate id ascending (see [`crate::metrics::core`]).
+//! sharing no query term) fall by candidate id ascending (see [`crate::metrics::formulas`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

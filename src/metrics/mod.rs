@@ -1,6 +1,6 @@
 //! Ranking metrics, TREC run/qrels files and paired significance tests.
 //!
-//! Every metric is computed once, in [`core`], over a query's candidates by index; dev
+//! Every metric is computed once, in [`formulas`], over a query's candidates by index; dev
 //! evaluation, backbone evaluation, experiments and the app call it directly
 //! ([`group_metric`]), TREC runs through [`evaluate`].
 //!
@@ -27,12 +27,12 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod bm25_baseline;
-pub mod core;
+pub mod formulas;
 pub mod ranking;
 pub mod significance;
 pub mod trec;
 
-pub use self::core::{group_metric, rank};
+pub use self::formulas::{group_metric, rank};
 pub use trec::{Qrels, Run, TrecError};
 
 /// A ranking metric with an optional cutoff, named as ranx names it
@@ -75,9 +75,9 @@ impl Metric {
     }
 
     /// This metric for one query, given the relevance of its ranked documents
-    /// (best first; 0 for unjudged) and all of the query's judgments (through [`core`]).
+    /// (best first; 0 for unjudged) and all of the query's judgments (through [`formulas`]).
     pub fn score(self, ranked_relevance: &[i32], judged: &BTreeMap<String, i32>) -> f64 {
-        self::core::score_ranked(self, ranked_relevance, judged.values().copied())
+        formulas::score_ranked(self, ranked_relevance, judged.values().copied())
     }
 }
 

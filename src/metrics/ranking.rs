@@ -4,7 +4,7 @@
 //! The qrels hold every candidate's `relevance` (0 = judged non-relevant). The
 //! run holds one score per candidate; ranking then follows the tie-break of
 //! TREC runs (score descending, then candidate id ascending; see
-//! [`crate::metrics::core`]). A candidate id repeated within a group keeps its
+//! [`crate::metrics::formulas`]). A candidate id repeated within a group keeps its
 //! first occurrence in both.
 
 use crate::data::{Candidate, QueryGroup};

@@ -1,5 +1,5 @@
 //! Dev-set evaluation during training: every candidate of every dev group is scored under an
-//! adapter (prefix reuse, no graph) and ranked; Precision@5 and NDCG@10 ([`crate::metrics::core`],
+//! adapter (prefix reuse, no graph) and ranked; Precision@5 and NDCG@10 ([`crate::metrics::formulas`],
 //! linear gains as trec_eval and ranx) are averaged over groups. Ties keep the candidates' file order.
 
 use anyhow::Result;

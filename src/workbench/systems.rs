@@ -317,7 +317,7 @@ impl SystemRun {
 
     /// A run from per-candidate scores (query id → one score per candidate, in
     /// `group.candidates` order) of `groups`; groups without scores are left out. Each group is
-    /// ranked and evaluated by index ([`crate::metrics::core`]: ties keep the file order), as
+    /// ranked and evaluated by index ([`crate::metrics::formulas`]: ties keep the file order), as
     /// experiments and `r2r backbone eval` evaluate it.
     pub fn from_scores(system: SystemKind, groups: &[&QueryGroup], mut scores: HashMap<String, Vec<f32>>, missing_candidates: usize, started: std::time::Instant) -> SystemRun {
         let groups: Vec<&QueryGroup> = groups.iter().copied().filter(|g| scores.get(&g.id).is_some_and(|s| s.len() == g.candidates.len())).collect();
