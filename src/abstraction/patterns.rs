@@ -70,9 +70,9 @@ pub const BUNDLED_PATTERNS: &[PatternSpec] = &[
         priority: PRIORITY_WEAK_PATTERN,
     },
     PatternSpec {
-        name: "month-or-century",
+        name: "month-day-or-century",
         label: "DATE",
-        regex: r"(?:January|February|March|April|June|July|August|September|October|November|December)|\d{1,2}(?:st|nd|rd|th)\scentury",
+        regex: r"(?:January|February|March|April|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)|\d{1,2}(?:st|nd|rd|th)\scentury",
         group: 0,
         score: 0.5,
         priority: PRIORITY_WEAK_PATTERN,
@@ -332,6 +332,9 @@ mod tests {
         assert!(has("on March 3, 2021 the", "DATE", "March 3, 2021"));
         assert!(has("in Q3 2023 sales", "DATE", "Q3 2023"));
         assert!(has("founded in 1867.", "DATE", "1867"));
+        assert!(has("rise every other Friday when", "DATE", "Friday"));
+        assert!(has("a year-end (December) loss", "DATE", "December"));
+        assert!(has("in the early 21st century?", "DATE", "21st century"));
         assert!(has("take 500 mg twice", "DOSAGE", "500 mg"));
         assert!(has("dose 10 mg/kg daily", "DOSAGE", "10 mg/kg"));
         assert!(has("under 42 U.S.C. § 1983, the", "STATUTE", "42 U.S.C. § 1983"));
@@ -359,5 +362,6 @@ mod tests {
         assert!(has("$25,0003.5%", "MONEY", "$25"), "the longest valid prefix is kept");
         assert!(has("Harlow LLC$25,000 paid", "MONEY", "$25,000"), "a later start is tried");
         assert!(!has("319995", "DATE", "1999"));
+        assert!(found("May I sell? Marching orders, Fridays, 21st centuryx").is_empty(), "{:?}", found("May I sell? Marching orders, Fridays, 21st centuryx"));
     }
 }
