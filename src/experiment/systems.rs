@@ -1,7 +1,9 @@
 //! The systems of the comparison and their evaluation. Training runs once (`run_training` with
-//! stage 1, experts and baselines into `OUT/training`); every test query is then scored once per
-//! adapter (backbone, direct, each single-domain adapter, each expert) and the systems are
-//! composed from those scores:
+//! stage 1, experts and baselines into `OUT/training`); then three steps, each testable alone:
+//! `score_query` scores every test query once per adapter it needs (backbone, direct, each
+//! single-domain adapter, each expert), [`compose`] makes the systems from those scores, and
+//! [`aggregate`] averages their per-query metrics per domain and over domains (keys: [`System`],
+//! [`EvalSplit`], [`Metric`]):
 //!
 //! | system | scores of a query |
 //! |---|---|
