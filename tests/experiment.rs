@@ -12,7 +12,19 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use r2r::experiment::report::write_outputs;
-use r2r::experiment::systems::{METRICS, SYSTEMS};
+use r2r::experiment::systems::METRICS;
+use r2r::experiment::System;
+
+/// The systems' names, in table order.
+const SYSTEMS: [&str; 9] = {
+    let mut names = [""; 9];
+    let mut i = 0;
+    while i < 9 {
+        names[i] = System::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 use r2r::experiment::{run_experiment, ExperimentConfig};
 use r2r::train::JobContext;
 use serde_json::Value;

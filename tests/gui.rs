@@ -805,7 +805,7 @@ fn rankings_panel_opens_an_experiment_and_compares_r2r_lsr_with_generalist() {
     let experiment = harness.state().workspace().experiment_runs().unwrap().clone();
     assert!(experiment.problems.is_empty(), "{:?}", experiment.problems);
     let names: Vec<&str> = experiment.runs.iter().map(|r| r.system.name()).collect();
-    assert_eq!(names, r2r::experiment::systems::SYSTEMS.to_vec(), "one system per run-file name, in the experiment's order");
+    assert_eq!(names, r2r::experiment::System::ALL.map(r2r::experiment::System::name).to_vec(), "one system per run-file name, in the experiment's order");
     for name in ["r2r_lsr", "generalist", "direct", "r2r_oracle"] {
         assert!(harness.query_by_role_and_label(Role::CheckBox, name).is_some(), "checkbox {name}");
     }

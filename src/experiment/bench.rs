@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::keys::EvalSplit;
 use super::systems::{with_macro, EvalSet, KEY_METRIC};
 use crate::data::{Dataset, QueryGroup};
 use crate::metrics::group_metric;
@@ -19,7 +20,7 @@ use crate::train::groups::EncodedGroup;
 use crate::train::{run_training, JobContext, RunDir, Stage, TrainConfig};
 
 /// split → domain (and `macro`) → NDCG@10.
-pub type SplitDomain = BTreeMap<String, BTreeMap<String, f64>>;
+pub type SplitDomain = BTreeMap<EvalSplit, BTreeMap<String, f64>>;
 
 /// Which expert scores a target-domain query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl Bench<'_> {
     /// a query is scored once per distinct expert the routings pick.
     pub fn evaluate(&self, experts: &[LoraAdapter], routings: &[Routing]) -> Result<Vec<SplitDomain>> {
         anyhow::ensure!(experts.len() == self.labels.len(), "{} experts for {} target domains", experts.len(), self.labels.len());
-        let mut values: Vec<BTreeMap<String, BTreeMap<String, Vec<f64>>>> = vec![BTreeMap::new(); routings.len()];
+        let mut values: Vec<BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = vec![BTreeMap::new(); routings.len()];
         for ((set, encoded), picks) in self.sets.iter().zip(self.encoded).zip(self.lsr_picks) {
             let Some(truth) = set.truth else { continue };
             for (enc, &lsr_pick) in encoded.iter().zip(picks) {
@@ -110,7 +111,7 @@ impl Bench<'_> {
                             v
                         }
                     };
-                    out.entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(v);
+                    out.entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
                 }
             }
         }

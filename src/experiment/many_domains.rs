@@ -180,7 +180,7 @@ pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDoma
         let mut x_test: Vec<Vec<f32>> = Vec::new();
         let mut y_test: Vec<usize> = Vec::new();
         let mut latency_items = Vec::new();
-        for (s, set) in bench.sets.iter().enumerate().filter(|(_, s)| s.split == "test") {
+        for (s, set) in bench.sets.iter().enumerate().filter(|(_, s)| s.split == super::keys::EvalSplit::Test) {
             let Some(truth) = set.truth else { continue };
             x_test.extend(bench.features[s].iter().cloned());
             y_test.extend(sub_labels(truth, set.groups.len(), "test"));

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod keys;
 pub mod many_domains;
 pub mod open;
 pub mod report;
@@ -15,4 +16,5 @@ pub mod systems;
 pub mod unseen;
 
 pub use config::{ExperimentConfig, ExperimentOptions};
+pub use keys::{EvalSplit, System};
 pub use systems::{run_experiment, ExperimentResults};

@@ -86,7 +86,7 @@ pub fn read_misroute_csv(path: &Path) -> Result<Vec<Misroute>> {
         };
         items.push(Misroute {
             query: query.to_string(),
-            split: split.to_string(),
+            split: split.trim().parse().map_err(|e: String| anyhow::anyhow!("{}:{}: {e}", path.display(), number + 1))?,
             domain: domain.to_string(),
             chosen: chosen.to_string(),
             chosen_ndcg_at_10: number_of(chosen_ndcg, "chosen_ndcg@10")?,
@@ -190,7 +190,7 @@ impl ExperimentRouting {
             .misroutes
             .iter()
             .map(|m| {
-                vec![m.query.clone(), m.split.clone(), m.domain.clone(), m.chosen.clone(), format!("{:.6}", m.chosen_ndcg_at_10), format!("{:.6}", m.correct_ndcg_at_10), format!("{:.6}", m.lost())]
+                vec![m.query.clone(), m.split.to_string(), m.domain.clone(), m.chosen.clone(), format!("{:.6}", m.chosen_ndcg_at_10), format!("{:.6}", m.correct_ndcg_at_10), format!("{:.6}", m.lost())]
             })
             .collect();
         crate::export::csv_text(&["query", "split", "domain", "chosen", "chosen_ndcg@10", "correct_ndcg@10", "ndcg@10_lost"], &rows)

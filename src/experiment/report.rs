@@ -8,16 +8,16 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::systems::{ExperimentResults, KEY_METRIC, MACRO, METRICS, SYSTEMS};
+use super::bench::SplitDomain;
+use super::keys::{EvalSplit, System};
+use super::systems::{ExperimentResults, KEY_METRIC, MACRO, METRICS};
 use crate::util::{atomic_write, atomic_write_json};
-
-const SPLITS: [&str; 3] = ["test", "test_unseen", "ood"];
 
 /// Writes every output file into `out`.
 pub fn write_outputs(results: &ExperimentResults, out: &Path) -> Result<()> {
     atomic_write_json(&out.join("results.json"), results)?;
     atomic_write(&out.join("report.md"), render_markdown(results).as_bytes())?;
-    for split in SPLITS {
+    for split in EvalSplit::ALL {
         if let Some(csv) = systems_csv(results, split) {
             atomic_write(&out.join(format!("systems_{split}.csv")), csv.as_bytes())?;
         }
@@ -38,20 +38,20 @@ pub fn write_outputs(results: &ExperimentResults, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn domains_of(results: &ExperimentResults, split: &str) -> Vec<String> {
-    let mut domains: Vec<String> = results.queries.get(split).map(|d| d.keys().cloned().collect()).unwrap_or_default();
+fn domains_of(results: &ExperimentResults, split: EvalSplit) -> Vec<String> {
+    let mut domains: Vec<String> = results.queries.get(&split).map(|d| d.keys().cloned().collect()).unwrap_or_default();
     if !domains.is_empty() {
         domains.push(MACRO.into());
     }
     domains
 }
 
-fn systems_in_order(results: &ExperimentResults) -> Vec<&'static str> {
-    SYSTEMS.iter().copied().filter(|s| results.systems.contains_key(*s)).collect()
+fn systems_in_order(results: &ExperimentResults) -> Vec<System> {
+    System::ALL.into_iter().filter(|s| results.systems.contains_key(s)).collect()
 }
 
 /// One row per (system, domain) with every metric; None when the split was not evaluated.
-pub fn systems_csv(results: &ExperimentResults, split: &str) -> Option<String> {
+pub fn systems_csv(results: &ExperimentResults, split: EvalSplit) -> Option<String> {
     let domains = domains_of(results, split);
     if domains.is_empty() {
         return None;
@@ -63,10 +63,10 @@ pub fn systems_csv(results: &ExperimentResults, split: &str) -> Option<String> {
     out.push('\n');
     for system in systems_in_order(results) {
         for domain in &domains {
-            if let Some(means) = results.systems[system].get(split).and_then(|d| d.get(domain)) {
+            if let Some(means) = results.systems[&system].get(&split).and_then(|d| d.get(domain)) {
                 let _ = write!(out, "{system},{domain}");
                 for m in METRICS {
-                    let _ = write!(out, ",{:.6}", means[&m.to_string()]);
+                    let _ = write!(out, ",{:.6}", means[&m]);
                 }
                 out.push('\n');
             }
@@ -76,7 +76,7 @@ pub fn systems_csv(results: &ExperimentResults, split: &str) -> Option<String> {
 }
 
 /// `name,split,domain,ndcg@10` rows of a name → split → domain → value table.
-fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>) -> String {
+fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, SplitDomain>) -> String {
     let mut out = format!("{what},split,domain,{KEY_METRIC}\n");
     for (name, splits) in table {
         for (split, domains) in splits {
@@ -89,11 +89,11 @@ fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, std::collec
 }
 
 /// Markdown table of name → split → macro value.
-fn macro_table(out: &mut String, what: &str, table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>>) {
+fn macro_table(out: &mut String, what: &str, table: &std::collections::BTreeMap<String, SplitDomain>) {
     let _ = writeln!(out, "| {what} | test | test_unseen |\n|---|---:|---:|");
     for (name, splits) in table {
-        let cell = |split: &str| splits.get(split).and_then(|d| d.get(MACRO)).map_or("-".into(), |v| format!("{v:.4}"));
-        let _ = writeln!(out, "| {name} | {} | {} |", cell("test"), cell("test_unseen"));
+        let cell = |split: EvalSplit| splits.get(&split).and_then(|d| d.get(MACRO)).map_or("-".into(), |v| format!("{v:.4}"));
+        let _ = writeln!(out, "| {name} | {} | {} |", cell(EvalSplit::Test), cell(EvalSplit::TestUnseen));
     }
 }
 
@@ -127,7 +127,7 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
     let mut out = String::from("# R2R experiment\n\n");
     let c = &results.config.train;
     let _ = writeln!(out, "Backbone `{}`, data `{}`, domains {:?}, OOD {:?}, seed {}.\n", c.model.path.display(), c.data.path.display(), c.data.domains, c.data.ood_domains, c.optim.seed);
-    for split in SPLITS {
+    for split in EvalSplit::ALL {
         let domains = domains_of(results, split);
         if domains.is_empty() {
             continue;
@@ -138,7 +138,7 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
         for system in systems_in_order(results) {
             let cells: Vec<String> = domains
                 .iter()
-                .map(|d| results.systems[system].get(split).and_then(|x| x.get(d)).map_or("-".into(), |m| format!("{:.4}", m[&KEY_METRIC.to_string()])))
+                .map(|d| results.systems[&system].get(&split).and_then(|x| x.get(d)).map_or("-".into(), |m| format!("{:.4}", m[&KEY_METRIC])))
                 .collect();
             let _ = writeln!(out, "| {system} | {} |", cells.join(" | "));
         }
@@ -147,8 +147,8 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
         let _ = writeln!(out, "| system | {} |", names.join(" | "));
         let _ = writeln!(out, "|---|{}", "---:|".repeat(names.len()));
         for system in systems_in_order(results) {
-            if let Some(m) = results.systems[system].get(split).and_then(|x| x.get(MACRO)) {
-                let cells: Vec<String> = names.iter().map(|n| format!("{:.4}", m[n])).collect();
+            if let Some(m) = results.systems[&system].get(&split).and_then(|x| x.get(MACRO)) {
+                let cells: Vec<String> = METRICS.iter().map(|n| format!("{:.4}", m[n])).collect();
                 let _ = writeln!(out, "| {system} | {} |", cells.join(" | "));
             }
         }

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::bench::SplitDomain;
+use super::keys::{EvalSplit, System};
 use super::studies::Studies;
 use super::systems::{KEY_METRIC, MACRO};
 
@@ -12,16 +13,16 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// The domains of a table's `test` split, then `macro`.
 fn domain_columns(first: Option<&SplitDomain>) -> Vec<String> {
-    let mut domains: Vec<String> = first.and_then(|s| s.get("test")).map(|d| d.keys().filter(|k| *k != MACRO).cloned().collect()).unwrap_or_default();
+    let mut domains: Vec<String> = first.and_then(|s| s.get(&EvalSplit::Test)).map(|d| d.keys().filter(|k| *k != MACRO).cloned().collect()).unwrap_or_default();
     domains.push(MACRO.into());
     domains
 }
 
 /// `test` per domain and macro, then the `test_unseen` macro.
 fn value_cells(values: &SplitDomain, domains: &[String]) -> String {
-    let cell = |split: &str, d: &str| values.get(split).and_then(|x| x.get(d)).map_or("-".into(), |v| format!("{v:.4}"));
-    let mut cells: Vec<String> = domains.iter().map(|d| cell("test", d)).collect();
-    cells.push(cell("test_unseen", MACRO));
+    let cell = |split: EvalSplit, d: &str| values.get(&split).and_then(|x| x.get(d)).map_or("-".into(), |v| format!("{v:.4}"));
+    let mut cells: Vec<String> = domains.iter().map(|d| cell(EvalSplit::Test, d)).collect();
+    cells.push(cell(EvalSplit::TestUnseen, MACRO));
     cells.join(" | ")
 }
 
@@ -41,7 +42,7 @@ pub fn render_studies(out: &mut String, studies: &Studies) {
         let _ = writeln!(out, "\n## Ablation: LoRA rank (alpha = 2 × rank; {KEY_METRIC}, test split per domain)\n");
         value_header(out, &["rank", "adapter bytes", "system"], &domains);
         for r in &studies.lora_rank {
-            for (system, values) in [("r2r_lsr", &r.r2r_lsr), ("r2r_oracle", &r.r2r_oracle)] {
+            for (system, values) in [(System::R2rLsr, &r.r2r_lsr), (System::R2rOracle, &r.r2r_oracle)] {
                 let _ = writeln!(out, "| {} | {} | {system} | {} |", r.rank, r.adapter_bytes, value_cells(values, &domains));
             }
         }
@@ -98,7 +99,7 @@ pub fn render_studies(out: &mut String, studies: &Studies) {
             let _ = writeln!(
                 out,
                 "| {system} | {} | {} | {} |",
-                opt(u.ndcg_at_10.get(system).copied()),
+                opt(u.ndcg_at_10.get(&system).copied()),
                 test.map_or("-".into(), |t| format!("{:+.4}", t.mean_difference)),
                 opt(test.map(|t| t.p_value))
             );
@@ -123,7 +124,7 @@ pub fn study_csvs(studies: &Studies) -> Vec<(&'static str, String)> {
     if !studies.lora_rank.is_empty() {
         let mut csv = format!("rank,alpha,adapter_parameters,adapter_bytes,system,split,domain,{KEY_METRIC}\n");
         for r in &studies.lora_rank {
-            for (system, values) in [("r2r_lsr", &r.r2r_lsr), ("r2r_oracle", &r.r2r_oracle)] {
+            for (system, values) in [(System::R2rLsr, &r.r2r_lsr), (System::R2rOracle, &r.r2r_oracle)] {
                 split_domain_rows(&mut csv, &format!("{},{},{},{},{system}", r.rank, r.alpha, r.adapter_parameters, r.adapter_bytes), values);
             }
         }
@@ -165,7 +166,7 @@ pub fn study_csvs(studies: &Studies) -> Vec<(&'static str, String)> {
         for system in super::unseen::UNSEEN_SYSTEMS {
             let test = u.significance.iter().find(|s| s.system == system);
             let (diff, p) = test.map_or((String::new(), String::new()), |t| (format!("{:.6}", t.mean_difference), format!("{:.6}", t.p_value)));
-            let _ = writeln!(csv, "{},{system},{},{:.6},{diff},{p}", u.domain, u.queries, u.ndcg_at_10.get(system).copied().unwrap_or(f64::NAN));
+            let _ = writeln!(csv, "{},{system},{},{:.6},{diff},{p}", u.domain, u.queries, u.ndcg_at_10.get(&system).copied().unwrap_or(f64::NAN));
         }
         files.push(("study_unseen_domain.csv", csv));
     }

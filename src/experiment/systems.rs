@@ -1,7 +1,9 @@
 //! The systems of the comparison and their evaluation. Training runs once (`run_training` with
-//! stage 1, experts and baselines into `OUT/training`); every test query is then scored once per
-//! adapter (backbone, direct, each single-domain adapter, each expert) and the systems are
-//! composed from those scores:
+//! stage 1, experts and baselines into `OUT/training`); then three steps, each testable alone:
+//! `score_query` scores every test query once per adapter it needs (backbone, direct, each
+//! single-domain adapter, each expert), [`compose`] makes the systems from those scores, and
+//! [`aggregate`] averages their per-query metrics per domain and over domains (keys: [`System`],
+//! [`EvalSplit`], [`Metric`]):
 //!
 //! | system | scores of a query |
 //! |---|---|
@@ -25,7 +27,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::bench::Bench;
+use super::bench::{Bench, SplitDomain};
+pub use super::keys::{EvalSplit, MetricMeans, System, SystemTable};
 use super::config::ExperimentConfig;
 use super::studies::{run_studies, Studies};
 use crate::bm25::{Bm25Index, Bm25Params};
@@ -33,13 +36,13 @@ use crate::data::{QueryGroup, Split};
 use crate::metrics::significance::{randomization_test, TestResult};
 use crate::metrics::{group_metric, Metric, Run};
 use crate::model::scorer::yes_probability;
-use crate::model::LoraAdapter;
+use crate::model::{LoraAdapter, Reranker};
 use crate::routing::{argmax, routed_scores, Router, RouterKind, RoutingMode, RoutingReport, TrainedRouter};
 use crate::train::checkpoint::load_published_adapter;
 use crate::train::dev_eval::group_margins;
 use crate::train::expert::adapter_fingerprint;
 use crate::train::features::query_features;
-use crate::train::groups::encode_groups;
+use crate::train::groups::{encode_groups, EncodedGroup};
 use crate::train::jobs::Progress;
 use crate::train::pipeline::{load_reranker, Fingerprints};
 use crate::train::{run_training, JobContext, JobEvent, RunDir, RunSummary, Stage};
@@ -55,23 +58,17 @@ pub const METRICS: [Metric; 7] = [
     Metric::Precision(Some(5)),
 ];
 
-/// The systems, in table order.
-pub const SYSTEMS: [&str; 9] = ["bm25", "generalist", "direct", "single_domain", "r2r_no_eag", "r2r_lsr", "r2r_mlp", "r2r_oracle", "r2r_soft"];
-
 /// The metric of the significance tests and of the misroute analysis.
 pub const KEY_METRIC: Metric = Metric::Ndcg(Some(10));
 
 /// The domain key of macro averages.
 pub const MACRO: &str = "macro";
 
-/// metric name → mean.
-pub type MetricMeans = BTreeMap<String, f64>;
-
 /// One misrouted query of the LSR (R2R) on a target-domain split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Misroute {
     pub query: String,
-    pub split: String,
+    pub split: EvalSplit,
     pub domain: String,
     pub chosen: String,
     /// NDCG@10 under the chosen expert and under the correct one.
@@ -95,11 +92,11 @@ pub struct MisrouteImpact {
 /// One paired test (`b` = R2R, `a` = the baseline; statistic = mean(b − a) of NDCG@10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Significance {
-    pub system: String,
-    pub baseline: String,
-    pub split: String,
+    pub system: System,
+    pub baseline: System,
+    pub split: EvalSplit,
     pub domain: String,
-    pub metric: String,
+    pub metric: Metric,
     pub queries: usize,
     pub mean_difference: f64,
     pub p_value: f64,
@@ -109,7 +106,8 @@ pub struct Significance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentResults {
     /// system → split → domain (and `macro`) → metric → mean.
-    pub systems: BTreeMap<String, BTreeMap<String, BTreeMap<String, MetricMeans>>>,
+    #[serde(serialize_with = "super::keys::metric_tables")]
+    pub systems: SystemTable,
     /// router → routing report on the target domains' seen-entity test split.
     pub routing: BTreeMap<String, RoutingReport>,
     /// Where the LSR sends the OOD queries: OOD domain → expert → count.
@@ -117,16 +115,16 @@ pub struct ExperimentResults {
     pub significance: Vec<Significance>,
     pub misroute: MisrouteImpact,
     /// Queries evaluated per split and domain.
-    pub queries: BTreeMap<String, BTreeMap<String, usize>>,
+    pub queries: BTreeMap<EvalSplit, BTreeMap<String, usize>>,
     pub config: ExperimentConfig,
     /// data, backbone, config (from the training run) and `adapter:<name>` fingerprints.
     pub fingerprints: BTreeMap<String, String>,
     /// Router sweep: router → split → domain (and `macro`) → NDCG@10 of the experts under that
     /// router's hard choice (target domains).
-    pub router_sweep: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
+    pub router_sweep: BTreeMap<String, SplitDomain>,
     /// Ablations (when enabled): `mask_intensity:<x>` → split → domain (and `macro`) → NDCG@10 of
     /// R2R (LSR-routed experts trained with that stage-1 masking intensity).
-    pub ablations: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>,
+    pub ablations: BTreeMap<String, SplitDomain>,
     /// LoRA rank, per-type masking, many domains, abstraction coverage, unseen domain (when enabled).
     #[serde(default)]
     pub studies: Studies,
@@ -135,12 +133,12 @@ pub struct ExperimentResults {
     pub training: RunSummary,
     /// TREC runs per system and split (written as files, not in the JSON).
     #[serde(skip)]
-    pub runs: BTreeMap<(String, String), Run>,
+    pub runs: BTreeMap<(System, EvalSplit), Run>,
 }
 
 /// A split and domain's evaluated groups.
 pub struct EvalSet {
-    pub split: String,
+    pub split: EvalSplit,
     pub domain: String,
     /// Index of the true domain among the experts (None for OOD).
     pub truth: Option<usize>,
@@ -159,13 +157,13 @@ fn eval_sets(config: &ExperimentConfig, dataset: &crate::data::Dataset) -> Vec<E
         }
     };
     let mut sets = Vec::new();
-    for (split, name) in [(Split::Test, "test"), (Split::TestUnseen, "test_unseen")] {
+    for (split, name) in [(Split::Test, EvalSplit::Test), (Split::TestUnseen, EvalSplit::TestUnseen)] {
         for (i, domain) in c.data.domains.iter().enumerate() {
-            sets.push(EvalSet { split: name.into(), domain: domain.clone(), truth: Some(i), groups: take(domain, split) });
+            sets.push(EvalSet { split: name, domain: domain.clone(), truth: Some(i), groups: take(domain, split) });
         }
     }
     for domain in c.data.ood_domains.iter().filter(|d| !c.data.domains.contains(d)) {
-        sets.push(EvalSet { split: "ood".into(), domain: domain.clone(), truth: None, groups: take(domain, Split::Test) });
+        sets.push(EvalSet { split: EvalSplit::Ood, domain: domain.clone(), truth: None, groups: take(domain, Split::Test) });
     }
     sets.retain(|s| !s.groups.is_empty());
     sets
@@ -185,6 +183,111 @@ pub fn with_macro(values: BTreeMap<String, Vec<f64>>) -> BTreeMap<String, f64> {
     let macro_avg = mean(&means.values().copied().collect::<Vec<_>>());
     means.insert(MACRO.into(), macro_avg);
     means
+}
+
+/// Per-query metric rows: system → split → domain → one row per query.
+pub type PerQuery = BTreeMap<System, BTreeMap<EvalSplit, BTreeMap<String, Vec<MetricMeans>>>>;
+
+/// One query's routing: the LSR's probabilities, the LSR's and the MLP's picks, the true domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRouting {
+    pub p_lsr: Vec<f32>,
+    pub lsr: usize,
+    pub mlp: usize,
+    pub truth: Option<usize>,
+}
+
+impl QueryRouting {
+    /// The single-domain fine-tune of the query: its true domain's, else the LSR's pick.
+    pub fn single(&self) -> usize {
+        self.truth.unwrap_or(self.lsr)
+    }
+
+    /// Which of `n` experts and of `n` single-domain fine-tunes some system needs (all when `all`).
+    pub fn wanted(&self, n: usize, all: bool) -> (Vec<bool>, Vec<bool>) {
+        let experts = (0..n).map(|k| all || k == self.lsr || k == self.mlp || self.truth == Some(k)).collect();
+        let singles = (0..n).map(|k| all || k == self.lsr || k == self.single()).collect();
+        (experts, singles)
+    }
+}
+
+/// One query's scores under each adapter (yes-vs-no margins; BM25 scores), each computed once;
+/// `None`: an adapter that no system of this query picks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryScores {
+    pub bm25: Vec<f32>,
+    pub generalist: Vec<f32>,
+    pub direct: Vec<f32>,
+    pub experts: Vec<Option<Vec<f32>>>,
+    pub singles: Vec<Option<Vec<f32>>>,
+}
+
+/// The trained adapters of the comparison (experts and single-domain fine-tunes in domain order).
+struct Adapters {
+    experts: Vec<LoraAdapter>,
+    singles: Vec<LoraAdapter>,
+    direct: LoraAdapter,
+}
+
+/// Scores one query under the adapters its routing needs (every adapter when `all`).
+fn score_query(reranker: &Reranker, adapters: &Adapters, bm25: &Bm25Index, group: &QueryGroup, enc: &EncodedGroup, routing: &QueryRouting, all: bool) -> Result<QueryScores> {
+    let margins = |a: Option<&LoraAdapter>| group_margins(reranker, a, enc);
+    let (wanted_experts, wanted_singles) = routing.wanted(adapters.experts.len(), all);
+    let score = |list: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Option<Vec<f32>>>> {
+        list.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)).map(Some) } else { Ok(None) }).collect()
+    };
+    Ok(QueryScores {
+        experts: score(&adapters.experts, &wanted_experts)?,
+        singles: score(&adapters.singles, &wanted_singles)?,
+        bm25: group.candidates.iter().map(|c| bm25.score_text(&group.query, &c.text)).collect(),
+        generalist: margins(None)?,
+        direct: margins(Some(&adapters.direct))?,
+    })
+}
+
+/// The systems' scores of one query from its adapter scores and routing; `r2r_oracle` only with a
+/// true domain, `r2r_soft` only when `soft` (every expert scored). An adapter a system needs but
+/// that was not scored is an error.
+pub fn compose(scores: &QueryScores, routing: &QueryRouting, soft: bool) -> Result<Vec<(System, Vec<f32>)>> {
+    let pick = |list: &[Option<Vec<f32>>], k: usize, what: &str| list.get(k).cloned().flatten().with_context(|| format!("{what} {k} was not scored"));
+    let mut systems = vec![
+        (System::Bm25, scores.bm25.clone()),
+        (System::Generalist, scores.generalist.clone()),
+        (System::Direct, scores.direct.clone()),
+        (System::SingleDomain, pick(&scores.singles, routing.single(), "single-domain fine-tune")?),
+        (System::R2rNoEag, pick(&scores.singles, routing.lsr, "single-domain fine-tune")?),
+        (System::R2rLsr, pick(&scores.experts, routing.lsr, "expert")?),
+        (System::R2rMlp, pick(&scores.experts, routing.mlp, "expert")?),
+    ];
+    if let Some(t) = routing.truth {
+        systems.push((System::R2rOracle, pick(&scores.experts, t, "expert")?));
+    }
+    if soft {
+        let probs: Vec<Vec<f32>> =
+            (0..scores.experts.len()).map(|k| Ok(pick(&scores.experts, k, "expert")?.iter().map(|&m| yes_probability(m, 0.0)).collect())).collect::<Result<_>>()?;
+        systems.push((System::R2rSoft, routed_scores(&routing.p_lsr, &probs, RoutingMode::Soft)?));
+    }
+    Ok(systems)
+}
+
+/// Every reported metric of one ranking.
+pub fn metric_row(scores: &[f32], relevance: &[u32]) -> MetricMeans {
+    METRICS.iter().map(|&m| (m, group_metric(m, scores, relevance))).collect()
+}
+
+/// Per-domain means of the per-query rows, plus the macro average over domains.
+pub fn aggregate(per_query: &PerQuery) -> SystemTable {
+    let means = |rows: &mut dyn Iterator<Item = &MetricMeans>| -> MetricMeans {
+        let rows: Vec<&MetricMeans> = rows.collect();
+        METRICS.iter().map(|m| (*m, mean(&rows.iter().map(|r| r[m]).collect::<Vec<_>>()))).collect()
+    };
+    let by_split = |domains: &BTreeMap<String, Vec<MetricMeans>>| {
+        let mut by_domain: BTreeMap<String, MetricMeans> = domains.iter().map(|(d, rows)| (d.clone(), means(&mut rows.iter()))).collect();
+        let macro_avg = means(&mut by_domain.values());
+        by_domain.insert(MACRO.into(), macro_avg);
+        by_domain
+    };
+    per_query.iter().map(|(system, splits)| (*system, splits.iter().map(|(split, domains)| (*split, by_split(domains))).collect())).collect()
 }
 
 /// Trains (or resumes) the adapters, then evaluates every system; `out` receives the training run.
@@ -264,55 +367,61 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     }
     timings.insert("router_features".into(), features_started.elapsed().as_secs_f64());
 
-    // Score every evaluated query under every adapter, then compose the systems.
+    // Score every evaluated query once per adapter it needs, compose the systems, aggregate.
     let eval_started = Instant::now();
     let sets = eval_sets(config, &dataset);
     let total: usize = sets.iter().map(|s| s.groups.len()).sum();
+    let all = config.experiment.score_all_adapters;
+    let adapters = Adapters { experts, singles, direct };
     let mut done = 0usize;
-    // system → split → domain → per-query metric values
-    let mut per_query: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<BTreeMap<String, f64>>>>> = BTreeMap::new();
-    let mut runs: BTreeMap<(String, String), Run> = BTreeMap::new();
+    let mut per_query: PerQuery = BTreeMap::new();
+    let mut runs: BTreeMap<(System, EvalSplit), Run> = BTreeMap::new();
     let mut route_truth: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     let mut ood_routing: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut misroutes = Vec::new();
     let mut routed_queries = 0usize;
     let mut misroute_cost = 0.0;
-    let mut queries: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut sweep_values: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
+    let mut queries: BTreeMap<EvalSplit, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut sweep_values: BTreeMap<String, BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
     let mut lsr_picks: Vec<Vec<usize>> = Vec::new();
     let mut set_features: Vec<Vec<Vec<f32>>> = Vec::new();
     let mut set_encoded = Vec::new();
     let bm25_params = Bm25Params::default();
     for set in &sets {
         ctx.check_cancelled()?;
-        queries.entry(set.split.clone()).or_default().insert(set.domain.clone(), set.groups.len());
+        queries.entry(set.split).or_default().insert(set.domain.clone(), set.groups.len());
         let refs: Vec<&QueryGroup> = set.groups.iter().collect();
         let ids: Vec<String> = refs.iter().map(|g| g.id.clone()).collect();
         let x = query_features(&reranker, &refs, Some(ctx))?;
         let truth: Option<Vec<usize>> = set.truth.map(|t| vec![t; refs.len()]);
         let p_lsr = lsr.probabilities(&x, &ids, truth.as_deref())?;
         let p_mlp = mlp.probabilities(&x, &ids, truth.as_deref())?;
-        lsr_picks.push(p_lsr.iter().map(|p| argmax(p)).collect());
-        let sweep_picks: Vec<(String, Vec<usize>)> = match &truth {
-            // Without every adapter scored, only the routers whose picks are always scored.
-            Some(t) => sweep.iter().filter(|(name, _)| config.experiment.score_all_adapters || ["lsr", "mlp", "oracle"].contains(&name.as_str())).map(|(name, r)| Ok((name.clone(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
+        let routings: Vec<QueryRouting> =
+            p_lsr.iter().zip(&p_mlp).map(|(p, m)| QueryRouting { p_lsr: p.clone(), lsr: argmax(p), mlp: argmax(m), truth: set.truth }).collect();
+        lsr_picks.push(routings.iter().map(|r| r.lsr).collect());
+        // Every router's hard picks, once per set: the routing reports (test split) and the sweep.
+        let picks: Vec<(&str, Vec<usize>)> = match &truth {
+            Some(t) => sweep.iter().map(|(name, r)| Ok((name.as_str(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
             None => Vec::new(),
         };
-        if let Some(t) = &truth {
-            if set.split == "test" {
-                for (name, router) in &sweep {
-                    let predicted: Vec<usize> = router.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect();
-                    let entry = route_truth.entry(name.clone()).or_default();
+        match &truth {
+            Some(t) if set.split == EvalSplit::Test => {
+                for (name, predicted) in &picks {
+                    let entry = route_truth.entry(name.to_string()).or_default();
                     entry.0.extend(t);
                     entry.1.extend(predicted);
                 }
             }
-        } else {
-            let counts = ood_routing.entry(set.domain.clone()).or_default();
-            for p in &p_lsr {
-                *counts.entry(labels[argmax(p)].clone()).or_default() += 1;
+            Some(_) => {}
+            None => {
+                let counts = ood_routing.entry(set.domain.clone()).or_default();
+                for r in &routings {
+                    *counts.entry(labels[r.lsr].clone()).or_default() += 1;
+                }
             }
         }
+        // Without every adapter scored, only the routers whose picks are always scored.
+        let sweep_picks: Vec<&(&str, Vec<usize>)> = picks.iter().filter(|(name, _)| all || ["lsr", "mlp", "oracle"].contains(name)).collect();
         let passages: std::collections::BTreeSet<&str> =
             dataset.select(Some(set.domain.as_str()), None).flat_map(|g| g.candidates.iter().map(|c| c.text.as_str())).collect();
         let passages: Vec<&str> = passages.into_iter().collect();
@@ -321,57 +430,33 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         set_features.push(x);
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
             ctx.check_cancelled()?;
-            let margins = |a: Option<&LoraAdapter>| group_margins(&reranker, a, enc);
-            let (lsr_pick, mlp_pick) = (argmax(&p_lsr[q]), argmax(&p_mlp[q]));
-            // The adapters this query needs: all of them, or only those a system picks.
-            let all = config.experiment.score_all_adapters;
-            let single_pick = set.truth.unwrap_or(lsr_pick);
-            let wanted_experts: Vec<bool> = (0..experts.len()).map(|k| all || k == lsr_pick || k == mlp_pick || set.truth == Some(k)).collect();
-            let wanted_singles: Vec<bool> = (0..singles.len()).map(|k| all || k == lsr_pick || k == single_pick).collect();
-            let score_wanted = |adapters: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Vec<f32>>> {
-                adapters.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)) } else { Ok(Vec::new()) }).collect()
-            };
-            let expert_scores = score_wanted(&experts, &wanted_experts)?;
-            let single_scores = score_wanted(&singles, &wanted_singles)?;
-            let mut systems: Vec<(&str, Vec<f32>)> = vec![
-                ("bm25", group.candidates.iter().map(|c| bm25.score_text(&group.query, &c.text)).collect()),
-                ("generalist", margins(None)?),
-                ("direct", margins(Some(&direct))?),
-                ("single_domain", single_scores[single_pick].clone()),
-                ("r2r_no_eag", single_scores[lsr_pick].clone()),
-                ("r2r_lsr", expert_scores[lsr_pick].clone()),
-                ("r2r_mlp", expert_scores[mlp_pick].clone()),
-            ];
-            if all {
-                let expert_probs: Vec<Vec<f32>> = expert_scores.iter().map(|s| s.iter().map(|&m| yes_probability(m, 0.0)).collect()).collect();
-                systems.push(("r2r_soft", routed_scores(&p_lsr[q], &expert_probs, RoutingMode::Soft)?));
-            }
+            let routing = &routings[q];
+            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all)?;
+            let expert = |k: usize| scores.experts[k].as_deref().with_context(|| format!("expert {k} was not scored"));
             for (name, picks) in &sweep_picks {
-                let v = group_metric(KEY_METRIC, &expert_scores[picks[q]], &enc.relevance);
-                sweep_values.entry(name.clone()).or_default().entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(v);
+                let v = group_metric(KEY_METRIC, expert(picks[q])?, &enc.relevance);
+                sweep_values.entry(name.to_string()).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
             }
             if let Some(t) = set.truth {
-                systems.push(("r2r_oracle", expert_scores[t].clone()));
                 routed_queries += 1;
-                if lsr_pick != t {
-                    let chosen = group_metric(KEY_METRIC, &expert_scores[lsr_pick], &enc.relevance);
-                    let correct = group_metric(KEY_METRIC, &expert_scores[t], &enc.relevance);
+                if routing.lsr != t {
+                    let chosen = group_metric(KEY_METRIC, expert(routing.lsr)?, &enc.relevance);
+                    let correct = group_metric(KEY_METRIC, expert(t)?, &enc.relevance);
                     misroute_cost += correct - chosen;
                     misroutes.push(Misroute {
                         query: group.id.clone(),
-                        split: set.split.clone(),
+                        split: set.split,
                         domain: set.domain.clone(),
-                        chosen: labels[lsr_pick].clone(),
+                        chosen: labels[routing.lsr].clone(),
                         chosen_ndcg_at_10: chosen,
                         correct_ndcg_at_10: correct,
                     });
                 }
             }
-            for (system, scores) in systems {
-                let values: BTreeMap<String, f64> = METRICS.iter().map(|m| (m.to_string(), group_metric(*m, &scores, &enc.relevance))).collect();
-                per_query.entry(system.into()).or_default().entry(set.split.clone()).or_default().entry(set.domain.clone()).or_default().push(values);
-                let run = runs.entry((system.to_string(), set.split.clone())).or_insert_with(|| Run::new(system));
-                for (c, s) in group.candidates.iter().zip(&scores) {
+            for (system, system_scores) in compose(&scores, routing, all)? {
+                per_query.entry(system).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(metric_row(&system_scores, &enc.relevance));
+                let run = runs.entry((system, set.split)).or_insert_with(|| Run::new(system.name()));
+                for (c, s) in group.candidates.iter().zip(&system_scores) {
                     run.insert(&group.id, &c.id, *s as f64);
                 }
             }
@@ -390,42 +475,24 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         set_encoded.push(encoded);
     }
     timings.insert("evaluate".into(), eval_started.elapsed().as_secs_f64());
-
-    // Means per domain and macro averages over domains.
-    let mut systems = BTreeMap::new();
-    for (system, splits) in &per_query {
-        let mut by_split = BTreeMap::new();
-        for (split, domains) in splits {
-            let mut by_domain: BTreeMap<String, MetricMeans> = BTreeMap::new();
-            for (domain, rows) in domains {
-                let means = METRICS.iter().map(|m| (m.to_string(), mean(&rows.iter().map(|r| r[&m.to_string()]).collect::<Vec<_>>()))).collect();
-                by_domain.insert(domain.clone(), means);
-            }
-            let macro_avg: MetricMeans =
-                METRICS.iter().map(|m| (m.to_string(), mean(&by_domain.values().map(|v| v[&m.to_string()]).collect::<Vec<_>>()))).collect();
-            by_domain.insert(MACRO.into(), macro_avg);
-            by_split.insert(split.clone(), by_domain);
-        }
-        systems.insert(system.clone(), by_split);
-    }
+    let systems = aggregate(&per_query);
 
     // R2R against the generalist and the direct fine-tune, per split and domain.
     let mut significance = Vec::new();
-    let key = KEY_METRIC.to_string();
-    let values = |system: &str, split: &str, domain: &str| -> Vec<f64> {
-        per_query.get(system).and_then(|s| s.get(split)).and_then(|d| d.get(domain)).map(|rows| rows.iter().map(|r| r[&key]).collect()).unwrap_or_default()
+    let values = |system: System, split: EvalSplit, domain: &str| -> Vec<f64> {
+        per_query.get(&system).and_then(|s| s.get(&split)).and_then(|d| d.get(domain)).map(|rows| rows.iter().map(|r| r[&KEY_METRIC]).collect()).unwrap_or_default()
     };
     for set in sets.iter().filter(|s| s.truth.is_some()) {
-        let r2r = values("r2r_lsr", &set.split, &set.domain);
-        for baseline in ["generalist", "direct"] {
-            let base = values(baseline, &set.split, &set.domain);
+        let r2r = values(System::R2rLsr, set.split, &set.domain);
+        for baseline in [System::Generalist, System::Direct] {
+            let base = values(baseline, set.split, &set.domain);
             let TestResult { statistic, p_value } = randomization_test(&base, &r2r, config.experiment.permutations, config.experiment.seed)?;
             significance.push(Significance {
-                system: "r2r_lsr".into(),
-                baseline: baseline.into(),
-                split: set.split.clone(),
+                system: System::R2rLsr,
+                baseline,
+                split: set.split,
                 domain: set.domain.clone(),
-                metric: key.clone(),
+                metric: KEY_METRIC,
                 queries: r2r.len(),
                 mean_difference: statistic,
                 p_value,
@@ -481,4 +548,60 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         studies,
         runs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scores(experts: Vec<Option<Vec<f32>>>, singles: Vec<Option<Vec<f32>>>) -> QueryScores {
+        QueryScores { bm25: vec![1.0, 0.0], generalist: vec![0.0, 1.0], direct: vec![2.0, 2.5], experts, singles }
+    }
+
+    #[test]
+    fn compose_picks_each_systems_adapter_and_needs_only_what_the_routing_wants() {
+        let routing = QueryRouting { p_lsr: vec![0.25, 0.75], lsr: 1, mlp: 0, truth: Some(0) };
+        let (wanted_experts, wanted_singles) = routing.wanted(2, false);
+        assert_eq!((wanted_experts, wanted_singles), (vec![true, true], vec![true, true]));
+        let s = scores(vec![Some(vec![0.0, 0.0]), Some(vec![1.0, -1.0])], vec![Some(vec![3.0, 4.0]), Some(vec![5.0, 6.0])]);
+        let systems: BTreeMap<System, Vec<f32>> = compose(&s, &routing, true).unwrap().into_iter().collect();
+        assert_eq!(systems.len(), 9);
+        assert_eq!(systems[&System::SingleDomain], [3.0, 4.0], "the true domain's fine-tune");
+        assert_eq!(systems[&System::R2rNoEag], [5.0, 6.0], "the LSR's pick among the fine-tunes");
+        assert_eq!(systems[&System::R2rLsr], [1.0, -1.0]);
+        assert_eq!(systems[&System::R2rMlp], [0.0, 0.0]);
+        assert_eq!(systems[&System::R2rOracle], [0.0, 0.0]);
+        assert_eq!(systems[&System::Direct], [2.0, 2.5]);
+        // Soft: 0.25 · σ(expert 0) + 0.75 · σ(expert 1); candidate 0 wins.
+        let soft = &systems[&System::R2rSoft];
+        let expected0 = 0.25 * yes_probability(0.0, 0.0) + 0.75 * yes_probability(1.0, 0.0);
+        assert!((soft[0] - expected0).abs() < 1e-6 && soft[0] > soft[1], "{soft:?}");
+
+        // OOD query, one expert scored: no oracle, no soft; the single-domain system follows the LSR.
+        let ood = QueryRouting { p_lsr: vec![0.9, 0.1], lsr: 0, mlp: 0, truth: None };
+        assert_eq!(ood.wanted(2, false), (vec![true, false], vec![true, false]));
+        let s = scores(vec![Some(vec![0.5, 0.0]), None], vec![Some(vec![3.0, 4.0]), None]);
+        let systems: BTreeMap<System, Vec<f32>> = compose(&s, &ood, false).unwrap().into_iter().collect();
+        assert!(!systems.contains_key(&System::R2rOracle) && !systems.contains_key(&System::R2rSoft));
+        assert_eq!(systems[&System::SingleDomain], [3.0, 4.0]);
+        // A system whose adapter was not scored is an error, not a silent zero.
+        assert!(compose(&s, &QueryRouting { lsr: 1, ..ood.clone() }, false).is_err());
+        assert!(compose(&s, &ood, true).is_err(), "soft needs every expert");
+    }
+
+    #[test]
+    fn aggregate_means_per_domain_and_macro_over_domains() {
+        let row = |v: f64| -> MetricMeans { METRICS.iter().map(|&m| (m, if m == KEY_METRIC { v } else { 0.0 })).collect() };
+        let mut per_query: PerQuery = BTreeMap::new();
+        let test = per_query.entry(System::R2rLsr).or_default().entry(EvalSplit::Test).or_default();
+        test.insert("legal".into(), vec![row(1.0), row(0.0), row(0.5)]);
+        test.insert("medical".into(), vec![row(0.25)]);
+        let table = aggregate(&per_query);
+        let test = &table[&System::R2rLsr][&EvalSplit::Test];
+        assert_eq!(test["legal"][&KEY_METRIC], 0.5);
+        assert_eq!(test["medical"][&KEY_METRIC], 0.25);
+        assert_eq!(test[MACRO][&KEY_METRIC], 0.375, "macro: the mean of the domain means, not of the queries");
+        assert_eq!(test[MACRO].len(), METRICS.len());
+        assert_eq!(table.len(), 1);
+    }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::bench::Bench;
+use super::keys::{EvalSplit, System};
 use super::systems::{mean, Significance, KEY_METRIC};
 use crate::data::{QueryGroup, Split};
 use crate::metrics::group_metric;
@@ -22,7 +23,7 @@ use crate::train::features::query_features;
 use crate::train::groups::encode_groups;
 
 /// The systems of the study, in table order.
-pub const UNSEEN_SYSTEMS: [&str; 3] = ["generalist", "r2r_lsr", "r2r_soft"];
+pub const UNSEEN_SYSTEMS: [System; 3] = [System::Generalist, System::R2rLsr, System::R2rSoft];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnseenDomainStudy {
@@ -31,10 +32,10 @@ pub struct UnseenDomainStudy {
     pub experts: Vec<String>,
     /// Whether stage 1 and the experts were retrained without the domain.
     pub retrained: bool,
-    pub split: String,
+    pub split: EvalSplit,
     pub queries: usize,
     /// system → mean NDCG@10.
-    pub ndcg_at_10: BTreeMap<String, f64>,
+    pub ndcg_at_10: BTreeMap<System, f64>,
     /// `r2r_lsr` and `r2r_soft` against `generalist`.
     pub significance: Vec<Significance>,
     /// Expert → queries the LSR sends there, and → mean LSR probability.
@@ -65,7 +66,7 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
     anyhow::ensure!(!groups.is_empty(), "experiment.unseen_domain: `{domain}` has no test queries in {}", tc.data.path.display());
     let features = query_features(bench.reranker, &groups, Some(bench.ctx))?;
     let probabilities = lsr.probabilities(&features)?;
-    let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut values: BTreeMap<System, Vec<f64>> = BTreeMap::new();
     let mut routed_to: BTreeMap<String, usize> = labels.iter().map(|l| (l.clone(), 0)).collect();
     for (enc, p) in encode_groups(bench.reranker, &groups)?.iter().zip(&probabilities) {
         bench.ctx.check_cancelled()?;
@@ -75,18 +76,18 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
         *routed_to.entry(labels[pick].clone()).or_default() += 1;
         let scores = [group_margins(bench.reranker, None, enc)?, expert_margins[pick].clone(), routed_scores(p, &expert_probs, RoutingMode::Soft)?];
         for (system, s) in UNSEEN_SYSTEMS.iter().zip(&scores) {
-            values.entry(system).or_default().push(group_metric(KEY_METRIC, s, &enc.relevance));
+            values.entry(*system).or_default().push(group_metric(KEY_METRIC, s, &enc.relevance));
         }
     }
     let mut significance = Vec::new();
-    for system in ["r2r_lsr", "r2r_soft"] {
-        let test = randomization_test(&values["generalist"], &values[system], bench.permutations, bench.seed)?;
+    for system in [System::R2rLsr, System::R2rSoft] {
+        let test = randomization_test(&values[&System::Generalist], &values[&system], bench.permutations, bench.seed)?;
         significance.push(Significance {
-            system: system.into(),
-            baseline: "generalist".into(),
-            split: "test".into(),
+            system,
+            baseline: System::Generalist,
+            split: EvalSplit::Test,
             domain: domain.into(),
-            metric: KEY_METRIC.to_string(),
+            metric: KEY_METRIC,
             queries: groups.len(),
             mean_difference: test.statistic,
             p_value: test.p_value,
@@ -97,9 +98,9 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
         domain: domain.into(),
         experts: labels,
         retrained: held.is_some(),
-        split: "test".into(),
+        split: EvalSplit::Test,
         queries: groups.len(),
-        ndcg_at_10: values.iter().map(|(s, v)| (s.to_string(), mean(v))).collect(),
+        ndcg_at_10: values.iter().map(|(s, v)| (*s, mean(v))).collect(),
         significance,
         routed_to,
         mean_probability,

@@ -14,14 +14,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{Dataset, QueryGroup, Split};
-use crate::experiment::systems::{Significance, SYSTEMS};
+use crate::experiment::keys::{EvalSplit, System};
+use crate::experiment::systems::Significance;
 use crate::train::jobs::report_steps;
 use crate::workbench::systems::{SystemKind, SystemRun};
 use crate::metrics::{Metric, Run};
 use crate::train::jobs::JobContext;
-
-/// The split names of an experiment's run files.
-pub const EXPERIMENT_SPLITS: [&str; 3] = ["test", "test_unseen", "ood"];
 
 /// An experiment directory loaded against the open dataset.
 pub struct ExperimentRuns {
@@ -40,10 +38,10 @@ pub struct ExperimentRuns {
 
 /// The experiment's name of a dataset split for the groups of `domain`
 /// (`test` of an out-of-domain domain is `ood`); None for train and dev.
-pub fn experiment_split(split: Split) -> Option<&'static str> {
+pub fn experiment_split(split: Split) -> Option<EvalSplit> {
     match split {
-        Split::Test => Some("test"),
-        Split::TestUnseen => Some("test_unseen"),
+        Split::Test => Some(EvalSplit::Test),
+        Split::TestUnseen => Some(EvalSplit::TestUnseen),
         Split::Train | Split::Dev => None,
     }
 }
@@ -52,7 +50,7 @@ pub fn experiment_split(split: Split) -> Option<&'static str> {
 fn parse_run_file_name(file_name: &str) -> Option<(&str, &str)> {
     let stem = file_name.strip_suffix(".trec")?;
     let (system, split) = stem.rsplit_once('.')?;
-    (!system.is_empty() && EXPERIMENT_SPLITS.contains(&split)).then_some((system, split))
+    (!system.is_empty() && split.parse::<EvalSplit>().is_ok()).then_some((system, split))
 }
 
 /// What results.json says: the significance tests, their permutations and the
@@ -148,7 +146,7 @@ impl ExperimentRuns {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             match parse_run_file_name(&name) {
                 Some((system, split)) => files.push((system.to_string(), split.to_string(), path.clone())),
-                None => problems.push(format!("{}: not a run file name `<system>.<split>.trec` (split one of {})", path.display(), EXPERIMENT_SPLITS.join(", "))),
+                None => problems.push(format!("{}: not a run file name `<system>.<split>.trec` (split one of {})", path.display(), EvalSplit::ALL.map(EvalSplit::name).join(", "))),
             }
         }
         files.sort();
@@ -179,7 +177,7 @@ impl ExperimentRuns {
             bail!("{}: no usable run file: {why}", runs_dir.display());
         }
 
-        let order = |name: &str| SYSTEMS.iter().position(|s| *s == name).unwrap_or(SYSTEMS.len());
+        let order = |name: &str| System::ALL.iter().position(|s| s.name() == name).unwrap_or(System::ALL.len());
         let mut names: Vec<String> = by_system.keys().cloned().collect();
         names.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.cmp(b)));
         let all_groups: Vec<&QueryGroup> = dataset.groups.iter().collect();
@@ -198,14 +196,13 @@ impl ExperimentRuns {
 
     /// The experiment's test of `system` against `reference` on one split and
     /// domain: (mean of system − reference, p-value), when it computed one.
-    pub fn test(&self, reference: &str, system: &str, split: &str, domain: &str, metric: Metric) -> Option<(f64, f64)> {
-        let metric = metric.to_string();
+    pub fn test(&self, reference: &str, system: &str, split: EvalSplit, domain: &str, metric: Metric) -> Option<(f64, f64)> {
         self.significance.iter().find_map(|s| {
             if s.split != split || s.domain != domain || s.metric != metric {
                 None
-            } else if s.system == system && s.baseline == reference {
+            } else if s.system.name() == system && s.baseline.name() == reference {
                 Some((s.mean_difference, s.p_value))
-            } else if s.system == reference && s.baseline == system {
+            } else if s.system.name() == reference && s.baseline.name() == system {
                 Some((-s.mean_difference, s.p_value))
             } else {
                 None
@@ -275,9 +272,9 @@ mod tests {
         assert!(problems.contains("generalist.test_unseen.trec: missing run file"), "{problems}");
         assert!(loaded.notes.iter().any(|n| n.contains("r2r_lsr: 1 candidates absent")), "{:?}", loaded.notes);
 
-        assert_eq!(loaded.test("generalist", "r2r_lsr", "test", "legal", Metric::Ndcg(Some(10))), Some((0.37, 0.03)));
-        assert_eq!(loaded.test("r2r_lsr", "generalist", "test", "legal", Metric::Ndcg(Some(10))), Some((-0.37, 0.03)));
-        assert_eq!(loaded.test("generalist", "r2r_lsr", "test", "legal", Metric::Mrr(Some(10))), None);
+        assert_eq!(loaded.test("generalist", "r2r_lsr", EvalSplit::Test, "legal", Metric::Ndcg(Some(10))), Some((0.37, 0.03)));
+        assert_eq!(loaded.test("r2r_lsr", "generalist", EvalSplit::Test, "legal", Metric::Ndcg(Some(10))), Some((-0.37, 0.03)));
+        assert_eq!(loaded.test("generalist", "r2r_lsr", EvalSplit::Test, "legal", Metric::Mrr(Some(10))), None);
         assert_eq!(loaded.permutations, Some(500));
 
         // No runs directory, or nothing usable: an error naming the path.
