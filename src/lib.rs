@@ -8,6 +8,7 @@ pub mod abstraction;
 pub mod assets;
 pub mod backbone;
 pub mod bm25;
+pub mod config_file;
 pub mod cli;
 pub mod data;
 pub mod experiment;

@@ -67,6 +67,12 @@ impl Default for FinetuneConfig {
     }
 }
 
+impl crate::config_file::ConfigFile for FinetuneConfig {
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+}
+
 impl FinetuneConfig {
     pub fn validate(&self) -> Result<()> {
         for (field, value) in [("steps", self.steps), ("batch_groups", self.batch_groups), ("negatives", self.negatives), ("rank", self.rank), ("max_doc_words", self.max_doc_words), ("max_length", self.max_length), ("checkpoint_every", self.checkpoint_every)] {

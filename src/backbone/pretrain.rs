@@ -134,6 +134,12 @@ impl Default for PretrainConfig {
     }
 }
 
+impl crate::config_file::ConfigFile for PretrainConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        self.validate()
+    }
+}
+
 impl PretrainConfig {
     /// Refuses values that would panic later or silently train nothing; errors name the field.
     pub fn validate(&self) -> anyhow::Result<()> {

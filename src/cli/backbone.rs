@@ -157,10 +157,7 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
     use crate::backbone::finetune::{finetune, FinetuneConfig};
     set_threads(args.threads);
     let mut config: FinetuneConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("invalid finetune config {}", path.display()))?
-        }
+        Some(path) => crate::config_file::load(path)?,
         None => FinetuneConfig::default(),
     };
     if let Some(steps) = args.steps {
@@ -248,14 +245,7 @@ fn general_data(path: Option<PathBuf>) -> Result<PathBuf> {
 fn run_pretrain(args: PretrainArgs) -> Result<()> {
     set_threads(args.threads);
     let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            if path.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
-            } else {
-                toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
-            }
-        }
+        Some(path) => crate::config_file::load(path)?,
         None => PretrainConfig::default(),
     };
     config.seed = args.seed;

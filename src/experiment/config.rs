@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::train::TrainConfig;
@@ -74,10 +73,7 @@ impl Default for ExperimentOptions {
 impl ExperimentConfig {
     /// Reads a TOML file; errors name the file and the offending key.
     pub fn load(path: &Path) -> anyhow::Result<ExperimentConfig> {
-        let text = crate::util::read_text_limited(path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-        let config: ExperimentConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        config.validate().with_context(|| format!("{}", path.display()))?;
-        Ok(config)
+        crate::config_file::load(path)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -124,6 +120,12 @@ impl ExperimentConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config serialises")
+    }
+}
+
+impl crate::config_file::ConfigFile for ExperimentConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        self.validate()
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::loss::ScoreForm;
@@ -368,10 +367,7 @@ impl Default for OutputConfig {
 impl TrainConfig {
     /// Reads a TOML file; errors name the file and the offending key.
     pub fn load(path: &Path) -> anyhow::Result<TrainConfig> {
-        let text = crate::util::read_text_limited(path, crate::util::MAX_CONFIG_FILE_BYTES)?;
-        let config: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        config.validate().with_context(|| format!("{}", path.display()))?;
-        Ok(config)
+        crate::config_file::load(path)
     }
 
     pub fn to_toml(&self) -> String {
@@ -476,6 +472,12 @@ impl TrainConfig {
         copy.output = OutputConfig::default();
         copy.run = RunConfig::default();
         crate::util::sha256_hex(copy.to_toml().as_bytes())
+    }
+}
+
+impl crate::config_file::ConfigFile for TrainConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        self.validate()
     }
 }
 
