@@ -198,11 +198,14 @@ pub fn detect_group(group: &QueryGroup, recognizer: &Recognizer) -> Vec<Vec<Dete
 
 /// Abstracts one group (see the module docs). `opts.intensity` is clamped to [0, 1].
 pub fn abstract_group(group: &QueryGroup, abstractor: &Abstractor, opts: &AbstractionOptions, seed: u64) -> AbstractedGroup {
+    abstract_detected(group, &detect_group(group, &abstractor.recognizer), opts, seed)
+}
+
+/// [`abstract_group`] from the group's detections ([`detect_group`]), for callers that also show them.
+pub fn abstract_detected(group: &QueryGroup, detected: &[Vec<Detection>], opts: &AbstractionOptions, seed: u64) -> AbstractedGroup {
     let texts = group_texts(group);
-    let detections: Vec<Vec<Detection>> = detect_group(group, &abstractor.recognizer)
-        .into_iter()
-        .map(|found| found.into_iter().filter(|d| opts.types.as_ref().is_none_or(|t| t.contains(&d.label))).collect())
-        .collect();
+    let detections: Vec<Vec<Detection>> =
+        detected.iter().map(|found| found.iter().filter(|d| opts.types.as_ref().is_none_or(|t| t.contains(&d.label))).cloned().collect()).collect();
 
     // Distinct entities in first-occurrence order, with their type.
     let mut keys: Vec<(String, String)> = Vec::new();

@@ -17,7 +17,7 @@ pub mod schema;
 pub mod text;
 
 pub use abstractor::{
-    abstract_dataset, abstract_group, detect_group, restore, restore_group, AbstractedGroup, AbstractionOptions, Abstractor,
+    abstract_dataset, abstract_detected, abstract_group, detect_group, restore, restore_group, AbstractedGroup, AbstractionOptions, Abstractor,
     CandidateMap, GroupMaps, Numbering, RestoreError, SpanMapEntry,
 };
 pub use corrections::Corrections;

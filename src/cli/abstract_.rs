@@ -264,11 +264,6 @@ fn run_export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The sample data directory under the project root (`crate::assets`).
-pub fn default_sample_data() -> PathBuf {
-    crate::assets::project_root().join("sample_data")
-}
-
 /// True when a report meets the sample-data requirement; returns the failures.
 pub fn requirement_failures(report: &QualityReport) -> Vec<String> {
     let mut failures = Vec::new();
@@ -309,7 +304,7 @@ fn print_report(report: &QualityReport) {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let path = args.data.clone().unwrap_or_else(default_sample_data);
+    let path = args.data.clone().unwrap_or_else(crate::assets::sample_data_dir);
     let dataset = crate::data::load(&path, &LoadOptions::default())
         .with_context(|| format!("loading {} (generate the sample data with `r2r sample-data generate`)", path.display()))?;
     let abstractor = args.engine.build()?;
@@ -407,8 +402,8 @@ fn write_query_samples(dataset: &crate::data::Dataset, abstractor: &Abstractor, 
         let mut rows = String::new();
         let mut with = 0;
         for g in &groups {
-            let abstracted = crate::abstraction::abstract_group(g, abstractor, &opts, 13);
             let found = crate::abstraction::detect_group(g, abstractor.recognizer());
+            let abstracted = crate::abstraction::abstract_detected(g, &found, &opts, 13);
             with += usize::from(!found[0].is_empty());
             let mut sources: Vec<String> = found[0].iter().map(|d| format!("{} {} ({:.2})", d.recogniser, d.label, d.score)).collect();
             sources.dedup();

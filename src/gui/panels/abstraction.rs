@@ -16,7 +16,7 @@ use egui::{FontId, RichText};
 
 use super::PanelContext;
 use crate::abstraction::abstractor::{detect_group, group_domains, group_texts};
-use crate::abstraction::{abstract_group, AbstractedGroup, AbstractionOptions, Abstractor, Corrections, Detection, EntitySchema, RecognizerBuilder, SpanMapEntry};
+use crate::abstraction::{abstract_detected, AbstractedGroup, AbstractionOptions, Abstractor, Corrections, Detection, EntitySchema, RecognizerBuilder, SpanMapEntry};
 use crate::data::{EntitySpan, QueryGroup};
 use crate::gui::entity_text::{entity_text, source_color, type_color, MarkStyle, SpanMark};
 use crate::ner::learned::LearnedRecognizer;
@@ -486,7 +486,7 @@ fn options_of(settings: &AbstractionSettings, schema: &EntitySchema) -> Abstract
 
 fn compute_preview(group: &QueryGroup, abstractor: &Abstractor, key: PreviewKey) -> Preview {
     let detections = detect_group(group, abstractor.recognizer());
-    let abstracted = abstract_group(group, abstractor, &key.options, key.seed);
+    let abstracted = abstract_detected(group, &detections, &key.options, key.seed);
     Preview { key, detections, abstracted }
 }
 
