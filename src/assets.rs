@@ -52,9 +52,14 @@ pub fn under_project_root(path: &Path) -> PathBuf {
     }
 }
 
-/// The bundled sample data (`sample_data/` under the project root), when present.
+/// The bundled sample data directory, `sample_data/` under the project root (whether or not it exists).
+pub fn sample_data_dir() -> PathBuf {
+    project_root().join("sample_data")
+}
+
+/// [`sample_data_dir`] when present.
 pub fn sample_data() -> Option<PathBuf> {
-    Some(project_root().join("sample_data")).filter(|p| p.is_dir())
+    Some(sample_data_dir()).filter(|p| p.is_dir())
 }
 
 /// The `shared` folder (public real data and fixtures) beside the project root or one of its parent

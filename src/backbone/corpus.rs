@@ -52,9 +52,7 @@ fn load_path(path: &Path) -> Result<Vec<QueryGroup>> {
     Ok(data::load(path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?.groups)
 }
 
-pub use crate::assets::shared_dir;
-
 /// `shared/realdata/general_pretrain.jsonl.xz`, if present.
 pub fn default_general_pretrain() -> Option<PathBuf> {
-    shared_dir().map(|dir| dir.join("realdata/general_pretrain.jsonl.xz")).filter(|p| p.is_file())
+    crate::assets::shared_dir().map(|dir| dir.join("realdata/general_pretrain.jsonl.xz")).filter(|p| p.is_file())
 }

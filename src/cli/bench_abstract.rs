@@ -48,7 +48,7 @@ fn rate(label: &str, mb: f64, wall: f64, cpu: Option<f64>) {
 }
 
 pub fn run(args: BenchAbstractArgs) -> anyhow::Result<()> {
-    let path = args.data.clone().unwrap_or_else(super::abstract_::default_sample_data);
+    let path = args.data.clone().unwrap_or_else(crate::assets::sample_data_dir);
     let dataset = crate::data::load(&path, &LoadOptions::default())?;
     let abstractor = args.engine.build()?;
     let bytes: usize = dataset.groups.iter().map(|g| g.query.len() + g.candidates.iter().map(|c| c.text.len()).sum::<usize>()).sum();

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use crate::data::{LoadOptions, Split};
 use crate::model::Reranker;
 use crate::ner::corpus::{self, Sentence};
-use crate::ner::head::{HeadMeta, NerHead, TrainSettings};
+use crate::ner::head::{HeadMeta, LearnedTransitions, NerHead, TrainSettings};
 use crate::ner::{decode_head, score_head, sentence_states, training_matrix, tune_thresholds, Decoding, SentenceStates};
 
 #[derive(Debug, Args)]
@@ -264,7 +264,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 thresholds: Default::default(),
                 training: Default::default(),
                 transitions: None,
-                transition_weight: None,
             };
             let (x, y) = training_matrix(&train_states, &types, rc)?;
             let start = Instant::now();
@@ -290,7 +289,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 y.len(),
                 start.elapsed().as_secs_f64()
             );
-            let threshold = (tuned.single.0, dev_f1);
             head.meta.thresholds = thresholds;
             head.meta.training = [
                 ("corpus", serde_json::json!(args.corpus)),
@@ -304,15 +302,15 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 ("seed", serde_json::json!(args.seed)),
                 ("dev_f1_greedy", serde_json::json!(greedy.f1)),
                 ("dev_f1_viterbi", serde_json::json!(viterbi.f1)),
-                ("dev_f1", serde_json::json!(threshold.1)),
+                ("dev_f1", serde_json::json!(dev_f1)),
+                ("dev_f1_single_threshold", serde_json::json!(tuned.single.1)),
                 ("corrections", serde_json::json!(args.corrections.as_ref().map(|p| p.display().to_string()))),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-            head.meta.training.insert("dev_f1_single_threshold".into(), serde_json::json!(tuned.single.1));
-            if best.as_ref().is_none_or(|(f1, _)| threshold.1 > *f1) {
-                best = Some((threshold.1, head));
+            if best.as_ref().is_none_or(|(f1, _)| dev_f1 > *f1) {
+                best = Some((dev_f1, head));
             }
         }
     }
@@ -327,8 +325,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     // Loads the head and its backbone once (checked against each other).
     let recognizer = crate::ner::learned::LearnedRecognizer::load(std::slice::from_ref(&args.head), args.backbone.as_deref())?;
     let head = &recognizer.heads()[0];
-    let corpus_name = head.meta.training.get("corpus").and_then(|v| v.as_str()).map(str::to_string);
-    let data = match (&args.data, &corpus_name) {
+    let data = match (&args.data, head.meta.corpus()) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => set_path(Path::new("data/ner"), c, Split::Test),
         (None, None) => bail!("the head records no corpus: name the NER set with --data"),
@@ -350,7 +347,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 /// or, when training held dev sentences out (`dev_holdout`), the last `dev_sentences` of it.
 fn recorded_dev_sentences(head: &NerHead, data: &Path, sentences: Option<usize>) -> Result<(PathBuf, Vec<Sentence>)> {
     let training = &head.meta.training;
-    let corpus_name = training.get("corpus").and_then(|v| v.as_str()).context("the head records no corpus: name a dev set with --dev")?;
+    let corpus_name = head.meta.corpus().context("the head records no corpus: name a dev set with --dev")?;
     let path = set_path(data, corpus_name, Split::Dev);
     let n = match sentences.or_else(|| training.get("dev_sentences").and_then(|v| v.as_u64()).map(|n| n as usize)) {
         Some(n) if n > 0 => n,
@@ -368,7 +365,7 @@ fn recorded_dev_sentences(head: &NerHead, data: &Path, sentences: Option<usize>)
 /// training split), tagged through the backbone's tokenizer as training tags them.
 fn training_transitions(recognizer: &crate::ner::learned::LearnedRecognizer, head: &NerHead, data: &Path) -> Result<Vec<Vec<f32>>> {
     let training = &head.meta.training;
-    let corpus_name = training.get("corpus").and_then(|v| v.as_str()).context("the head records no corpus")?;
+    let corpus_name = head.meta.corpus().context("the head records no corpus")?;
     let n = training.get("train_sentences").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
     let sentences = read_sentences(&set_path(data, corpus_name, Split::Train), n)?;
     let mut sequences = Vec::with_capacity(sentences.len());
@@ -396,18 +393,17 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     let mut options = vec![("constrained", None)];
     if args.transitions {
         let transitions = training_transitions(&recognizer, head, &args.data)?;
-        options.extend([0.5f32, 1.0].map(|w| ("learned transitions", Some((transitions.clone(), w)))));
+        options.extend([0.5f32, 1.0].map(|weight| ("learned transitions", Some(LearnedTransitions { log_probs: transitions.clone(), weight }))));
     }
     // Each decoding with its own tuned thresholds; the best dev micro-F1 is kept (ties: the simpler).
     let mut best: Option<(f64, crate::ner::head::HeadMeta)> = None;
     for (name, transitions) in options {
-        let mut meta = head.meta.clone();
-        (meta.transitions, meta.transition_weight) = transitions.map_or((None, None), |(t, w)| (Some(t), Some(w)));
+        let mut meta = HeadMeta { transitions, ..head.meta.clone() };
         let decoded = crate::ner::decode_head_with(head, &meta, &states, Decoding::Viterbi)?;
         let (before, _) = decoded.score(|label| head.meta.threshold(label));
         let tuned = tune_thresholds(&decoded);
         let (thresholds, f1) = tuned.chosen(&head.meta.types);
-        let weight = meta.transition_weight.map(|w| format!(" (weight {w})")).unwrap_or_default();
+        let weight = meta.transitions.as_ref().map(|t| format!(" (weight {})", t.weight)).unwrap_or_default();
         println!("  {name}{weight}:");
         println!("    current thresholds {:?}: dev micro-F1 {:.4}", head.meta.thresholds, before.f1);
         println!("    one threshold {:.1}: {:.4}", tuned.single.0, tuned.single.1);

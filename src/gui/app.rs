@@ -64,7 +64,6 @@ fn fail_if_job<T>(state: &mut RunState<T>, id: JobId, message: &str) -> bool {
     waits
 }
 
-
 /// The default fonts, with the monospace font (Hack) as a fallback for
 /// proportional text: it carries the arrows (↑ ↓ →) that Ubuntu-Light lacks.
 fn install_fonts(ctx: &egui::Context) {

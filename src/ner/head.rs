@@ -46,12 +46,18 @@ pub struct HeadMeta {
     #[serde(default)]
     pub training: BTreeMap<String, serde_json::Value>,
     /// Learned tag transitions for Viterbi (`r2r ner tune --transitions --keep-transitions`; none of the
-    /// bundled heads keeps them): rows = previous tag, last row = sentence start; log-probabilities from
-    /// the training split's tag bigrams, added to the emissions with weight `transition_weight`.
+    /// bundled heads keeps them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transitions: Option<Vec<Vec<f32>>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transition_weight: Option<f32>,
+    pub transitions: Option<LearnedTransitions>,
+}
+
+/// Tag transitions added to a head's emissions in Viterbi.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedTransitions {
+    /// Rows = previous tag, last row = sentence start ([`transition_log_probs`] of the training split).
+    pub log_probs: Vec<Vec<f32>>,
+    pub weight: f32,
 }
 
 impl HeadMeta {
@@ -65,7 +71,12 @@ impl HeadMeta {
 
     /// The constrained Viterbi path of a text's log-probabilities, with the learned transitions if any.
     pub fn decode(&self, log_probs: &[Vec<f32>]) -> Vec<usize> {
-        viterbi_with(log_probs, self.transitions.as_deref().map(|t| (t, self.transition_weight.unwrap_or(1.0))))
+        viterbi_with(log_probs, self.transitions.as_ref().map(|t| (t.log_probs.as_slice(), t.weight)))
+    }
+
+    /// The NER corpus the head was trained on, as its training record names it.
+    pub fn corpus(&self) -> Option<&str> {
+        self.training.get("corpus").and_then(|v| v.as_str())
     }
 
     pub fn threshold(&self, label: &str) -> f32 {
@@ -455,7 +466,6 @@ mod tests {
             thresholds: BTreeMap::new(),
             training: BTreeMap::new(),
             transitions: None,
-            transition_weight: None,
         };
         let xs = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 0.1], [0.1, 1.0], [-1.0, 0.1]], &Device::Cpu).unwrap();
         let ys = [1u32, 2, 0, 1, 2, 0];
