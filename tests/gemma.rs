@@ -262,3 +262,63 @@ fn gemma3_270m_gguf_reproduces_transformers() {
     }
 }
 
+
+// ---- bf16 mode on the CPU (projections through the bf16 kernel, vectorised gelu-tanh) ----
+
+#[test]
+fn gemma3_tiny_bf16_mode_scores_and_gradients_stay_close_to_f32() {
+    let Some(fx) = tiny() else { return };
+    let bf16 = Reranker::load(&fx.dir.join("model"), &LoadOptions { dtype: candle_core::DType::BF16, ..Default::default() }).unwrap();
+    assert!(bf16.model.bf16_matmuls() && !fx.reranker.model.bf16_matmuls());
+    let reqs = requests(&fx.expected);
+    let opts = ScoreOptions { max_batch: reqs.len(), ..Default::default() };
+    for (variant, adapter) in [("base", None), ("adapter", Some(&fx.adapter))] {
+        let exact = fx.reranker.score(&reqs, adapter, &opts).unwrap();
+        let fast = bf16.score(&reqs, adapter, &opts).unwrap();
+        let logit_diff = exact.iter().zip(&fast).map(|(a, b)| (a.yes_logit - b.yes_logit).abs().max((a.no_logit - b.no_logit).abs())).fold(0f32, f32::max);
+        // bf16 rounding must show, and stay at the bf16 level (8 bits of mantissa).
+        assert!(logit_diff > 0.0 && logit_diff < 0.05, "{variant}: bf16 logits differ from f32 by {logit_diff}");
+    }
+    // LoRA gradients through the bf16 products and the fast gelu: same direction and size as f32's.
+    let enc = fx.reranker.prompt.encode_pair(None, "q about a court", "a document about a court case").unwrap();
+    let grads = |r: &Reranker| -> Vec<f32> {
+        let adapter = LoraAdapter::new_random(r2r::model::LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, ..Default::default() }, r.config(), &candle_core::Device::Cpu, 3).unwrap();
+        for v in adapter.vars() {
+            v.set(&(v.as_tensor() + 0.01).unwrap()).unwrap();
+        }
+        let batch = r.encode_batch(&[enc.ids().as_slice()]).unwrap();
+        let logits = r.yes_no_logits_with(&batch, &AdapterRun::with(Some(&adapter))).unwrap();
+        let g = logits.sum_all().unwrap().backward().unwrap();
+        adapter.vars().iter().flat_map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    };
+    let (exact, fast) = (grads(&fx.reranker), grads(&bf16));
+    let dot: f64 = exact.iter().zip(&fast).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&exact) * norm(&fast));
+    let ratio = norm(&fast) / norm(&exact);
+    assert!(cosine > 0.999 && (ratio - 1.0).abs() < 0.02, "bf16 gradients: cosine {cosine}, norm ratio {ratio}");
+}
+
+#[test]
+fn gemma3_270m_bf16_mode_stays_close_to_transformers() {
+    let Some(dir) = shared_fixture("gemma3-270m") else { return };
+    let expected = read_json(&dir.join("expected.json"));
+    let Some(model) = r2r::model::store::installed_path("gemma-3-270m") else {
+        assert!(allow_skip("the Gemma 3 270M GGUF (run `r2r model fetch gemma-3-270m`)"));
+        return;
+    };
+    let reranker = Reranker::load(&model, &LoadOptions { dtype: candle_core::DType::BF16, ..Default::default() }).unwrap();
+    let mut worst = 0f32;
+    for (i, pair) in expected["pairs"].as_array().unwrap().iter().enumerate() {
+        let req = ScoreRequest { instruction: None, query: pair["query"].as_str().unwrap().into(), document: pair["document"].as_str().unwrap().into() };
+        let got = reranker.score(&[req], None, &ScoreOptions::default()).unwrap().remove(0);
+        let (yes, no) = (pair["last_logits"][" Yes"].as_f64().unwrap() as f32, pair["last_logits"][" No"].as_f64().unwrap() as f32);
+        let d = (got.yes_logit - yes).abs().max((got.no_logit - no).abs());
+        worst = worst.max(d);
+        // The score is what ranking uses: the softmax of (yes, no), bf16 noise included.
+        let want = 1.0 / (1.0 + (no - yes).exp());
+        assert!((got.score - want).abs() < 0.03, "pair {i}: bf16 score {} vs transformers' {want}", got.score);
+    }
+    assert!(worst < 0.15, "bf16 yes/no logits are up to {worst} from transformers' f32 logits");
+    eprintln!("bf16 mode: yes/no logits within {worst:.4} of transformers");
+}

@@ -110,6 +110,16 @@ pub fn gemm_peak(n: usize, device: &Device, dtype: DType) -> Result<f64> {
     Ok(2.0 * (n as f64).powi(3) / best / 1e9)
 }
 
+/// Measured throughput (GFLOP/s) of the CPU bf16 kernel on an n×n·(n×n)ᵀ product.
+pub fn bf16_gemm_peak(n: usize) -> Result<f64> {
+    let mut rng = crate::util::seeded_rng(0, 1);
+    let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1f32..1.0)).collect::<Vec<f32>>();
+    let (x, w) = (values(n * n), values(n * n));
+    let packed = crate::model::bf16_matmul::PackedBf16::pack(&w, n, n);
+    let (best, _, _) = time(3, || Ok(packed.matmul(&x, n)))?;
+    Ok(2.0 * (n as f64).powi(3) / best / 1e9)
+}
+
 /// Matmul FLOPs of one forward over b rows of t tokens after a prefix of p tokens. `last_only`: the last
 /// layer runs queries, output projection and MLP for the last position only; `head_rows`: LM-head rows
 /// multiplied per computed position (vocab for the model card, 2 for yes/no), at every position or the last.
@@ -146,7 +156,9 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     let memory_loaded = crate::util::memory_bytes();
     let (device, dtype) = (reranker.device().clone(), reranker.model.dtype());
     let gemm_size = a.gemm_size.unwrap_or(if device.is_cpu() { 2048 } else { 8192 });
-    let peak_before = gemm_peak(gemm_size, &device, dtype)?;
+    let bf16_mode = reranker.model.bf16_matmuls();
+    let peak_of = |n: usize| if bf16_mode { bf16_gemm_peak(n) } else { gemm_peak(n, &device, dtype) };
+    let peak_before = peak_of(gemm_size)?;
     let mut rng = crate::util::seeded_rng(a.seed, 0);
     let lengths: Vec<usize> = (0..a.candidates)
         .map(|_| if a.vary { rng.random_range((3 * a.doc_tokens / 10)..=(17 * a.doc_tokens / 10)) } else { a.doc_tokens })
@@ -186,7 +198,7 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     run_path("fast (prefix K/V reuse, length-sorted batches, last position, yes/no rows)", fast_flops, &mut |r| r.score(&requests, adapter.as_ref(), &fast_opts))?;
 
     // Other processes on the machine lower the measured peak: take the better of two measurements.
-    let peak_after = gemm_peak(gemm_size, &device, dtype)?;
+    let peak_after = peak_of(gemm_size)?;
     let peak = peak_before.max(peak_after);
     println!("model {} ({} layers, hidden {}, vocab {}), adapter: {}", a.model.model.display(), c.num_layers, c.hidden_size, c.vocab_size, a.model.adapter.as_ref().map_or("none".into(), |p| p.display().to_string()));
     let device_name = if device.is_cpu() { format!("cpu, threads: {threads}") } else { format!("{device:?}") };
@@ -201,7 +213,10 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
         ),
         _ => println!("load {load_seconds:.1} s (memory figures need Linux /proc)"),
     }
-    println!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle): {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})");
+    let precision = if bf16_mode { "bf16 matmuls (CPU kernel), f32 elsewhere".to_string() } else { format!("{dtype:?}") };
+    let peak_name = if bf16_mode { format!("bf16 kernel ({}) GEMM peak ({gemm_size}^3)", if crate::model::bf16_matmul::native() { "AVX512-BF16" } else { "scalar" }) } else { format!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle)") };
+    println!("precision: {precision}");
+    println!("{peak_name}: {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})");
     let reference = results.last().map(|r| r.scores.clone()).unwrap_or_default();
     let naive_best = results.first().map(|r| r.best).unwrap_or(f64::NAN);
     for r in &results {
@@ -214,7 +229,7 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     }
     let summary = serde_json::json!({
         "candidates": n, "doc_tokens": a.doc_tokens, "vary": a.vary, "prompt_tokens": prompt_tokens, "gemm_peak_gflops": peak, "gemm_peak_before": peak_before, "gemm_peak_after": peak_after, "gemm_size": gemm_size, "threads": threads,
-        "device": if device.is_cpu() { "cpu".to_string() } else { format!("{device:?}") }, "dtype": format!("{dtype:?}"),
+        "device": if device.is_cpu() { "cpu".to_string() } else { format!("{device:?}") }, "dtype": if bf16_mode { "BF16-CPU".to_string() } else { format!("{dtype:?}") },
         "paths": results.iter().map(|r| serde_json::json!({"name": r.name, "best_s": r.best, "median_s": r.median,
             "pairs_per_s": n as f64 / r.best, "tokens_per_s": prompt_tokens as f64 / r.best, "gflops": r.flops / r.best / 1e9})).collect::<Vec<_>>(),
     });

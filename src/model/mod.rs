@@ -4,13 +4,14 @@
 //!
 //! - `config` — config.json → `ModelConfig` (variant switches)
 //! - `checkpoint` — locating files, safetensors loading/validation, pickle refusal
-//! - `transformer` — the differentiable forward with prefix cache and LoRA hooks
+//! - `transformer` — the differentiable forward with prefix cache and LoRA hooks; `bf16_matmul` — the CPU bf16 kernel
 //! - `lora` — adapters (A/B `Var`s) over a shared frozen base; `adapter_io` — PEFT load/save
 //! - `prompt` — template, tokenisation, truncation; `scorer` — naive and fast scoring, batching
 //! - `default_backbone` — `model.path = "auto"`: the Gemma generalist when installed, else the bundled one
 //! - `make_model` — seeded random checkpoints of a published shape (for benchmarks)
 
 pub mod adapter_io;
+pub mod bf16_matmul;
 pub mod checkpoint;
 pub mod config;
 pub mod default_backbone;

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub device: Device,
-    /// F32 on CPU; BF16/F16 on CUDA.
+    /// F32 or BF16 on the CPU (BF16: f32 weights and activations, projections through the bf16 kernel);
+    /// BF16/F16 on CUDA.
     pub dtype: DType,
     /// Overrides the model directory's prompt settings.
     pub template: Option<PromptTemplate>,
@@ -139,15 +140,21 @@ impl Reranker {
                 bail!("tokenizer {}: the {role} token id {id} is outside the model's vocab_size {} ({})", files.tokenizer.display(), config.vocab_size, files.config.display());
             }
         }
+        // bf16 on the CPU: f32 weights and activations, projections through the bf16 kernel.
+        let cpu_bf16 = options.device.is_cpu() && options.dtype == DType::BF16;
+        let dtype = if cpu_bf16 { DType::F32 } else { options.dtype };
         let weights = match &gguf {
-            Some(g) => g.weights(options.dtype, &options.device)?,
-            None => Weights::load(&files.weights, options.dtype, &options.device)?,
+            Some(g) => g.weights(dtype, &options.device)?,
+            None => Weights::load(&files.weights, dtype, &options.device)?,
         };
-        let mut model = Transformer::new(config, &weights, &options.device, options.dtype)
+        let mut model = Transformer::new(config, &weights, &options.device, dtype)
             .with_context(|| format!("weights of {} do not match {}", dir.display(), files.config.display()))?;
         if let Some(adapter_dir) = &files.merge_adapter {
             let adapter = adapter_io::load_adapter(adapter_dir, &model.config, &options.device)?;
             model.merge_adapter(&adapter).with_context(|| format!("cannot merge {} into its base", adapter_dir.display()))?;
+        }
+        if cpu_bf16 {
+            model.use_bf16_matmuls()?;
         }
         Self::from_parts(model, prompt, dir)
     }
