@@ -9,9 +9,6 @@ use anyhow::Context;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory is
-/// written, flushed and synced, then renamed over `path`. A crash at any point
-/// leaves either the old file or the new one, never a torn file.
 /// This process's resident memory now and at its peak, in bytes (Linux `/proc/self/status` VmRSS and
 /// VmHWM); `None` elsewhere.
 pub fn memory_bytes() -> Option<(u64, u64)> {
@@ -24,6 +21,9 @@ pub fn memory_bytes() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory is
+/// written, flushed and synced, then renamed over `path`. A crash at any point
+/// leaves either the old file or the new one, never a torn file.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -53,6 +53,10 @@ pub struct BenchScoreArgs {
     /// default 2048 on the CPU, 8192 on CUDA.
     #[arg(long)]
     pub gemm_size: Option<usize>,
+    /// Write the query's token ids (JSON: shared prefix, candidates, yes/no/pad ids) for
+    /// `scripts/torch_bench.py score`, so transformers scores the same prompts.
+    #[arg(long)]
+    pub dump_ids: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,7 +127,7 @@ pub fn bf16_gemm_peak(n: usize) -> Result<f64> {
 /// Matmul FLOPs of one forward over b rows of t tokens after a prefix of p tokens. `last_only`: the last
 /// layer runs queries, output projection and MLP for the last position only; `head_rows`: LM-head rows
 /// multiplied per computed position (vocab for the model card, 2 for yes/no), at every position or the last.
-fn forward_flops(c: &ModelConfig, b: usize, t: usize, p: usize, last_only: bool, head_rows: usize, head_all_positions: bool) -> f64 {
+pub(super) fn forward_flops(c: &ModelConfig, b: usize, t: usize, p: usize, last_only: bool, head_rows: usize, head_all_positions: bool) -> f64 {
     let (b, t, p) = (b as f64, t as f64, p as f64);
     let lin = c.layer_linear_flops_per_token();
     let (kin, kout) = c.proj_shape(crate::model::Proj::K);
@@ -170,6 +174,11 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
     let prompt_tokens: usize = encoded.iter().map(|e| e.shared.len() + e.candidate.len()).sum();
     let padded_len = encoded.iter().map(|e| e.shared.len() + e.candidate.len()).max().unwrap_or(0);
     let shared_len = encoded.first().map_or(0, |e| e.shared.len());
+    if let Some(path) = &a.dump_ids {
+        let shared = encoded.first().map_or(&[][..], |e| e.shared.as_slice());
+        let group = super::bench_train::DumpedGroup { shared, candidates: encoded.iter().map(|e| e.candidate.as_slice()).collect(), yes_id: reranker.prompt.yes_id, no_id: reranker.prompt.no_id, pad_id: reranker.prompt.pad_id };
+        crate::util::atomic_write_json(path, &group)?;
+    }
     let c = reranker.config().clone();
     let n = a.candidates;
     let mut results = Vec::new();
