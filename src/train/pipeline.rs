@@ -61,11 +61,11 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
-/// Loads the reranker named by the config on its device (f32).
+/// Loads the reranker named by the config on its device, in its precision (`model.precision`).
 pub fn load_reranker(config: &TrainConfig) -> Result<Reranker> {
     let path = crate::model::default_backbone::resolve(&config.model.path);
     let device = config.device()?;
-    Reranker::load_with_max_length(&path, device, candle_core::DType::F32, Some(config.model.max_length))
+    Reranker::load_with_max_length(&path, device, config.model.precision.dtype(), Some(config.model.max_length))
         .with_context(|| format!("loading the backbone {} (model.path)", path.display()))
 }
 
