@@ -4,7 +4,7 @@
 #   training: one optimiser step of LoRA r32 α64 on q,k,v,o over one group of 1 positive + 7 negatives,
 #             128-word documents, InfoNCE over yes − no, AdamW.
 # The workbench runs in f32 and in bf16 mode (`--dtype bf16`: frozen projections through the CPU bf16 kernel);
-# PyTorch in float32 and bfloat16. Sides alternate, twice, so drift of a shared machine shows as spread.
+# PyTorch in float32 and bfloat16. Sides alternate, ROUNDS times (default 2), so drift of a shared machine shows as spread.
 #
 #   scripts/bench-gemma-vs-torch.sh [OUT_DIR]     (default OUT_DIR: target/bench-gemma)
 #
@@ -34,7 +34,7 @@ RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average $(cut -d' ' -f1-3 /proc/loadavg), threads $THREADS, $(date -u +%FT%TZ)" | tee "$OUT/machine.txt"
 tag() { "$PYTHON" -c "import json,sys; d=json.loads(sys.stdin.readlines()[-1]); d.update(json.loads(sys.argv[1])); print(json.dumps(d))" "$1" | tee -a "$RESULTS"; }
-for round in 1 2; do
+for round in $(seq 1 "${ROUNDS:-2}"); do
     echo "== round $round (load $(cut -d' ' -f1 /proc/loadavg))"
     for dtype in f32 bf16; do
         "$R2R" bench score --model gemma-3-270m --dtype $dtype --fast-only --candidates 32 --doc-tokens 128 --repeats 3 --gemm-size 1024 --dump-ids "$OUT/score-ids.json" 2>/dev/null | tag "{\"side\":\"workbench\",\"mode\":\"score\",\"dtype\":\"$dtype\",\"round\":$round}"
