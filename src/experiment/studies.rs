@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bench::{Bench, Routing, SplitDomain};
 use super::config::ExperimentConfig;
+use super::keys::Ablation;
 use super::many_domains::{many_domains_study, ManyDomainsRow};
 use super::unseen::{unseen_domain_study, UnseenDomainStudy};
 use crate::abstraction::evaluate as recognizer_quality;
@@ -68,7 +69,7 @@ pub struct Studies {
 
 /// Runs every enabled ablation and study; returns the masking-intensity `ablations` table and the
 /// `studies`, and records a timing per study.
-pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTreeMap<String, f64>) -> Result<(BTreeMap<String, SplitDomain>, Studies)> {
+pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTreeMap<String, f64>) -> Result<(BTreeMap<Ablation, SplitDomain>, Studies)> {
     let e = &config.experiment;
     let mut timed = |name: String, started: Instant| {
         timings.insert(name, started.elapsed().as_secs_f64());
@@ -77,8 +78,9 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
     for &intensity in &e.mask_intensities {
         let started = Instant::now();
         let values = bench.variant(&format!("ablation: stage-1 masking intensity {intensity}"), |c| c.stage1.mask_intensity = intensity, Routing::Lsr)?;
-        ablations.insert(format!("mask_intensity:{intensity}"), values);
-        timed(format!("ablation:mask_intensity:{intensity}"), started);
+        let ablation = Ablation::MaskIntensity(intensity);
+        ablations.insert(ablation, values);
+        timed(format!("ablation:{ablation}"), started);
     }
 
     let mut studies = Studies::default();

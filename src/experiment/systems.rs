@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{Bench, SplitDomain};
-pub use super::keys::{EvalSplit, MetricMeans, System, SystemTable};
+pub use super::keys::{Ablation, EvalSplit, MetricMeans, RouterName, System, SystemTable};
 use super::config::ExperimentConfig;
 use super::studies::{run_studies, Studies};
 use crate::bm25::{Bm25Index, Bm25Params};
@@ -109,7 +109,7 @@ pub struct ExperimentResults {
     #[serde(serialize_with = "super::keys::metric_tables")]
     pub systems: SystemTable,
     /// router → routing report on the target domains' seen-entity test split.
-    pub routing: BTreeMap<String, RoutingReport>,
+    pub routing: BTreeMap<RouterName, RoutingReport>,
     /// Where the LSR sends the OOD queries: OOD domain → expert → count.
     pub ood_routing: BTreeMap<String, BTreeMap<String, usize>>,
     pub significance: Vec<Significance>,
@@ -121,10 +121,10 @@ pub struct ExperimentResults {
     pub fingerprints: BTreeMap<String, String>,
     /// Router sweep: router → split → domain (and `macro`) → NDCG@10 of the experts under that
     /// router's hard choice (target domains).
-    pub router_sweep: BTreeMap<String, SplitDomain>,
+    pub router_sweep: BTreeMap<RouterName, SplitDomain>,
     /// Ablations (when enabled): `mask_intensity:<x>` → split → domain (and `macro`) → NDCG@10 of
     /// R2R (LSR-routed experts trained with that stage-1 masking intensity).
-    pub ablations: BTreeMap<String, SplitDomain>,
+    pub ablations: BTreeMap<Ablation, SplitDomain>,
     /// LoRA rank, per-type masking, many domains, abstraction coverage, unseen domain (when enabled).
     #[serde(default)]
     pub studies: Studies,
@@ -359,12 +359,9 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     crate::train::checkpoint::publish_dir(&run.router_dir(), |staging| lsr_trained.save(staging)).context("saving the LSR")?;
     let lsr = Router::Trained(lsr_trained);
     let mlp = Router::Trained(TrainedRouter::train(RouterKind::Mlp { hidden: tc.router.mlp_hidden }, &labels, &x_train, &y_train, &tc.router.train, None)?);
-    let mut sweep = vec![("lsr".to_string(), lsr.clone()), ("mlp".to_string(), mlp.clone())];
-    sweep.push(("random".into(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }));
-    sweep.push(("oracle".into(), Router::Oracle { labels: labels.clone() }));
-    for (i, d) in labels.iter().enumerate() {
-        sweep.push((format!("static:{d}"), Router::Static { labels: labels.clone(), expert: i }));
-    }
+    let mut sweep = vec![lsr.clone(), mlp.clone(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }, Router::Oracle { labels: labels.clone() }];
+    sweep.extend((0..labels.len()).map(|expert| Router::Static { labels: labels.clone(), expert }));
+    let sweep: Vec<(RouterName, Router)> = sweep.into_iter().map(|r| (r.name(), r)).collect();
     timings.insert("router_features".into(), features_started.elapsed().as_secs_f64());
 
     // Score every evaluated query once per adapter it needs, compose the systems, aggregate.
@@ -376,13 +373,13 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     let mut done = 0usize;
     let mut per_query: PerQuery = BTreeMap::new();
     let mut runs: BTreeMap<(System, EvalSplit), Run> = BTreeMap::new();
-    let mut route_truth: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    let mut route_truth: BTreeMap<RouterName, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     let mut ood_routing: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut misroutes = Vec::new();
     let mut routed_queries = 0usize;
     let mut misroute_cost = 0.0;
     let mut queries: BTreeMap<EvalSplit, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut sweep_values: BTreeMap<String, BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
+    let mut sweep_values: BTreeMap<RouterName, BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
     let mut lsr_picks: Vec<Vec<usize>> = Vec::new();
     let mut set_features: Vec<Vec<Vec<f32>>> = Vec::new();
     let mut set_encoded = Vec::new();
@@ -400,14 +397,14 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             p_lsr.iter().zip(&p_mlp).map(|(p, m)| QueryRouting { p_lsr: p.clone(), lsr: argmax(p), mlp: argmax(m), truth: set.truth }).collect();
         lsr_picks.push(routings.iter().map(|r| r.lsr).collect());
         // Every router's hard picks, once per set: the routing reports (test split) and the sweep.
-        let picks: Vec<(&str, Vec<usize>)> = match &truth {
-            Some(t) => sweep.iter().map(|(name, r)| Ok((name.as_str(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
+        let picks: Vec<(&RouterName, Vec<usize>)> = match &truth {
+            Some(t) => sweep.iter().map(|(name, r)| Ok((name, r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
             None => Vec::new(),
         };
         match &truth {
             Some(t) if set.split == EvalSplit::Test => {
                 for (name, predicted) in &picks {
-                    let entry = route_truth.entry(name.to_string()).or_default();
+                    let entry = route_truth.entry((*name).clone()).or_default();
                     entry.0.extend(t);
                     entry.1.extend(predicted);
                 }
@@ -421,7 +418,8 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             }
         }
         // Without every adapter scored, only the routers whose picks are always scored.
-        let sweep_picks: Vec<&(&str, Vec<usize>)> = picks.iter().filter(|(name, _)| all || ["lsr", "mlp", "oracle"].contains(name)).collect();
+        let sweep_picks: Vec<&(&RouterName, Vec<usize>)> =
+            picks.iter().filter(|(name, _)| all || matches!(name, RouterName::Lsr | RouterName::Mlp | RouterName::Oracle)).collect();
         let passages: std::collections::BTreeSet<&str> =
             dataset.select(Some(set.domain.as_str()), None).flat_map(|g| g.candidates.iter().map(|c| c.text.as_str())).collect();
         let passages: Vec<&str> = passages.into_iter().collect();
@@ -435,7 +433,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             let expert = |k: usize| scores.experts[k].as_deref().with_context(|| format!("expert {k} was not scored"));
             for (name, picks) in &sweep_picks {
                 let v = group_metric(KEY_METRIC, expert(picks[q])?, &enc.relevance);
-                sweep_values.entry(name.to_string()).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
+                sweep_values.entry((*name).clone()).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
             }
             if let Some(t) = set.truth {
                 routed_queries += 1;

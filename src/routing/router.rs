@@ -19,6 +19,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::name::RouterName;
 use crate::util::{seeded_rng, stable_hash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,15 +301,12 @@ pub enum Router {
 }
 
 impl Router {
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> RouterName {
         match self {
-            Router::Trained(r) => match r.meta.kind {
-                RouterKind::Linear => "lsr".into(),
-                RouterKind::Mlp { .. } => "mlp".into(),
-            },
-            Router::Random { .. } => "random".into(),
-            Router::Static { labels, expert } => format!("static:{}", labels[*expert]),
-            Router::Oracle { .. } => "oracle".into(),
+            Router::Trained(r) => r.meta.kind.into(),
+            Router::Random { .. } => RouterName::Random,
+            Router::Static { labels, expert } => RouterName::Static(labels[*expert].clone()),
+            Router::Oracle { .. } => RouterName::Oracle,
         }
     }
 

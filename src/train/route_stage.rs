@@ -17,21 +17,21 @@ use super::Trainer;
 use crate::data::QueryGroup;
 use crate::metrics::{group_metric, Metric};
 use crate::model::scorer::yes_probability;
-use crate::routing::{argmax, routed_scores, Router, RouterKind, RoutingMode, RoutingReport, TrainedRouter};
+use crate::routing::{argmax, routed_scores, Router, RouterKind, RouterName, RoutingMode, RoutingPolicy, RoutingReport, TrainedRouter};
 
 /// What the router stage reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterSummary {
     /// `lsr` or `mlp`.
-    pub router: String,
+    pub router: RouterName,
     pub train_queries: usize,
     /// The trained router on the test split.
     pub test: RoutingReport,
     /// Accuracy and macro-F1 on the test split of the other trained kind (`mlp` or `lsr`, not
     /// saved) and of the random, oracle and static routers.
-    pub baselines: BTreeMap<String, (f64, f64)>,
+    pub baselines: BTreeMap<RouterName, (f64, f64)>,
     /// Test NDCG@10 per routing policy (hard, soft, oracle, random, …), when evaluated.
-    pub reranking: Option<BTreeMap<String, f64>>,
+    pub reranking: Option<BTreeMap<RoutingPolicy, f64>>,
     pub seconds: f64,
 }
 
@@ -120,7 +120,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
 }
 
 /// Mean test NDCG@10 when each query is reranked through the experts chosen by each policy.
-fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &[&QueryGroup], x_test: &[Vec<f32>], y_test: &[usize]) -> Result<BTreeMap<String, f64>> {
+fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &[&QueryGroup], x_test: &[Vec<f32>], y_test: &[usize]) -> Result<BTreeMap<RoutingPolicy, f64>> {
     let labels = &trainer.config.data.domains;
     let experts = labels
         .iter()
@@ -130,12 +130,13 @@ fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &
     trainer.ctx.log(format!("router: reranking {} test queries with {} experts", test.len(), experts.len()));
     let encoded = encode_groups(trainer.reranker, test)?;
     let ids: Vec<String> = test.iter().map(|g| g.id.clone()).collect();
-    let mut policies: Vec<(String, Vec<Vec<f32>>, RoutingMode)> = vec![
-        (format!("{}-hard", router.name()), router.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard),
-        (format!("{}-soft", router.name()), router.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Soft),
-    ];
+    let probabilities = router.probabilities(x_test, &ids, Some(y_test))?;
+    let mut policies: Vec<(RoutingPolicy, Vec<Vec<f32>>, RoutingMode)> = [RoutingMode::Hard, RoutingMode::Soft]
+        .into_iter()
+        .map(|mode| (RoutingPolicy { router: router.name(), mode: Some(mode) }, probabilities.clone(), mode))
+        .collect();
     for other in others {
-        policies.push((other.name(), other.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard));
+        policies.push((RoutingPolicy { router: other.name(), mode: None }, other.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard));
     }
     let mut totals = vec![0.0; policies.len()];
     for (q, group) in encoded.iter().enumerate() {
