@@ -13,9 +13,10 @@ use super::config::ExperimentConfig;
 use super::keys::Ablation;
 use super::many_domains::{many_domains_study, ManyDomainsRow};
 use super::unseen::{unseen_domain_study, UnseenDomainStudy};
-use crate::abstraction::evaluate as recognizer_quality;
+use crate::abstraction::evaluate_checked as recognizer_quality;
 use crate::data::Dataset;
 use crate::train::eag::stage1_recognizer;
+use crate::train::jobs::Cancelled;
 
 /// LoRA-rank ablation: one row per rank (alpha = 2 × rank).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,7 +130,12 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
         let (trained, experts) = bench.retrain_experts(&format!("study: abstraction coverage, gazetteer drop {drop}"), |c| c.stage1.gazetteer_drop = drop)?;
         let recognizer = stage1_recognizer(&trained)?;
         let gold = Dataset { source: None, groups: bench.train_groups.iter().map(|g| (*g).clone()).collect() };
-        let quality = recognizer_quality(&gold, &recognizer).ok();
+        // No gold spans: no recall and precision; a cancel stops the study.
+        let quality = match recognizer_quality(&gold, &recognizer, &mut || bench.ctx.check_cancelled()) {
+            Ok(quality) => Some(quality),
+            Err(err) if err.is::<Cancelled>() => return Err(err),
+            Err(_) => None,
+        };
         studies.coverage.push(CoverageRow {
             drop,
             gazetteer_entries: recognizer.gazetteer_entries().count(),
