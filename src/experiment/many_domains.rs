@@ -189,8 +189,7 @@ pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDoma
         let mut routing = BTreeMap::new();
         let mut lsr = None;
         for kind in [RouterKind::Linear, RouterKind::Mlp { hidden: tc.router.mlp_hidden }] {
-            bench.ctx.check_cancelled()?;
-            let router = TrainedRouter::train(kind, &labels, bench.x_train, &y_train, &tc.router.train, None)?;
+            let router = TrainedRouter::train_checked(kind, &labels, bench.x_train, &y_train, &tc.router.train, None, &mut || bench.ctx.check_cancelled())?;
             let predicted: Vec<usize> = router.probabilities(&x_test)?.iter().map(|p| argmax(p)).collect();
             let report = RoutingReport::new(&labels, &y_test, &predicted);
             let parent_hits = predicted.iter().zip(&y_test).filter(|(p, t)| parent[**p] == parent[**t]).count();
@@ -204,7 +203,12 @@ pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDoma
         }
         let lsr = lsr.expect("the LSR was trained above");
 
-        let copies: Vec<LoraAdapter> = (0..n).map(|i| noisy_copy(&experts[0], bench.seed, i)).collect::<Result<_>>()?;
+        let copies: Vec<LoraAdapter> = (0..n)
+            .map(|i| {
+                bench.ctx.check_cancelled()?;
+                noisy_copy(&experts[0], bench.seed, i)
+            })
+            .collect::<Result<_>>()?;
         let adapter_bytes = tensor_bytes(&copies[0]);
         let adapters_bytes: usize = copies.iter().map(tensor_bytes).sum();
         let memory = Memory { backbone_bytes: backbone, adapter_bytes, adapters_bytes, total_bytes: backbone + adapters_bytes };

@@ -229,9 +229,23 @@ struct Adapters {
     direct: LoraAdapter,
 }
 
-/// Scores one query under the adapters its routing needs (every adapter when `all`).
-fn score_query(reranker: &Reranker, adapters: &Adapters, bm25: &Bm25Index, group: &QueryGroup, enc: &EncodedGroup, routing: &QueryRouting, all: bool) -> Result<QueryScores> {
-    let margins = |a: Option<&LoraAdapter>| group_margins(reranker, a, enc);
+/// Scores one query under the adapters its routing needs (every adapter when `all`), checking for
+/// cancellation before each adapter's forward pass.
+#[allow(clippy::too_many_arguments)]
+fn score_query(
+    reranker: &Reranker,
+    adapters: &Adapters,
+    bm25: &Bm25Index,
+    group: &QueryGroup,
+    enc: &EncodedGroup,
+    routing: &QueryRouting,
+    all: bool,
+    ctx: &JobContext,
+) -> Result<QueryScores> {
+    let margins = |a: Option<&LoraAdapter>| {
+        ctx.check_cancelled()?;
+        group_margins(reranker, a, enc)
+    };
     let (wanted_experts, wanted_singles) = routing.wanted(adapters.experts.len(), all);
     let score = |list: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Option<Vec<f32>>>> {
         list.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)).map(Some) } else { Ok(None) }).collect()
@@ -293,6 +307,7 @@ pub fn aggregate(per_query: &PerQuery) -> SystemTable {
 /// Trains (or resumes) the adapters, then evaluates every system; `out` receives the training run.
 pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -> Result<ExperimentResults> {
     config.validate()?;
+    ctx.check_cancelled()?;
     let started = Instant::now();
     let mut timings = BTreeMap::new();
     let mut tc = config.train.clone();
@@ -353,12 +368,13 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     ctx.log(format!("experiment: router features of {} training queries", train_groups.len()));
     let x_train = query_features(&reranker, &train_groups, Some(ctx))?;
     let backbone = crate::routing::BackboneRef { path: tc.model.path.clone(), sha256: fingerprints.get("backbone").cloned() };
-    let lsr_trained = TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, Some(backbone))?;
+    let lsr_trained = TrainedRouter::train_checked(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, Some(backbone), &mut || ctx.check_cancelled())?;
     // The LSR is also published where `r2r train` puts its router (OUT/training/router), so the
     // Router panel, `r2r route`, `r2r serve` and `r2r export serving` open the experiment's run.
     crate::train::checkpoint::publish_dir(&run.router_dir(), |staging| lsr_trained.save(staging)).context("saving the LSR")?;
     let lsr = Router::Trained(lsr_trained);
-    let mlp = Router::Trained(TrainedRouter::train(RouterKind::Mlp { hidden: tc.router.mlp_hidden }, &labels, &x_train, &y_train, &tc.router.train, None)?);
+    let mlp_kind = RouterKind::Mlp { hidden: tc.router.mlp_hidden };
+    let mlp = Router::Trained(TrainedRouter::train_checked(mlp_kind, &labels, &x_train, &y_train, &tc.router.train, None, &mut || ctx.check_cancelled())?);
     let mut sweep = vec![lsr.clone(), mlp.clone(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }, Router::Oracle { labels: labels.clone() }];
     sweep.extend((0..labels.len()).map(|expert| Router::Static { labels: labels.clone(), expert }));
     let sweep: Vec<(RouterName, Router)> = sweep.into_iter().map(|r| (r.name(), r)).collect();
@@ -424,12 +440,11 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             dataset.select(Some(set.domain.as_str()), None).flat_map(|g| g.candidates.iter().map(|c| c.text.as_str())).collect();
         let passages: Vec<&str> = passages.into_iter().collect();
         let bm25 = Bm25Index::new(&passages, bm25_params);
-        let encoded = encode_groups(&reranker, &refs)?;
+        let encoded = encode_groups(&reranker, &refs, Some(ctx))?;
         set_features.push(x);
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
-            ctx.check_cancelled()?;
             let routing = &routings[q];
-            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all)?;
+            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all, ctx)?;
             let expert = |k: usize| scores.experts[k].as_deref().with_context(|| format!("expert {k} was not scored"));
             for (name, picks) in &sweep_picks {
                 let v = group_metric(KEY_METRIC, expert(picks[q])?, &enc.relevance);
@@ -585,6 +600,29 @@ mod tests {
         // A system whose adapter was not scored is an error, not a silent zero.
         assert!(compose(&s, &QueryRouting { lsr: 1, ..ood.clone() }, false).is_err());
         assert!(compose(&s, &ood, true).is_err(), "soft needs every expert");
+    }
+
+    #[test]
+    fn a_job_cancelled_before_it_starts_returns_cancelled_at_once_and_writes_nothing() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(true)), None);
+        // Neither a model nor data: reaching them would be a different error.
+        let mut config = ExperimentConfig::default();
+        config.train.model.path = dir.path().join("no-model");
+        config.train.data.path = dir.path().join("no-data");
+        let out = dir.path().join("exp");
+        let started = Instant::now();
+        let err = run_experiment(&config, &out, &ctx).unwrap_err();
+        assert!(err.is::<crate::train::jobs::Cancelled>(), "{err:#}");
+        let mut train = config.train.clone();
+        train.output.dir = out.join("training");
+        let err = run_training(&train, &ctx).unwrap_err();
+        assert!(err.is::<crate::train::jobs::Cancelled>(), "{err:#}");
+        assert!(started.elapsed().as_secs_f64() < 1.0);
+        assert!(!out.exists(), "nothing written");
     }
 
     #[test]

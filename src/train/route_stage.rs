@@ -81,9 +81,8 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
         crate::train::config::RouterKindChoice::Mlp => RouterKind::Mlp { hidden: c.router.mlp_hidden },
         crate::train::config::RouterKindChoice::Linear => RouterKind::Linear,
     };
-    ctx.check_cancelled()?;
     let backbone = Some(crate::routing::BackboneRef { path: trainer.reranker.model_dir.clone(), sha256: Some(data.backbone_fingerprint.clone()) });
-    let trained = TrainedRouter::train(kind, &labels, &x_train, &y_train, &c.router.train, backbone)?;
+    let trained = TrainedRouter::train_checked(kind, &labels, &x_train, &y_train, &c.router.train, backbone, &mut || ctx.check_cancelled())?;
     let router = Router::Trained(trained.clone());
     let test_report = RoutingReport::new(&labels, &y_test, &predict(&router, &x_test, &test, &y_test)?);
     ctx.log(format!("router {}: test accuracy {:.4}, macro-F1 {:.4}", router.name(), test_report.accuracy, test_report.macro_f1));
@@ -94,7 +93,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
         RouterKind::Linear => RouterKind::Mlp { hidden: c.router.mlp_hidden },
         RouterKind::Mlp { .. } => RouterKind::Linear,
     };
-    let other = Router::Trained(TrainedRouter::train(other_kind, &labels, &x_train, &y_train, &c.router.train, None)?);
+    let other = Router::Trained(TrainedRouter::train_checked(other_kind, &labels, &x_train, &y_train, &c.router.train, None, &mut || ctx.check_cancelled())?);
     let report = RoutingReport::new(&labels, &y_test, &predict(&other, &x_test, &test, &y_test)?);
     baselines.insert(other.name(), (report.accuracy, report.macro_f1));
     let mut others = vec![Router::Random { labels: labels.clone(), seed: c.optim.seed }, Router::Oracle { labels: labels.clone() }];
@@ -128,7 +127,7 @@ fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &
         .collect::<Result<Vec<_>>>()
         .context("reranking evaluation needs the experts: run the experts stage first")?;
     trainer.ctx.log(format!("router: reranking {} test queries with {} experts", test.len(), experts.len()));
-    let encoded = encode_groups(trainer.reranker, test)?;
+    let encoded = encode_groups(trainer.reranker, test, Some(trainer.ctx))?;
     let ids: Vec<String> = test.iter().map(|g| g.id.clone()).collect();
     let probabilities = router.probabilities(x_test, &ids, Some(y_test))?;
     let mut policies: Vec<(RoutingPolicy, Vec<Vec<f32>>, RoutingMode)> = [RoutingMode::Hard, RoutingMode::Soft]
