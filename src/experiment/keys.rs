@@ -1,23 +1,24 @@
 //! The typed keys of experiment results: [`System`] (the systems of the comparison),
 //! [`EvalSplit`] (the evaluated splits), [`RouterName`] (the routers: `routing`, `router_sweep`,
 //! the many-domains study) and [`Ablation`] (the `ablations` table); metrics are
-//! [`crate::metrics::Metric`]. Every key serialises as its snake_case name and orders by that name,
-//! so maps keyed by them write the same JSON as string keys did; `ALL` is table order.
+//! [`crate::metrics::Metric`]. Every key serialises, compares and orders as its name
+//! ([`crate::util::text_key!`]), so maps keyed by them write the same JSON as string keys did;
+//! `ALL` is table order.
 //! [`metric_tables`] writes metric maps in name order too.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::metrics::Metric;
 pub use crate::routing::RouterName;
+use crate::util::text_key;
 
 macro_rules! named_key {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -29,12 +30,6 @@ macro_rules! named_key {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.pad(self.name())
-            }
-        }
-
         impl FromStr for $name {
             type Err = String;
             fn from_str(text: &str) -> Result<Self, String> {
@@ -42,30 +37,7 @@ macro_rules! named_key {
             }
         }
 
-        /// By name, as the string keys sorted.
-        impl Ord for $name {
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.name().cmp(other.name())
-            }
-        }
-
-        impl PartialOrd for $name {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.name())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        text_key!($name);
     };
 }
 
@@ -110,12 +82,6 @@ impl Ablation {
     }
 }
 
-impl fmt::Display for Ablation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.name())
-    }
-}
-
 impl FromStr for Ablation {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
@@ -128,44 +94,7 @@ impl FromStr for Ablation {
     }
 }
 
-impl PartialEq for Ablation {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
-    }
-}
-
-impl Eq for Ablation {}
-
-impl std::hash::Hash for Ablation {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-
-/// By name, as the string keys sorted.
-impl Ord for Ablation {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name().cmp(&other.name())
-    }
-}
-
-impl PartialOrd for Ablation {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Serialize for Ablation {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Ablation {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        std::borrow::Cow::<'de, str>::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+text_key!(Ablation);
 
 impl System {
     /// What the system ranks with (one line).

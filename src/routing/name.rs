@@ -1,22 +1,19 @@
 //! [`RouterName`]: the typed name of a routing policy (`lsr`, `mlp`, `random`, `oracle`,
 //! `static:<domain>`), the key of every per-router result (the experiment's `routing` and
-//! `router_sweep`, the many-domains study, the router stage's baselines). It serialises as that
-//! text and orders as that text did, so maps keyed by it write the same JSON as string keys did.
-//! [`RoutingPolicy`]: a router with the way its probabilities become scores (`lsr-hard`,
-//! `lsr-soft`, `random`, …), the key of the router stage's reranking table.
+//! `router_sweep`, the many-domains study, the router stage's baselines). [`RoutingPolicy`]: a router
+//! with the way its probabilities become scores (`lsr-hard`, `lsr-soft`, `random`, …), the key of the
+//! router stage's reranking table. Both serialise, compare and order as that text
+//! ([`crate::util::text_key!`]), so maps keyed by them write the same JSON as string keys did.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::fmt;
 use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::mix::RoutingMode;
 use super::router::RouterKind;
+use crate::util::text_key;
 
 /// A routing policy by name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub enum RouterName {
     /// The trained Latent Semantic Router (linear probe).
     Lsr,
@@ -35,20 +32,12 @@ const STATIC_PREFIX: &str = "static:";
 impl RouterName {
     /// The name as written in results (`static:<domain>` for a static router).
     pub fn name(&self) -> Cow<'static, str> {
-        match self.parts() {
-            (fixed, "") => Cow::Borrowed(fixed),
-            (prefix, domain) => Cow::Owned(format!("{prefix}{domain}")),
-        }
-    }
-
-    /// The name in two pieces whose concatenation is [`Self::name`] (no allocation).
-    fn parts(&self) -> (&'static str, &str) {
         match self {
-            RouterName::Lsr => ("lsr", ""),
-            RouterName::Mlp => ("mlp", ""),
-            RouterName::Random => ("random", ""),
-            RouterName::Oracle => ("oracle", ""),
-            RouterName::Static(domain) => (STATIC_PREFIX, domain),
+            RouterName::Lsr => "lsr".into(),
+            RouterName::Mlp => "mlp".into(),
+            RouterName::Random => "random".into(),
+            RouterName::Oracle => "oracle".into(),
+            RouterName::Static(domain) => format!("{STATIC_PREFIX}{domain}").into(),
         }
     }
 
@@ -64,12 +53,6 @@ impl From<RouterKind> for RouterName {
             RouterKind::Linear => RouterName::Lsr,
             RouterKind::Mlp { .. } => RouterName::Mlp,
         }
-    }
-}
-
-impl fmt::Display for RouterName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.name())
     }
 }
 
@@ -89,35 +72,11 @@ impl FromStr for RouterName {
     }
 }
 
-/// By name, byte for byte, as the string keys sorted.
-impl Ord for RouterName {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let ((a0, a1), (b0, b1)) = (self.parts(), other.parts());
-        a0.bytes().chain(a1.bytes()).cmp(b0.bytes().chain(b1.bytes()))
-    }
-}
-
-impl PartialOrd for RouterName {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Serialize for RouterName {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for RouterName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Cow::<'de, str>::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+text_key!(RouterName);
 
 /// A router and, for a trained one, how its probabilities become scores: `lsr-hard`, `lsr-soft`
 /// (mode given), or a baseline router alone (`random`, `oracle`, `static:<domain>`: one expert, so
-/// hard). Serialises, compares and orders as that text, as the string keys did.
+/// hard).
 #[derive(Debug, Clone)]
 pub struct RoutingPolicy {
     pub router: RouterName,
@@ -131,12 +90,6 @@ impl RoutingPolicy {
             Some(RoutingMode::Hard) => format!("{}-hard", self.router),
             Some(RoutingMode::Soft) => format!("{}-soft", self.router),
         }
-    }
-}
-
-impl fmt::Display for RoutingPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.name())
     }
 }
 
@@ -154,44 +107,7 @@ impl FromStr for RoutingPolicy {
     }
 }
 
-impl PartialEq for RoutingPolicy {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
-    }
-}
-
-impl Eq for RoutingPolicy {}
-
-impl std::hash::Hash for RoutingPolicy {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-
-/// By name, as the string keys sorted.
-impl Ord for RoutingPolicy {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.name().cmp(&other.name())
-    }
-}
-
-impl PartialOrd for RoutingPolicy {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Serialize for RoutingPolicy {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for RoutingPolicy {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Cow::<'de, str>::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+text_key!(RoutingPolicy);
 
 #[cfg(test)]
 mod tests {
