@@ -1,6 +1,6 @@
 //! Small shared helpers: atomic file writes (and the sweep of their orphaned temporary files),
 //! guarded reads of input files (regular files only, size limits, byte-order mark stripped),
-//! content fingerprints, seeded RNGs.
+//! content fingerprints, seeded RNGs, and [`text_key!`] (result keys that behave as their names).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -172,6 +172,60 @@ pub fn stable_hash(text: &str) -> u64 {
     }
     hash
 }
+
+/// Makes a result key behave as its text: `Display` (padded), equality, hashing and order,
+/// `Serialize` and `Deserialize` all go through `name(&self)` (anything `AsRef<str>`) and `FromStr`
+/// (`Err = String`). A map keyed by such a type therefore writes the same JSON, keys in the same
+/// order, as a map keyed by the texts; the names must be distinct for distinct values.
+macro_rules! text_key {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(AsRef::<str>::as_ref(&self.name()))
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                AsRef::<str>::as_ref(&self.name()) == AsRef::<str>::as_ref(&other.name())
+            }
+        }
+
+        impl Eq for $t {}
+
+        impl std::hash::Hash for $t {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                AsRef::<str>::as_ref(&self.name()).hash(state)
+            }
+        }
+
+        /// By name, as the string keys sorted.
+        impl Ord for $t {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                AsRef::<str>::as_ref(&self.name()).cmp(AsRef::<str>::as_ref(&other.name()))
+            }
+        }
+
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(AsRef::<str>::as_ref(&self.name()))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use text_key;
 
 #[cfg(test)]
 mod tests {

@@ -75,7 +75,7 @@ fn tiny_experts_learn_and_the_router_beats_chance() {
     assert_eq!(router.test.queries, 300);
     assert!(router.test.accuracy > 0.75, "router accuracy {:.3} vs chance 0.5", router.test.accuracy);
     assert!(router.test.macro_f1 > 0.7, "macro-F1 {:.3}", router.test.macro_f1);
-    let random = router.baselines["random"].0;
+    let random = router.baselines[&r2r::routing::RouterName::Random].0;
     assert!(router.test.accuracy > random + 0.2, "router {:.3} vs random {random:.3}", router.test.accuracy);
     assert!(summary.run_dir.join("router/router.json").is_file() && summary.run_dir.join("router/report.json").is_file());
     assert!(summary.run_dir.join("features/train.safetensors").is_file());

@@ -381,6 +381,25 @@ pub fn abstract_dataset(dataset: &Dataset, abstractor: &Abstractor, opts: &Abstr
     dataset.groups.iter().map(|g| abstract_group(g, abstractor, opts, seed)).collect()
 }
 
+/// [`abstract_dataset`], calling `check` before each group (a job's cancellation check: with learned
+/// heads a group costs one batched forward pass of their backbone) and stopping at its first error.
+pub fn abstract_dataset_checked(
+    dataset: &Dataset,
+    abstractor: &Abstractor,
+    opts: &AbstractionOptions,
+    seed: u64,
+    check: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<AbstractedGroup>> {
+    dataset
+        .groups
+        .iter()
+        .map(|g| {
+            check()?;
+            Ok(abstract_group(g, abstractor, opts, seed))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +432,32 @@ mod tests {
             secondary_domain: None,
             meta: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_checked_dataset_abstraction_checks_before_each_group_and_stops_at_an_error() {
+        let a = abstractor();
+        let opts = AbstractionOptions { types: None, intensity: 1.0, numbering: Numbering::Ordered };
+        let groups: Vec<QueryGroup> = (0..3).map(|i| QueryGroup { id: format!("g{i}"), ..group("Who makes the Model 001?", &["Zeekr makes it.", "Nio does not."]) }).collect();
+        let dataset = Dataset { source: None, groups };
+        let mut calls = 0;
+        let all = abstract_dataset_checked(&dataset, &a, &opts, 7, &mut || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, 3);
+        assert_eq!(all, abstract_dataset(&dataset, &a, &opts, 7), "the same groups as unchecked");
+        let mut calls = 0;
+        let err = abstract_dataset_checked(&dataset, &a, &opts, 7, &mut || {
+            calls += 1;
+            if calls == 2 {
+                anyhow::bail!("cancelled")
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!((err.to_string(), calls), ("cancelled".to_string(), 2), "stops before the second group");
     }
 
     #[test]

@@ -17,10 +17,10 @@ pub mod schema;
 pub mod text;
 
 pub use abstractor::{
-    abstract_dataset, abstract_detected, abstract_group, detect_group, restore, restore_group, AbstractedGroup, AbstractionOptions, Abstractor,
+    abstract_dataset, abstract_dataset_checked, abstract_detected, abstract_group, detect_group, restore, restore_group, AbstractedGroup, AbstractionOptions, Abstractor,
     CandidateMap, GroupMaps, Numbering, RestoreError, SpanMapEntry,
 };
 pub use corrections::Corrections;
-pub use quality::{coverage, evaluate, Coverage, QualityReport, Scores};
+pub use quality::{coverage, evaluate, evaluate_checked, Coverage, QualityReport, Scores};
 pub use recognizer::{Detection, Recognizer, RecognizerBuilder};
 pub use schema::EntitySchema;

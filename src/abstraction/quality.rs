@@ -114,6 +114,12 @@ pub fn scored_types(dataset: &Dataset) -> (BTreeSet<String>, bool) {
 /// Evaluates the recogniser on every text of an annotated dataset. Errors when
 /// the dataset carries no gold spans at all.
 pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<QualityReport> {
+    evaluate_checked(dataset, recognizer, &mut || Ok(()))
+}
+
+/// [`evaluate`], calling `check` before each batched forward pass of learned heads and before each
+/// group (a job's cancellation check), stopping at its first error.
+pub fn evaluate_checked(dataset: &Dataset, recognizer: &Recognizer, check: &mut dyn FnMut() -> anyhow::Result<()>) -> anyhow::Result<QualityReport> {
     let annotated = dataset.groups.iter().any(|g| !g.query_entities.is_empty() || g.candidates.iter().any(|c| !c.entities.is_empty()));
     if !annotated {
         anyhow::bail!("the dataset has no gold entity spans (`query_entities` / `entities`); use `r2r abstract coverage` instead");
@@ -121,12 +127,13 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
     let (scored_types, scored_types_declared) = scored_types(dataset);
     let mut report = QualityReport { scored_types: scored_types.clone(), scored_types_declared, ..Default::default() };
     let scored = |label: &str| scored_types.contains(label);
-    prefetch_all(dataset, recognizer)?;
+    prefetch_all(dataset, recognizer, check)?;
     let mut per_source_counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut per_type: BTreeMap<String, Scores> = BTreeMap::new();
     let mut overall = Scores::default();
     let mut untyped = Scores::default();
     for group in &dataset.groups {
+        check()?;
         let texts = group_texts(group);
         let gold_lists = std::iter::once(&group.query_entities).chain(group.candidates.iter().map(|c| &c.entities));
         for ((text, gold), found) in texts.iter().zip(gold_lists).zip(detect_group(group, recognizer)) {
@@ -177,13 +184,13 @@ pub fn evaluate(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Qu
 }
 
 /// Runs the learned heads (if any) over every text of the dataset in large batches first.
-fn prefetch_all(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<()> {
+fn prefetch_all(dataset: &Dataset, recognizer: &Recognizer, check: &mut dyn FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
     if recognizer.learned().is_none() {
         return Ok(());
     }
     let texts: Vec<&str> = dataset.groups.iter().flat_map(group_texts).collect();
     for chunk in texts.chunks(256) {
-        recognizer.prefetch(chunk)?;
+        recognizer.prefetch_checked(chunk, check)?;
     }
     Ok(())
 }
@@ -253,7 +260,7 @@ impl CoverageCounts {
 
 /// Coverage per domain (sorted) followed by `all`.
 pub fn coverage(dataset: &Dataset, recognizer: &Recognizer) -> anyhow::Result<Vec<Coverage>> {
-    prefetch_all(dataset, recognizer)?;
+    prefetch_all(dataset, recognizer, &mut || Ok(()))?;
     let mut by_domain: BTreeMap<String, CoverageCounts> = BTreeMap::new();
     let mut all = CoverageCounts::default();
     for group in &dataset.groups {

@@ -251,8 +251,13 @@ impl Recognizer {
     /// Runs the learned heads over many texts at once (batched forward passes; results cached), so the
     /// per-text calls that follow cost no forward pass. A no-op without learned heads.
     pub fn prefetch(&self, texts: &[&str]) -> anyhow::Result<()> {
+        self.prefetch_checked(texts, &mut || Ok(()))
+    }
+
+    /// [`Self::prefetch`], calling `check` before each batched forward pass (a job's cancellation check).
+    pub fn prefetch_checked(&self, texts: &[&str], check: &mut dyn FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
         if let Some(learned) = &self.learned {
-            learned.propose_all(texts)?;
+            learned.propose_all_checked(texts, check)?;
         }
         Ok(())
     }

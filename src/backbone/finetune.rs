@@ -160,7 +160,7 @@ pub fn finetune(corpus: &Corpus, config: &FinetuneConfig, base: &Path, base_name
         .collect();
     ctx.log(format!("encoding {} training groups", groups.len()));
     let refs: Vec<&crate::data::QueryGroup> = groups.iter().collect();
-    let encoded = encode_groups(&reranker, &refs)?;
+    let encoded = encode_groups(&reranker, &refs, Some(ctx))?;
     let run = RunDir::new(work);
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let trainer = Trainer { reranker: &reranker, config: &train_config, run: &run, ctx };

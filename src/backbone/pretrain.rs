@@ -552,6 +552,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let deadline = config.minutes.map(|m| started + std::time::Duration::from_secs_f64(m * 60.0));
     ctx.log(format!("training groups {}, dev {}, test {}", corpus.train.len(), corpus.dev.len(), corpus.test.len()));
     let tokenizer = build_tokenizer(corpus, config)?;
+    ctx.check_cancelled()?;
     let seconds_tokenizer = started.elapsed().as_secs_f64();
     let vocab = tokenizer.get_vocab_size(true);
     let template = PromptTemplate { max_length: config.max_length, ..PromptTemplate::default() };
@@ -563,6 +564,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
     let model = TrainableBackbone::init(model_config, config.seed, &tie, &device)?;
     if config.lexical_init {
         super::lexical_init::apply(&model, &prompt, &tokenizer, config.seed)?;
+        ctx.check_cancelled()?;
     }
     let template_tokens = prompt.encode_pair(None, "", "")?.ids().len();
     ctx.log(format!("tokenizer: {vocab} tokens in {seconds_tokenizer:.0} s; template {template_tokens} tokens; model {} parameters", model.num_parameters()));
@@ -609,7 +611,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
 
     // Phase 2: reranking (distillation + label), with periodic dev evaluation and best-model selection.
     let phase = Instant::now();
-    let dev_baselines = eval::evaluate_groups(None, &corpus.dev, config.seed, &mut |_| Ok(()))?;
+    let dev_baselines = eval::evaluate_groups(None, &corpus.dev, config.seed, &mut |_| ctx.check_cancelled())?;
     let eval_every = (config.rank_steps / config.dev_evals.max(1)).max(1);
     let mut rng = crate::util::seeded_rng(config.seed, crate::util::stable_hash("rank-batches"));
     let mut order: Vec<usize> = Vec::new();
@@ -664,7 +666,7 @@ pub fn pretrain(corpus: &Corpus, config: &PretrainConfig, out: &Path, ctx: &JobC
 
     // Held-out numbers through the ordinary loading path.
     let loaded = Reranker::load(out, &crate::model::LoadOptions::default())?;
-    let dev = eval::evaluate_groups(Some(&loaded), &corpus.dev, config.seed, &mut |_| Ok(()))?;
+    let dev = eval::evaluate_groups(Some(&loaded), &corpus.dev, config.seed, &mut |_| ctx.check_cancelled())?;
     let test = if corpus.test.is_empty() { None } else { Some(eval::evaluate_groups(Some(&loaded), &corpus.test, config.seed, &mut |_| ctx.check_cancelled())?) };
     let report = PretrainReport {
         parameters: model.num_parameters(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{QueryGroup, Split};
-use crate::routing::{argmax, BackboneRef, Router, RoutingReport, TrainedRouter};
+use crate::routing::{argmax, BackboneRef, Router, RouterName, RoutingReport, TrainedRouter};
 use crate::workbench::routing_run::route_groups;
 
 #[derive(Debug, clap::Args)]
@@ -39,15 +39,16 @@ pub struct RouteArgs {
 /// The router named by `--router`, and the backbone a trained one needs.
 fn resolve_router(args: &RouteArgs, data_domains: &[String]) -> Result<(Router, Option<BackboneRef>)> {
     let labels = if args.domains.is_empty() { data_domains.to_vec() } else { args.domains.clone() };
-    Ok(match args.router.as_str() {
-        "random" => (Router::Random { labels, seed: args.seed }, None),
-        "oracle" => (Router::Oracle { labels }, None),
-        name if name.starts_with("static:") => {
-            let domain = &name["static:".len()..];
-            let expert = labels.iter().position(|l| l == domain).with_context(|| format!("--router {name}: `{domain}` is not one of {labels:?}"))?;
+    let dir = args.router.as_str();
+    Ok(match dir.parse::<RouterName>() {
+        Ok(RouterName::Random) => (Router::Random { labels, seed: args.seed }, None),
+        Ok(RouterName::Oracle) => (Router::Oracle { labels }, None),
+        Ok(RouterName::Static(domain)) => {
+            let expert = labels.iter().position(|l| *l == domain).with_context(|| format!("--router {dir}: `{domain}` is not one of {labels:?}"))?;
             (Router::Static { labels, expert }, None)
         }
-        dir => {
+        // `lsr` and `mlp` name trained routers: a directory (e.g. one called `lsr`).
+        Ok(RouterName::Lsr | RouterName::Mlp) | Err(_) => {
             let trained = TrainedRouter::load(std::path::Path::new(dir))?;
             let recorded = trained.meta.backbone.clone();
             let backbone = match (&args.model, recorded) {
@@ -79,7 +80,7 @@ pub fn run(args: RouteArgs) -> Result<()> {
     let report = RoutingReport::new(&labels, &truth, &predicted);
     if args.json {
         let mut value = serde_json::to_value(&report)?;
-        value["router"] = router.name().into();
+        value["router"] = router.name().to_string().into();
         value["split"] = split.as_str().into();
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {

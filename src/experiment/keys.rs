@@ -1,20 +1,24 @@
-//! The typed keys of experiment results: [`System`] (the systems of the comparison) and
-//! [`EvalSplit`] (the evaluated splits); metrics are [`crate::metrics::Metric`]. Systems and splits
-//! serialise as their snake_case names and order by name, so maps keyed by them write the same JSON
-//! as string keys did; `ALL` is table order. [`metric_tables`] writes metric maps in name order too.
+//! The typed keys of experiment results: [`System`] (the systems of the comparison),
+//! [`EvalSplit`] (the evaluated splits), [`RouterName`] (the routers: `routing`, `router_sweep`,
+//! the many-domains study) and [`Ablation`] (the `ablations` table); metrics are
+//! [`crate::metrics::Metric`]. Every key serialises, compares and orders as its name
+//! ([`crate::util::text_key!`]), so maps keyed by them write the same JSON as string keys did;
+//! `ALL` is table order.
+//! [`metric_tables`] writes metric maps in name order too.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::metrics::Metric;
+pub use crate::routing::RouterName;
+use crate::util::text_key;
 
 macro_rules! named_key {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -26,12 +30,6 @@ macro_rules! named_key {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.pad(self.name())
-            }
-        }
-
         impl FromStr for $name {
             type Err = String;
             fn from_str(text: &str) -> Result<Self, String> {
@@ -39,30 +37,7 @@ macro_rules! named_key {
             }
         }
 
-        /// By name, as the string keys sorted.
-        impl Ord for $name {
-            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.name().cmp(other.name())
-            }
-        }
-
-        impl PartialOrd for $name {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.name())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        text_key!($name);
     };
 }
 
@@ -90,6 +65,36 @@ named_key!(
         Ood = "ood",
     }
 );
+
+/// An ablation of the `ablations` table: `mask_intensity:<x>` (stage 1 trained with masking
+/// intensity x; x written as Rust writes an `f64`, the shortest text that reads back as x).
+/// Equality, order and hash go by that name, as the string keys did.
+#[derive(Debug, Clone, Copy)]
+pub enum Ablation {
+    MaskIntensity(f64),
+}
+
+impl Ablation {
+    pub fn name(self) -> String {
+        match self {
+            Ablation::MaskIntensity(x) => format!("mask_intensity:{x}"),
+        }
+    }
+}
+
+impl FromStr for Ablation {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let value = text.strip_prefix("mask_intensity:").ok_or_else(|| format!("unknown ablation `{text}` (expected mask_intensity:<x>)"))?;
+        let x: f64 = value.parse().map_err(|_| format!("ablation `{text}`: `{value}` is not a number"))?;
+        if !x.is_finite() {
+            return Err(format!("ablation `{text}`: the intensity must be finite"));
+        }
+        Ok(Ablation::MaskIntensity(x))
+    }
+}
+
+text_key!(Ablation);
 
 impl System {
     /// What the system ranks with (one line).
@@ -142,6 +147,38 @@ mod tests {
         assert_eq!(EvalSplit::ALL.map(EvalSplit::name), ["test", "test_unseen", "ood"]);
         assert!(EvalSplit::Ood < EvalSplit::Test && EvalSplit::Test < EvalSplit::TestUnseen);
         assert!("r2r".parse::<System>().is_err());
+    }
+
+    #[test]
+    fn ablations_round_trip_and_order_like_their_old_strings() {
+        let values = [0.0, 0.25, 0.5, 1.0, 0.125, 0.75, 0.1, 0.3333333333333333];
+        let mut old: Vec<String> = Vec::new();
+        for x in values {
+            let a = Ablation::MaskIntensity(x);
+            let text = format!("mask_intensity:{x}");
+            assert_eq!(a.to_string(), text);
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Ablation>(&format!("\"{text}\"")).unwrap(), a);
+            let Ablation::MaskIntensity(back) = text.parse::<Ablation>().unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{text}");
+            old.push(text);
+        }
+        assert_eq!(Ablation::MaskIntensity(0.0).to_string(), "mask_intensity:0", "as `format!(\"mask_intensity:{{intensity}}\")` wrote it");
+        let typed: BTreeMap<Ablation, usize> = values.iter().enumerate().map(|(i, &x)| (Ablation::MaskIntensity(x), i)).collect();
+        let strings: BTreeMap<String, usize> = old.iter().cloned().enumerate().map(|(i, t)| (t, i)).collect();
+        assert_eq!(serde_json::to_string(&typed).unwrap(), serde_json::to_string(&strings).unwrap(), "same keys in the same order");
+        for bad in ["mask_intensity:", "mask_intensity:x", "mask_intensity:NaN", "intensity:0.5", ""] {
+            assert!(bad.parse::<Ablation>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn router_names_are_the_keys_of_the_routing_tables() {
+        // The routers of an experiment on legal and medical, in the order results.json lists them.
+        let table: BTreeMap<RouterName, u8> =
+            ["lsr", "mlp", "random", "oracle", "static:legal", "static:medical"].iter().map(|t| (t.parse().unwrap(), 0)).collect();
+        let keys: Vec<String> = table.keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, ["lsr", "mlp", "oracle", "random", "static:legal", "static:medical"]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bench::Bench;
 use crate::model::LoraAdapter;
-use crate::routing::{argmax, RouterKind, RoutingReport, TrainedRouter};
+use crate::routing::{argmax, RouterKind, RouterName, RoutingReport, TrainedRouter};
 use crate::train::dev_eval::group_margins;
 use crate::train::features::query_features;
 use crate::util::{seeded_rng, stable_hash};
@@ -71,7 +71,7 @@ pub struct ManyDomainsRow {
     pub train_queries: usize,
     pub test_queries: usize,
     /// `lsr`, `mlp` → routing over the N labels.
-    pub routing: BTreeMap<String, ManyRouting>,
+    pub routing: BTreeMap<RouterName, ManyRouting>,
     pub memory: Memory,
     /// LSR routing over N labels plus one expert's scoring (timings: not reproducible).
     pub latency: Latency,
@@ -188,23 +188,27 @@ pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDoma
         }
         let mut routing = BTreeMap::new();
         let mut lsr = None;
-        for (name, kind) in [("lsr", RouterKind::Linear), ("mlp", RouterKind::Mlp { hidden: tc.router.mlp_hidden })] {
-            bench.ctx.check_cancelled()?;
-            let router = TrainedRouter::train(kind, &labels, bench.x_train, &y_train, &tc.router.train, None)?;
+        for kind in [RouterKind::Linear, RouterKind::Mlp { hidden: tc.router.mlp_hidden }] {
+            let router = TrainedRouter::train_checked(kind, &labels, bench.x_train, &y_train, &tc.router.train, None, &mut || bench.ctx.check_cancelled())?;
             let predicted: Vec<usize> = router.probabilities(&x_test)?.iter().map(|p| argmax(p)).collect();
             let report = RoutingReport::new(&labels, &y_test, &predicted);
             let parent_hits = predicted.iter().zip(&y_test).filter(|(p, t)| parent[**p] == parent[**t]).count();
             routing.insert(
-                name.to_string(),
+                RouterName::from(kind),
                 ManyRouting { accuracy: report.accuracy, macro_f1: report.macro_f1, parent_accuracy: parent_hits as f64 / y_test.len().max(1) as f64 },
             );
-            if name == "lsr" {
+            if kind == RouterKind::Linear {
                 lsr = Some(router);
             }
         }
         let lsr = lsr.expect("the LSR was trained above");
 
-        let copies: Vec<LoraAdapter> = (0..n).map(|i| noisy_copy(&experts[0], bench.seed, i)).collect::<Result<_>>()?;
+        let copies: Vec<LoraAdapter> = (0..n)
+            .map(|i| {
+                bench.ctx.check_cancelled()?;
+                noisy_copy(&experts[0], bench.seed, i)
+            })
+            .collect::<Result<_>>()?;
         let adapter_bytes = tensor_bytes(&copies[0]);
         let adapters_bytes: usize = copies.iter().map(tensor_bytes).sum();
         let memory = Memory { backbone_bytes: backbone, adapter_bytes, adapters_bytes, total_bytes: backbone + adapters_bytes };

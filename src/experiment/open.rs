@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::systems::Misroute;
-use crate::routing::RoutingReport;
+use crate::routing::{RouterName, RoutingReport};
 
 /// One router of the experiment: its full report when results.json has it,
 /// else the summary figures of routing.csv.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterResult {
-    pub name: String,
+    pub name: RouterName,
     pub accuracy: f64,
     pub macro_f1: f64,
     pub queries: usize,
@@ -110,7 +110,7 @@ pub fn read_routing_csv(path: &Path) -> Result<Vec<RouterResult>> {
         };
         let bad = || format!("{}:{}: not a number", path.display(), number + 1);
         routers.push(RouterResult {
-            name: name.to_string(),
+            name: name.trim().parse().map_err(|e: String| anyhow::anyhow!("{}:{}: {e}", path.display(), number + 1))?,
             accuracy: accuracy.trim().parse().with_context(bad)?,
             macro_f1: macro_f1.trim().parse().with_context(bad)?,
             queries: queries.trim().parse().with_context(bad)?,
@@ -123,7 +123,7 @@ pub fn read_routing_csv(path: &Path) -> Result<Vec<RouterResult>> {
 /// The routers' reports of results.json, recomputed from their confusion matrices.
 fn routers_of(results: &serde_json::Value, path: &Path) -> Result<Vec<RouterResult>> {
     let Some(routing) = results.get("routing") else { return Ok(Vec::new()) };
-    let reports: BTreeMap<String, RoutingReport> = serde_json::from_value(routing.clone()).with_context(|| format!("{}: field `routing`", path.display()))?;
+    let reports: BTreeMap<RouterName, RoutingReport> = serde_json::from_value(routing.clone()).with_context(|| format!("{}: field `routing`", path.display()))?;
     let mut routers = Vec::new();
     for (name, stored) in reports {
         let k = stored.labels.len();
@@ -159,7 +159,7 @@ impl ExperimentRouting {
         if routers.is_empty() && routing_csv.is_file() {
             routers = read_routing_csv(&routing_csv)?;
         }
-        routers.sort_by(|a, b| (a.name != "lsr").cmp(&(b.name != "lsr")).then_with(|| a.name.cmp(&b.name)));
+        routers.sort_by(|a, b| (a.name != RouterName::Lsr).cmp(&(b.name != RouterName::Lsr)).then_with(|| a.name.cmp(&b.name)));
 
         let misroute_csv = dir.join("misroute.csv");
         let mut misroutes = if misroute_csv.is_file() {
@@ -196,8 +196,8 @@ impl ExperimentRouting {
         crate::export::csv_text(&["query", "split", "domain", "chosen", "chosen_ndcg@10", "correct_ndcg@10", "ndcg@10_lost"], &rows)
     }
 
-    pub fn router(&self, name: &str) -> Option<&RouterResult> {
-        self.routers.iter().find(|r| r.name == name)
+    pub fn router(&self, name: &RouterName) -> Option<&RouterResult> {
+        self.routers.iter().find(|r| r.name == *name)
     }
 }
 
@@ -226,9 +226,9 @@ mod tests {
         for path in [root.to_path_buf(), root.join("training")] {
             let opened = ExperimentRouting::load(&path).unwrap();
             assert_eq!(opened.dir, root);
-            let names: Vec<&str> = opened.routers.iter().map(|r| r.name.as_str()).collect();
-            assert_eq!(names, ["lsr", "mlp"]);
-            let lsr = opened.router("lsr").unwrap();
+            let names: Vec<&RouterName> = opened.routers.iter().map(|r| &r.name).collect();
+            assert_eq!(names, [&RouterName::Lsr, &RouterName::Mlp]);
+            let lsr = opened.router(&RouterName::Lsr).unwrap();
             // Recomputed from the matrix: only legal has support, so macro-F1 is legal's F1 (P 1, R 0.5).
             assert!((lsr.macro_f1 - 2.0 / 3.0).abs() < 1e-12, "{}", lsr.macro_f1);
             assert_eq!(lsr.queries, 4);
@@ -246,8 +246,12 @@ mod tests {
         assert!(err.contains("misroute.csv:2: chosen_ndcg@10 `x`"), "{err}");
         std::fs::remove_file(root.join("misroute.csv")).unwrap();
         let opened = ExperimentRouting::load(root).unwrap();
-        assert_eq!(opened.routers, vec![RouterResult { name: "lsr".into(), accuracy: 0.5, macro_f1: 0.4, queries: 4, report: None }]);
+        assert_eq!(opened.routers, vec![RouterResult { name: RouterName::Lsr, accuracy: 0.5, macro_f1: 0.4, queries: 4, report: None }]);
         assert!(opened.misroutes.is_empty() && opened.notes.len() == 2, "{:?}", opened.notes);
+        // A router name outside lsr, mlp, random, oracle, static:<domain> names the file and line.
+        std::fs::write(root.join("routing.csv"), "router,accuracy,macro_f1,queries\nlsr,0.5,0.4,4\nbest,0.9,0.9,4\n").unwrap();
+        let err = format!("{:#}", ExperimentRouting::load(root).unwrap_err());
+        assert!(err.contains("routing.csv:3: unknown router `best`"), "{err}");
         // Not an experiment.
         let other = tempfile::tempdir().unwrap();
         assert!(ExperimentRouting::load(other.path()).is_err());

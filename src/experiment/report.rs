@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::bench::SplitDomain;
-use super::keys::{EvalSplit, System};
+use super::keys::{EvalSplit, RouterName, System};
 use super::systems::{ExperimentResults, KEY_METRIC, MACRO, METRICS};
 use crate::util::{atomic_write, atomic_write_json};
 
@@ -76,7 +76,7 @@ pub fn systems_csv(results: &ExperimentResults, split: EvalSplit) -> Option<Stri
 }
 
 /// `name,split,domain,ndcg@10` rows of a name → split → domain → value table.
-fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, SplitDomain>) -> String {
+fn nested_csv<K: std::fmt::Display>(what: &str, table: &std::collections::BTreeMap<K, SplitDomain>) -> String {
     let mut out = format!("{what},split,domain,{KEY_METRIC}\n");
     for (name, splits) in table {
         for (split, domains) in splits {
@@ -89,7 +89,7 @@ fn nested_csv(what: &str, table: &std::collections::BTreeMap<String, SplitDomain
 }
 
 /// Markdown table of name → split → macro value.
-fn macro_table(out: &mut String, what: &str, table: &std::collections::BTreeMap<String, SplitDomain>) {
+fn macro_table<K: std::fmt::Display>(out: &mut String, what: &str, table: &std::collections::BTreeMap<K, SplitDomain>) {
     let _ = writeln!(out, "| {what} | test | test_unseen |\n|---|---:|---:|");
     for (name, splits) in table {
         let cell = |split: EvalSplit| splits.get(&split).and_then(|d| d.get(MACRO)).map_or("-".into(), |v| format!("{v:.4}"));
@@ -158,7 +158,7 @@ pub fn render_markdown(results: &ExperimentResults) -> String {
     for (name, r) in &results.routing {
         let _ = writeln!(out, "| {name} | {:.4} | {:.4} | {} |", r.accuracy, r.macro_f1, r.queries);
     }
-    if let Some(r) = results.routing.get("lsr") {
+    if let Some(r) = results.routing.get(&RouterName::Lsr) {
         let _ = writeln!(out, "\nLSR confusion (rows: true domain, columns: chosen expert):\n\n| | {} |\n|---|{}", r.labels.join(" | "), "---:|".repeat(r.labels.len()));
         for (label, row) in r.labels.iter().zip(&r.confusion) {
             let cells: Vec<String> = row.iter().map(|n| n.to_string()).collect();

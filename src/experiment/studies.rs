@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::bench::{Bench, Routing, SplitDomain};
 use super::config::ExperimentConfig;
+use super::keys::Ablation;
 use super::many_domains::{many_domains_study, ManyDomainsRow};
 use super::unseen::{unseen_domain_study, UnseenDomainStudy};
-use crate::abstraction::evaluate as recognizer_quality;
+use crate::abstraction::evaluate_checked as recognizer_quality;
 use crate::data::Dataset;
 use crate::train::eag::stage1_recognizer;
+use crate::train::jobs::Cancelled;
 
 /// LoRA-rank ablation: one row per rank (alpha = 2 × rank).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +70,7 @@ pub struct Studies {
 
 /// Runs every enabled ablation and study; returns the masking-intensity `ablations` table and the
 /// `studies`, and records a timing per study.
-pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTreeMap<String, f64>) -> Result<(BTreeMap<String, SplitDomain>, Studies)> {
+pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTreeMap<String, f64>) -> Result<(BTreeMap<Ablation, SplitDomain>, Studies)> {
     let e = &config.experiment;
     let mut timed = |name: String, started: Instant| {
         timings.insert(name, started.elapsed().as_secs_f64());
@@ -77,8 +79,9 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
     for &intensity in &e.mask_intensities {
         let started = Instant::now();
         let values = bench.variant(&format!("ablation: stage-1 masking intensity {intensity}"), |c| c.stage1.mask_intensity = intensity, Routing::Lsr)?;
-        ablations.insert(format!("mask_intensity:{intensity}"), values);
-        timed(format!("ablation:mask_intensity:{intensity}"), started);
+        let ablation = Ablation::MaskIntensity(intensity);
+        ablations.insert(ablation, values);
+        timed(format!("ablation:{ablation}"), started);
     }
 
     let mut studies = Studies::default();
@@ -127,7 +130,12 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
         let (trained, experts) = bench.retrain_experts(&format!("study: abstraction coverage, gazetteer drop {drop}"), |c| c.stage1.gazetteer_drop = drop)?;
         let recognizer = stage1_recognizer(&trained)?;
         let gold = Dataset { source: None, groups: bench.train_groups.iter().map(|g| (*g).clone()).collect() };
-        let quality = recognizer_quality(&gold, &recognizer).ok();
+        // No gold spans: no recall and precision; a cancel stops the study.
+        let quality = match recognizer_quality(&gold, &recognizer, &mut || bench.ctx.check_cancelled()) {
+            Ok(quality) => Some(quality),
+            Err(err) if err.is::<Cancelled>() => return Err(err),
+            Err(_) => None,
+        };
         studies.coverage.push(CoverageRow {
             drop,
             gazetteer_entries: recognizer.gazetteer_entries().count(),

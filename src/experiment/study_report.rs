@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::bench::SplitDomain;
-use super::keys::{EvalSplit, System};
+use super::keys::{EvalSplit, RouterName, System};
 use super::studies::Studies;
 use super::systems::{KEY_METRIC, MACRO};
 
@@ -63,16 +63,16 @@ pub fn render_studies(out: &mut String, studies: &Studies) {
         let _ = writeln!(out, "| experts | LSR accuracy | LSR macro-F1 | LSR parent accuracy | MLP accuracy | MLP macro-F1 | MLP parent accuracy | adapters MiB | backbone MiB | ms/query (features + router + scoring) |");
         let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         for r in &studies.many_domains {
-            let router = |name: &str| {
-                r.routing.get(name).map_or("- | - | -".into(), |m| format!("{:.4} | {:.4} | {:.4}", m.accuracy, m.macro_f1, m.parent_accuracy))
+            let router = |name: RouterName| {
+                r.routing.get(&name).map_or("- | - | -".into(), |m| format!("{:.4} | {:.4} | {:.4}", m.accuracy, m.macro_f1, m.parent_accuracy))
             };
             let l = &r.latency;
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.2} | {:.1} | {:.1} = {:.1} + {:.2} + {:.1} |",
                 r.experts,
-                router("lsr"),
-                router("mlp"),
+                router(RouterName::Lsr),
+                router(RouterName::Mlp),
                 r.memory.adapters_bytes as f64 / MIB,
                 r.memory.backbone_bytes as f64 / MIB,
                 l.total_ms,

@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{Bench, SplitDomain};
-pub use super::keys::{EvalSplit, MetricMeans, System, SystemTable};
+pub use super::keys::{Ablation, EvalSplit, MetricMeans, RouterName, System, SystemTable};
 use super::config::ExperimentConfig;
 use super::studies::{run_studies, Studies};
 use crate::bm25::{Bm25Index, Bm25Params};
@@ -109,7 +109,7 @@ pub struct ExperimentResults {
     #[serde(serialize_with = "super::keys::metric_tables")]
     pub systems: SystemTable,
     /// router → routing report on the target domains' seen-entity test split.
-    pub routing: BTreeMap<String, RoutingReport>,
+    pub routing: BTreeMap<RouterName, RoutingReport>,
     /// Where the LSR sends the OOD queries: OOD domain → expert → count.
     pub ood_routing: BTreeMap<String, BTreeMap<String, usize>>,
     pub significance: Vec<Significance>,
@@ -121,10 +121,10 @@ pub struct ExperimentResults {
     pub fingerprints: BTreeMap<String, String>,
     /// Router sweep: router → split → domain (and `macro`) → NDCG@10 of the experts under that
     /// router's hard choice (target domains).
-    pub router_sweep: BTreeMap<String, SplitDomain>,
+    pub router_sweep: BTreeMap<RouterName, SplitDomain>,
     /// Ablations (when enabled): `mask_intensity:<x>` → split → domain (and `macro`) → NDCG@10 of
     /// R2R (LSR-routed experts trained with that stage-1 masking intensity).
-    pub ablations: BTreeMap<String, SplitDomain>,
+    pub ablations: BTreeMap<Ablation, SplitDomain>,
     /// LoRA rank, per-type masking, many domains, abstraction coverage, unseen domain (when enabled).
     #[serde(default)]
     pub studies: Studies,
@@ -229,9 +229,23 @@ struct Adapters {
     direct: LoraAdapter,
 }
 
-/// Scores one query under the adapters its routing needs (every adapter when `all`).
-fn score_query(reranker: &Reranker, adapters: &Adapters, bm25: &Bm25Index, group: &QueryGroup, enc: &EncodedGroup, routing: &QueryRouting, all: bool) -> Result<QueryScores> {
-    let margins = |a: Option<&LoraAdapter>| group_margins(reranker, a, enc);
+/// Scores one query under the adapters its routing needs (every adapter when `all`), checking for
+/// cancellation before each adapter's forward pass.
+#[allow(clippy::too_many_arguments)]
+fn score_query(
+    reranker: &Reranker,
+    adapters: &Adapters,
+    bm25: &Bm25Index,
+    group: &QueryGroup,
+    enc: &EncodedGroup,
+    routing: &QueryRouting,
+    all: bool,
+    ctx: &JobContext,
+) -> Result<QueryScores> {
+    let margins = |a: Option<&LoraAdapter>| {
+        ctx.check_cancelled()?;
+        group_margins(reranker, a, enc)
+    };
     let (wanted_experts, wanted_singles) = routing.wanted(adapters.experts.len(), all);
     let score = |list: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Option<Vec<f32>>>> {
         list.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)).map(Some) } else { Ok(None) }).collect()
@@ -293,6 +307,7 @@ pub fn aggregate(per_query: &PerQuery) -> SystemTable {
 /// Trains (or resumes) the adapters, then evaluates every system; `out` receives the training run.
 pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -> Result<ExperimentResults> {
     config.validate()?;
+    ctx.check_cancelled()?;
     let started = Instant::now();
     let mut timings = BTreeMap::new();
     let mut tc = config.train.clone();
@@ -353,18 +368,16 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     ctx.log(format!("experiment: router features of {} training queries", train_groups.len()));
     let x_train = query_features(&reranker, &train_groups, Some(ctx))?;
     let backbone = crate::routing::BackboneRef { path: tc.model.path.clone(), sha256: fingerprints.get("backbone").cloned() };
-    let lsr_trained = TrainedRouter::train(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, Some(backbone))?;
+    let lsr_trained = TrainedRouter::train_checked(RouterKind::Linear, &labels, &x_train, &y_train, &tc.router.train, Some(backbone), &mut || ctx.check_cancelled())?;
     // The LSR is also published where `r2r train` puts its router (OUT/training/router), so the
     // Router panel, `r2r route`, `r2r serve` and `r2r export serving` open the experiment's run.
     crate::train::checkpoint::publish_dir(&run.router_dir(), |staging| lsr_trained.save(staging)).context("saving the LSR")?;
     let lsr = Router::Trained(lsr_trained);
-    let mlp = Router::Trained(TrainedRouter::train(RouterKind::Mlp { hidden: tc.router.mlp_hidden }, &labels, &x_train, &y_train, &tc.router.train, None)?);
-    let mut sweep = vec![("lsr".to_string(), lsr.clone()), ("mlp".to_string(), mlp.clone())];
-    sweep.push(("random".into(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }));
-    sweep.push(("oracle".into(), Router::Oracle { labels: labels.clone() }));
-    for (i, d) in labels.iter().enumerate() {
-        sweep.push((format!("static:{d}"), Router::Static { labels: labels.clone(), expert: i }));
-    }
+    let mlp_kind = RouterKind::Mlp { hidden: tc.router.mlp_hidden };
+    let mlp = Router::Trained(TrainedRouter::train_checked(mlp_kind, &labels, &x_train, &y_train, &tc.router.train, None, &mut || ctx.check_cancelled())?);
+    let mut sweep = vec![lsr.clone(), mlp.clone(), Router::Random { labels: labels.clone(), seed: tc.optim.seed }, Router::Oracle { labels: labels.clone() }];
+    sweep.extend((0..labels.len()).map(|expert| Router::Static { labels: labels.clone(), expert }));
+    let sweep: Vec<(RouterName, Router)> = sweep.into_iter().map(|r| (r.name(), r)).collect();
     timings.insert("router_features".into(), features_started.elapsed().as_secs_f64());
 
     // Score every evaluated query once per adapter it needs, compose the systems, aggregate.
@@ -376,13 +389,13 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     let mut done = 0usize;
     let mut per_query: PerQuery = BTreeMap::new();
     let mut runs: BTreeMap<(System, EvalSplit), Run> = BTreeMap::new();
-    let mut route_truth: BTreeMap<String, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    let mut route_truth: BTreeMap<RouterName, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     let mut ood_routing: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut misroutes = Vec::new();
     let mut routed_queries = 0usize;
     let mut misroute_cost = 0.0;
     let mut queries: BTreeMap<EvalSplit, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut sweep_values: BTreeMap<String, BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
+    let mut sweep_values: BTreeMap<RouterName, BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = BTreeMap::new();
     let mut lsr_picks: Vec<Vec<usize>> = Vec::new();
     let mut set_features: Vec<Vec<Vec<f32>>> = Vec::new();
     let mut set_encoded = Vec::new();
@@ -400,14 +413,14 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             p_lsr.iter().zip(&p_mlp).map(|(p, m)| QueryRouting { p_lsr: p.clone(), lsr: argmax(p), mlp: argmax(m), truth: set.truth }).collect();
         lsr_picks.push(routings.iter().map(|r| r.lsr).collect());
         // Every router's hard picks, once per set: the routing reports (test split) and the sweep.
-        let picks: Vec<(&str, Vec<usize>)> = match &truth {
-            Some(t) => sweep.iter().map(|(name, r)| Ok((name.as_str(), r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
+        let picks: Vec<(&RouterName, Vec<usize>)> = match &truth {
+            Some(t) => sweep.iter().map(|(name, r)| Ok((name, r.probabilities(&x, &ids, Some(t))?.iter().map(|p| argmax(p)).collect()))).collect::<Result<_>>()?,
             None => Vec::new(),
         };
         match &truth {
             Some(t) if set.split == EvalSplit::Test => {
                 for (name, predicted) in &picks {
-                    let entry = route_truth.entry(name.to_string()).or_default();
+                    let entry = route_truth.entry((*name).clone()).or_default();
                     entry.0.extend(t);
                     entry.1.extend(predicted);
                 }
@@ -421,21 +434,21 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
             }
         }
         // Without every adapter scored, only the routers whose picks are always scored.
-        let sweep_picks: Vec<&(&str, Vec<usize>)> = picks.iter().filter(|(name, _)| all || ["lsr", "mlp", "oracle"].contains(name)).collect();
+        let sweep_picks: Vec<&(&RouterName, Vec<usize>)> =
+            picks.iter().filter(|(name, _)| all || matches!(name, RouterName::Lsr | RouterName::Mlp | RouterName::Oracle)).collect();
         let passages: std::collections::BTreeSet<&str> =
             dataset.select(Some(set.domain.as_str()), None).flat_map(|g| g.candidates.iter().map(|c| c.text.as_str())).collect();
         let passages: Vec<&str> = passages.into_iter().collect();
         let bm25 = Bm25Index::new(&passages, bm25_params);
-        let encoded = encode_groups(&reranker, &refs)?;
+        let encoded = encode_groups(&reranker, &refs, Some(ctx))?;
         set_features.push(x);
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
-            ctx.check_cancelled()?;
             let routing = &routings[q];
-            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all)?;
+            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all, ctx)?;
             let expert = |k: usize| scores.experts[k].as_deref().with_context(|| format!("expert {k} was not scored"));
             for (name, picks) in &sweep_picks {
                 let v = group_metric(KEY_METRIC, expert(picks[q])?, &enc.relevance);
-                sweep_values.entry(name.to_string()).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
+                sweep_values.entry((*name).clone()).or_default().entry(set.split).or_default().entry(set.domain.clone()).or_default().push(v);
             }
             if let Some(t) = set.truth {
                 routed_queries += 1;
@@ -587,6 +600,29 @@ mod tests {
         // A system whose adapter was not scored is an error, not a silent zero.
         assert!(compose(&s, &QueryRouting { lsr: 1, ..ood.clone() }, false).is_err());
         assert!(compose(&s, &ood, true).is_err(), "soft needs every expert");
+    }
+
+    #[test]
+    fn a_job_cancelled_before_it_starts_returns_cancelled_at_once_and_writes_nothing() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let ctx = JobContext::new(tx, Arc::new(AtomicBool::new(true)), None);
+        // Neither a model nor data: reaching them would be a different error.
+        let mut config = ExperimentConfig::default();
+        config.train.model.path = dir.path().join("no-model");
+        config.train.data.path = dir.path().join("no-data");
+        let out = dir.path().join("exp");
+        let started = Instant::now();
+        let err = run_experiment(&config, &out, &ctx).unwrap_err();
+        assert!(err.is::<crate::train::jobs::Cancelled>(), "{err:#}");
+        let mut train = config.train.clone();
+        train.output.dir = out.join("training");
+        let err = run_training(&train, &ctx).unwrap_err();
+        assert!(err.is::<crate::train::jobs::Cancelled>(), "{err:#}");
+        assert!(started.elapsed().as_secs_f64() < 1.0);
+        assert!(!out.exists(), "nothing written");
     }
 
     #[test]

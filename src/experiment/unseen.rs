@@ -57,7 +57,7 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
         }
     }
     let tc = bench.train_config;
-    let lsr = TrainedRouter::train(RouterKind::Linear, &labels, &x, &y, &tc.router.train, None)?;
+    let lsr = TrainedRouter::train_checked(RouterKind::Linear, &labels, &x, &y, &tc.router.train, None, &mut || bench.ctx.check_cancelled())?;
 
     let mut groups: Vec<&QueryGroup> = bench.dataset.select(Some(domain), Some(Split::Test)).collect();
     if bench.max_eval_queries > 0 {
@@ -68,9 +68,15 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
     let probabilities = lsr.probabilities(&features)?;
     let mut values: BTreeMap<System, Vec<f64>> = BTreeMap::new();
     let mut routed_to: BTreeMap<String, usize> = labels.iter().map(|l| (l.clone(), 0)).collect();
-    for (enc, p) in encode_groups(bench.reranker, &groups)?.iter().zip(&probabilities) {
+    for (enc, p) in encode_groups(bench.reranker, &groups, Some(bench.ctx))?.iter().zip(&probabilities) {
+        let expert_margins: Vec<Vec<f32>> = experts
+            .iter()
+            .map(|a| {
+                bench.ctx.check_cancelled()?;
+                group_margins(bench.reranker, Some(a), enc)
+            })
+            .collect::<Result<_>>()?;
         bench.ctx.check_cancelled()?;
-        let expert_margins: Vec<Vec<f32>> = experts.iter().map(|a| group_margins(bench.reranker, Some(a), enc)).collect::<Result<_>>()?;
         let expert_probs: Vec<Vec<f32>> = expert_margins.iter().map(|m| m.iter().map(|&v| yes_probability(v, 0.0)).collect()).collect();
         let pick = argmax(p);
         *routed_to.entry(labels[pick].clone()).or_default() += 1;

@@ -119,6 +119,12 @@ impl LearnedRecognizer {
 
     /// Proposals of every head for each text (cached), computed in batches.
     pub fn propose_all(&self, texts: &[&str]) -> Result<Vec<std::sync::Arc<Vec<Proposal>>>> {
+        self.propose_all_checked(texts, &mut || Ok(()))
+    }
+
+    /// [`Self::propose_all`], calling `check` before each batch's forward pass (a job's cancellation
+    /// check) and stopping at its first error; the batches are the same.
+    pub fn propose_all_checked(&self, texts: &[&str], check: &mut dyn FnMut() -> Result<()>) -> Result<Vec<std::sync::Arc<Vec<Proposal>>>> {
         let mut found: HashMap<&str, std::sync::Arc<Vec<Proposal>>> = {
             let cache = self.cache.lock().expect("cache lock");
             texts.iter().filter_map(|t| cache.get(*t).map(|p| (*t, p.clone()))).collect()
@@ -127,6 +133,7 @@ impl LearnedRecognizer {
         missing.sort_unstable();
         missing.dedup();
         for chunk in missing.chunks(64) {
+            check()?;
             let computed = self.compute(chunk)?;
             let mut cache = self.cache.lock().expect("cache lock");
             if cache.len() + computed.len() > CACHE_LIMIT {

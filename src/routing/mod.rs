@@ -3,8 +3,10 @@
 
 pub mod metrics;
 pub mod mix;
+pub mod name;
 pub mod router;
 
 pub use metrics::{ClassStats, RoutingReport};
 pub use mix::{routed_scores, RoutingMode};
+pub use name::{RouterName, RoutingPolicy};
 pub use router::{argmax, BackboneRef, Router, RouterKind, RouterTrainConfig, TrainedRouter};

@@ -19,6 +19,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::name::RouterName;
 use crate::util::{seeded_rng, stable_hash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +132,20 @@ impl TrainedRouter {
         config: &RouterTrainConfig,
         backbone: Option<BackboneRef>,
     ) -> anyhow::Result<TrainedRouter> {
+        Self::train_checked(kind, labels, x, y, config, backbone, &mut || Ok(()))
+    }
+
+    /// [`Self::train`], calling `check` before every epoch (a job's cancellation check: an epoch is
+    /// one full-batch step over every training query) and stopping at its first error.
+    pub fn train_checked(
+        kind: RouterKind,
+        labels: &[String],
+        x: &[Vec<f32>],
+        y: &[usize],
+        config: &RouterTrainConfig,
+        backbone: Option<BackboneRef>,
+        check: &mut dyn FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<TrainedRouter> {
         let device = Device::Cpu;
         if x.is_empty() || x.len() != y.len() {
             bail!("router training needs one label per feature row ({} rows, {} labels)", x.len(), y.len());
@@ -169,6 +184,7 @@ impl TrainedRouter {
         let mut optimizer = AdamW::new(vars, params)?;
         let mut last_loss = f32::NAN;
         for epoch in 0..config.epochs {
+            check()?;
             let logits = Self::logits_of(&zs, &w1, &b1, w2.as_deref(), b2.as_deref())?;
             let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
             last_loss = loss.to_scalar::<f32>()?;
@@ -300,15 +316,12 @@ pub enum Router {
 }
 
 impl Router {
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> RouterName {
         match self {
-            Router::Trained(r) => match r.meta.kind {
-                RouterKind::Linear => "lsr".into(),
-                RouterKind::Mlp { .. } => "mlp".into(),
-            },
-            Router::Random { .. } => "random".into(),
-            Router::Static { labels, expert } => format!("static:{}", labels[*expert]),
-            Router::Oracle { .. } => "oracle".into(),
+            Router::Trained(r) => r.meta.kind.into(),
+            Router::Random { .. } => RouterName::Random,
+            Router::Static { labels, expert } => RouterName::Static(labels[*expert].clone()),
+            Router::Oracle { .. } => RouterName::Oracle,
         }
     }
 
@@ -368,5 +381,37 @@ mod backbone_ref_tests {
         // Written as fields, read back the same.
         assert_eq!(serde_json::from_str::<BackboneRef>(&serde_json::to_string(&legacy).unwrap()).unwrap(), legacy);
         assert!(serde_json::from_str::<BackboneRef>(r#"{"path": "x", "sha": "ab"}"#).is_err(), "a misspelt field is an error");
+    }
+}
+
+#[cfg(test)]
+mod train_tests {
+    use super::*;
+
+    #[test]
+    fn training_checks_before_every_epoch_and_stops_at_the_first_error() {
+        let labels: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let x = vec![vec![1.0, 0.0], vec![0.9, 0.1], vec![0.0, 1.0], vec![0.1, 0.9]];
+        let y = [0, 0, 1, 1];
+        let config = RouterTrainConfig { epochs: 40, ..Default::default() };
+        let mut calls = 0;
+        let err = TrainedRouter::train_checked(RouterKind::Linear, &labels, &x, &y, &config, None, &mut || {
+            calls += 1;
+            if calls > 5 {
+                anyhow::bail!("stop")
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!((err.to_string(), calls), ("stop".to_string(), 6));
+        let mut calls = 0;
+        let trained = TrainedRouter::train_checked(RouterKind::Mlp { hidden: 4 }, &labels, &x, &y, &config, None, &mut || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, 40, "once per epoch");
+        let plain = TrainedRouter::train(RouterKind::Mlp { hidden: 4 }, &labels, &x, &y, &config, None).unwrap();
+        assert_eq!(trained.probabilities(&x).unwrap(), plain.probabilities(&x).unwrap(), "the check changes nothing else");
     }
 }

@@ -269,7 +269,7 @@ pub fn export_training(config: &TrainConfig, engine: Engine, out: &Path) -> Resu
     let mut files = Vec::new();
     if !config.stage1.skip {
         let union: Vec<QueryGroup> = config.data.domains.iter().flat_map(|d| by_domain[d].iter().cloned()).collect();
-        let abstracted = crate::train::eag::abstract_groups(union, config)?;
+        let abstracted = crate::train::eag::abstract_groups(union, config, None)?;
         files.push(write_jsonl(engine, out, "data/stage1.jsonl", "stage1", &abstracted)?);
     }
     for domain in &config.data.domains {

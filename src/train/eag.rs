@@ -19,7 +19,7 @@ use super::expert::{JobSpec, JobSummary, Trainer};
 use super::groups::{encode_groups, EncodedGroup};
 use super::pipeline::PreparedData;
 use super::config::TrainConfig;
-use crate::abstraction::{abstract_dataset, AbstractionOptions, Abstractor, EntitySchema, Numbering, Recognizer, RecognizerBuilder};
+use crate::abstraction::{abstract_dataset_checked, AbstractionOptions, Abstractor, EntitySchema, Numbering, Recognizer, RecognizerBuilder};
 use crate::data::{Dataset, QueryGroup};
 use crate::model::LoraAdapter;
 
@@ -51,11 +51,13 @@ pub fn stage1_recognizer(config: &TrainConfig) -> Result<Recognizer> {
 /// The entity-abstracted union of the target domains' training groups.
 pub fn abstracted_union(data: &PreparedData, trainer: &Trainer) -> Result<Vec<QueryGroup>> {
     let groups: Vec<QueryGroup> = union(&data.train, &trainer.config.data.domains).into_iter().cloned().collect();
-    abstract_groups(groups, trainer.config)
+    abstract_groups(groups, trainer.config, Some(trainer.ctx))
 }
 
-/// Stage 1's abstraction of `groups` under `c` (recogniser, mask types and intensity, seed).
-pub fn abstract_groups(groups: Vec<QueryGroup>, c: &TrainConfig) -> Result<Vec<QueryGroup>> {
+/// Stage 1's abstraction of `groups` under `c` (recogniser, mask types and intensity, seed); with a
+/// job context, cancellation is checked before each group (with learned heads, each group is a
+/// forward pass of their backbone).
+pub fn abstract_groups(groups: Vec<QueryGroup>, c: &TrainConfig, ctx: Option<&super::JobContext>) -> Result<Vec<QueryGroup>> {
     let abstractor = Abstractor::new(stage1_recognizer(c)?);
     let types: BTreeSet<String> = c.stage1.mask_types.iter().cloned().collect();
     let options = AbstractionOptions {
@@ -65,7 +67,8 @@ pub fn abstract_groups(groups: Vec<QueryGroup>, c: &TrainConfig) -> Result<Vec<Q
     };
     options.validate(abstractor.recognizer()).context("stage1.mask_types / stage1.mask_intensity")?;
     let dataset = Dataset { source: None, groups };
-    Ok(abstract_dataset(&dataset, &abstractor, &options, c.optim.seed).into_iter().map(|a| a.group).collect())
+    let mut check = || ctx.map_or(Ok(()), |ctx| ctx.check_cancelled());
+    Ok(abstract_dataset_checked(&dataset, &abstractor, &options, c.optim.seed, &mut check)?.into_iter().map(|a| a.group).collect())
 }
 
 /// EAG stage 1; publishes the kept adapter to `RUN/stage1`.
@@ -75,7 +78,7 @@ pub fn run_stage1(trainer: &Trainer, data: &PreparedData) -> Result<JobSummary> 
     let placeholders = abstracted.iter().filter(|g| g.query.contains('[')).count();
     trainer.ctx.log(format!("stage1: {} abstracted training groups ({placeholders} queries with placeholders)", abstracted.len()));
     let refs: Vec<&QueryGroup> = abstracted.iter().collect();
-    let train = encode_groups(trainer.reranker, &refs)?;
+    let train = encode_groups(trainer.reranker, &refs, Some(trainer.ctx))?;
     let dev = union_encoded(&data.dev_encoded, &c.data.domains);
     let spec = JobSpec {
         job: "stage1".into(),

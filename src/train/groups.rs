@@ -10,6 +10,7 @@ use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::jobs::JobContext;
 use crate::data::QueryGroup;
 use crate::model::Reranker;
 use crate::util::{seeded_rng, stable_hash};
@@ -26,11 +27,15 @@ pub struct EncodedGroup {
     pub relevance: Vec<u32>,
 }
 
-/// Tokenises groups (the default instruction; documents truncated to the template's max_length).
-pub fn encode_groups(reranker: &Reranker, groups: &[&QueryGroup]) -> Result<Vec<EncodedGroup>> {
+/// Tokenises groups (the default instruction; documents truncated to the template's max_length);
+/// with a job context, cancellation is checked before each group.
+pub fn encode_groups(reranker: &Reranker, groups: &[&QueryGroup], ctx: Option<&JobContext>) -> Result<Vec<EncodedGroup>> {
     groups
         .iter()
         .map(|g| {
+            if let Some(ctx) = ctx {
+                ctx.check_cancelled()?;
+            }
             let mut shared = Vec::new();
             let mut candidates = Vec::with_capacity(g.candidates.len());
             for c in &g.candidates {

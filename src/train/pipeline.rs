@@ -77,8 +77,9 @@ fn take(groups: impl Iterator<Item = QueryGroup>, limit: usize) -> Vec<QueryGrou
     }
 }
 
-/// Loads the dataset and keeps the target domains' train (limited), dev (limited) and test groups.
-pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<PreparedData> {
+/// Loads the dataset and keeps the target domains' train (limited), dev (limited) and test groups;
+/// with a job context, cancellation is checked while tokenising.
+pub fn prepare_data(config: &TrainConfig, reranker: &Reranker, ctx: Option<&JobContext>) -> Result<PreparedData> {
     let dataset = crate::data::load(&config.data.path, &crate::data::LoadOptions::default()).with_context(|| "data.path".to_string())?;
     let available = dataset.domains();
     let (mut train, mut dev, mut test, mut router_train) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -103,7 +104,7 @@ pub fn prepare_data(config: &TrainConfig, reranker: &Reranker) -> Result<Prepare
         test.insert(domain.clone(), ts);
     }
     let encode = |m: &BTreeMap<String, Vec<QueryGroup>>| -> Result<BTreeMap<String, Vec<EncodedGroup>>> {
-        m.iter().map(|(d, gs)| Ok((d.clone(), encode_groups(reranker, &gs.iter().collect::<Vec<_>>())?))).collect()
+        m.iter().map(|(d, gs)| Ok((d.clone(), encode_groups(reranker, &gs.iter().collect::<Vec<_>>(), ctx)?))).collect()
     };
     Ok(PreparedData {
         train_encoded: encode(&train)?,
@@ -140,6 +141,7 @@ fn prepare_run_dir(config: &TrainConfig, run: &RunDir, data: &PreparedData) -> R
 /// Runs the stages of `config.run.stages` (in pipeline order) and writes `RUN/summary.json`.
 pub fn run_training(config: &TrainConfig, ctx: &JobContext) -> Result<RunSummary> {
     config.validate()?;
+    ctx.check_cancelled()?;
     let started = Instant::now();
     let mut stages = config.run.stages.clone();
     stages.sort();
@@ -164,7 +166,8 @@ pub fn run_training(config: &TrainConfig, ctx: &JobContext) -> Result<RunSummary
         config.objective.score,
         config.objective.temperature
     ));
-    let data = prepare_data(config, &reranker)?;
+    ctx.check_cancelled()?;
+    let data = prepare_data(config, &reranker, Some(ctx))?;
     prepare_run_dir(config, &run, &data)?;
     let trainer = Trainer { reranker: &reranker, config, run: &run, ctx };
     let mut summary = RunSummary {

@@ -17,21 +17,21 @@ use super::Trainer;
 use crate::data::QueryGroup;
 use crate::metrics::{group_metric, Metric};
 use crate::model::scorer::yes_probability;
-use crate::routing::{argmax, routed_scores, Router, RouterKind, RoutingMode, RoutingReport, TrainedRouter};
+use crate::routing::{argmax, routed_scores, Router, RouterKind, RouterName, RoutingMode, RoutingPolicy, RoutingReport, TrainedRouter};
 
 /// What the router stage reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouterSummary {
     /// `lsr` or `mlp`.
-    pub router: String,
+    pub router: RouterName,
     pub train_queries: usize,
     /// The trained router on the test split.
     pub test: RoutingReport,
     /// Accuracy and macro-F1 on the test split of the other trained kind (`mlp` or `lsr`, not
     /// saved) and of the random, oracle and static routers.
-    pub baselines: BTreeMap<String, (f64, f64)>,
+    pub baselines: BTreeMap<RouterName, (f64, f64)>,
     /// Test NDCG@10 per routing policy (hard, soft, oracle, random, …), when evaluated.
-    pub reranking: Option<BTreeMap<String, f64>>,
+    pub reranking: Option<BTreeMap<RoutingPolicy, f64>>,
     pub seconds: f64,
 }
 
@@ -81,9 +81,8 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
         crate::train::config::RouterKindChoice::Mlp => RouterKind::Mlp { hidden: c.router.mlp_hidden },
         crate::train::config::RouterKindChoice::Linear => RouterKind::Linear,
     };
-    ctx.check_cancelled()?;
     let backbone = Some(crate::routing::BackboneRef { path: trainer.reranker.model_dir.clone(), sha256: Some(data.backbone_fingerprint.clone()) });
-    let trained = TrainedRouter::train(kind, &labels, &x_train, &y_train, &c.router.train, backbone)?;
+    let trained = TrainedRouter::train_checked(kind, &labels, &x_train, &y_train, &c.router.train, backbone, &mut || ctx.check_cancelled())?;
     let router = Router::Trained(trained.clone());
     let test_report = RoutingReport::new(&labels, &y_test, &predict(&router, &x_test, &test, &y_test)?);
     ctx.log(format!("router {}: test accuracy {:.4}, macro-F1 {:.4}", router.name(), test_report.accuracy, test_report.macro_f1));
@@ -94,7 +93,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
         RouterKind::Linear => RouterKind::Mlp { hidden: c.router.mlp_hidden },
         RouterKind::Mlp { .. } => RouterKind::Linear,
     };
-    let other = Router::Trained(TrainedRouter::train(other_kind, &labels, &x_train, &y_train, &c.router.train, None)?);
+    let other = Router::Trained(TrainedRouter::train_checked(other_kind, &labels, &x_train, &y_train, &c.router.train, None, &mut || ctx.check_cancelled())?);
     let report = RoutingReport::new(&labels, &y_test, &predict(&other, &x_test, &test, &y_test)?);
     baselines.insert(other.name(), (report.accuracy, report.macro_f1));
     let mut others = vec![Router::Random { labels: labels.clone(), seed: c.optim.seed }, Router::Oracle { labels: labels.clone() }];
@@ -120,7 +119,7 @@ pub fn run_router(trainer: &Trainer, data: &PreparedData) -> Result<RouterSummar
 }
 
 /// Mean test NDCG@10 when each query is reranked through the experts chosen by each policy.
-fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &[&QueryGroup], x_test: &[Vec<f32>], y_test: &[usize]) -> Result<BTreeMap<String, f64>> {
+fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &[&QueryGroup], x_test: &[Vec<f32>], y_test: &[usize]) -> Result<BTreeMap<RoutingPolicy, f64>> {
     let labels = &trainer.config.data.domains;
     let experts = labels
         .iter()
@@ -128,14 +127,15 @@ fn reranking_eval(trainer: &Trainer, router: &Router, others: &[Router], test: &
         .collect::<Result<Vec<_>>>()
         .context("reranking evaluation needs the experts: run the experts stage first")?;
     trainer.ctx.log(format!("router: reranking {} test queries with {} experts", test.len(), experts.len()));
-    let encoded = encode_groups(trainer.reranker, test)?;
+    let encoded = encode_groups(trainer.reranker, test, Some(trainer.ctx))?;
     let ids: Vec<String> = test.iter().map(|g| g.id.clone()).collect();
-    let mut policies: Vec<(String, Vec<Vec<f32>>, RoutingMode)> = vec![
-        (format!("{}-hard", router.name()), router.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard),
-        (format!("{}-soft", router.name()), router.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Soft),
-    ];
+    let probabilities = router.probabilities(x_test, &ids, Some(y_test))?;
+    let mut policies: Vec<(RoutingPolicy, Vec<Vec<f32>>, RoutingMode)> = [RoutingMode::Hard, RoutingMode::Soft]
+        .into_iter()
+        .map(|mode| (RoutingPolicy { router: router.name(), mode: Some(mode) }, probabilities.clone(), mode))
+        .collect();
     for other in others {
-        policies.push((other.name(), other.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard));
+        policies.push((RoutingPolicy { router: other.name(), mode: None }, other.probabilities(x_test, &ids, Some(y_test))?, RoutingMode::Hard));
     }
     let mut totals = vec![0.0; policies.len()];
     for (q, group) in encoded.iter().enumerate() {

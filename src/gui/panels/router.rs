@@ -22,7 +22,7 @@ use crate::experiment::open::{experiment_root, ExperimentRouting};
 use crate::gui::routing_run::RoutingRun;
 use crate::gui::state::{AppRequest, RunState};
 use crate::gui::widgets;
-use crate::routing::RoutingReport;
+use crate::routing::{RouterName, RoutingReport};
 
 pub struct RouterPanel {
     /// Run directory (or router directory, or experiment directory) to open.
@@ -32,7 +32,7 @@ pub struct RouterPanel {
     /// The clicked confusion-matrix cell: (true, predicted).
     cell: Option<(usize, usize)>,
     /// The shown router of an opened experiment.
-    experiment_router: String,
+    experiment_router: RouterName,
     /// (path text, is an experiment directory): checked once per edit, not per frame.
     kind_of_path: Option<(String, bool)>,
     dialog: Option<Promise<Option<PathBuf>>>,
@@ -49,7 +49,7 @@ impl Default for RouterPanel {
             split: Split::Test,
             row_normalised: false,
             cell: None,
-            experiment_router: "lsr".into(),
+            experiment_router: RouterName::Lsr,
             kind_of_path: None,
             dialog: None,
             note: None,
@@ -263,10 +263,10 @@ impl RouterPanel {
                 }
                 let label = ui.label("Router:");
                 egui::ComboBox::from_id_salt("router_experiment_router")
-                    .selected_text(&self.experiment_router)
+                    .selected_text(self.experiment_router.to_string())
                     .show_ui(ui, |ui| {
                         for router in &experiment.routers {
-                            if ui.selectable_value(&mut self.experiment_router, router.name.clone(), &router.name).clicked() {
+                            if ui.selectable_value(&mut self.experiment_router, router.name.clone(), router.name.to_string()).clicked() {
                                 self.cell = None;
                             }
                         }
@@ -305,7 +305,7 @@ impl RouterPanel {
     /// The LSR's misrouted queries, largest NDCG@10 loss first (those of the clicked cell when the LSR is shown).
     fn misroutes(&mut self, ui: &mut egui::Ui, experiment: &ExperimentRouting, cx: &mut PanelContext<'_>) {
         let labels = experiment.router(&self.experiment_router).and_then(|r| r.report.as_ref()).map(|r| r.labels.clone()).unwrap_or_default();
-        let cell = self.cell.filter(|_| self.experiment_router == "lsr").and_then(|(t, p)| Some((labels.get(t)?.clone(), labels.get(p)?.clone())));
+        let cell = self.cell.filter(|_| self.experiment_router == RouterName::Lsr).and_then(|(t, p)| Some((labels.get(t)?.clone(), labels.get(p)?.clone())));
         let shown: Vec<&crate::experiment::systems::Misroute> =
             experiment.misroutes.iter().filter(|m| cell.as_ref().is_none_or(|(t, p)| &m.domain == t && &m.chosen == p)).collect();
         ui.horizontal(|ui| {
