@@ -101,6 +101,14 @@ impl FrozenBf16 {
     }
 }
 
+/// The values of a contiguous f32 CPU tensor, for the bf16-mode ops (callers make their input contiguous).
+fn contiguous_f32<'a>(op: &str, storage: &'a candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
+        _ => Err(candle_core::Error::Msg(format!("{op}: the input must be a contiguous f32 CPU tensor"))),
+    }
+}
+
 /// y = x·Wᵀ (or g·W for the backward) with the bf16 kernel, as a candle op on contiguous f32 CPU tensors.
 struct Bf16Matmul {
     weight: Arc<FrozenBf16>,
@@ -114,14 +122,11 @@ impl candle_core::CustomOp1 for Bf16Matmul {
 
     fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let packed = if self.transposed { self.weight.backward()? } else { &self.weight.forward };
-        let (candle_core::CpuStorage::F32(values), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
-            return Err(candle_core::Error::Msg("bf16-matmul: the input must be a contiguous f32 CPU tensor".into()));
-        };
+        let x = contiguous_f32(self.name(), storage, layout)?;
         let mut dims = layout.shape().dims().to_vec();
         if dims.last() != Some(&packed.k) {
             return Err(candle_core::Error::Msg(format!("bf16-matmul: input {dims:?} does not end in {}", packed.k)));
         }
-        let x = &values[start..end];
         let y = packed.matmul(x, x.len() / packed.k);
         *dims.last_mut().expect("checked above") = packed.n;
         Ok((candle_core::CpuStorage::F32(y), candle_core::Shape::from(dims)))
@@ -143,10 +148,7 @@ impl candle_core::CustomOp1 for FastGeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (candle_core::CpuStorage::F32(values), Some((start, end))) = (storage, layout.contiguous_offsets()) else {
-            return Err(candle_core::Error::Msg("fast-gelu-tanh: the input must be a contiguous f32 CPU tensor".into()));
-        };
-        let mut out = values[start..end].to_vec();
+        let mut out = contiguous_f32(self.name(), storage, layout)?.to_vec();
         super::bf16_matmul::gelu_tanh_in_place(&mut out);
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
@@ -166,8 +168,8 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(packed) = self.bf16.as_ref().filter(|_| x.device().is_cpu() && x.dtype() == DType::F32) {
             let op = Bf16Matmul { weight: packed.clone(), transposed: false };
-            let x = x.contiguous()?;
-            let y = if x.track_op() { x.apply_op1(op)? } else { x.apply_op1_no_bwd(&op)? };
+            // apply_op1 records the op for backprop only when x is tracked (LoRA training).
+            let y = x.contiguous()?.apply_op1(op)?;
             return Ok(match &self.bias {
                 Some(b) => y.broadcast_add(b)?,
                 None => y,
@@ -390,8 +392,8 @@ impl Transformer {
     /// bf16 mode on the CPU: every frozen projection multiplies through the bf16 kernel
     /// ([`super::bf16_matmul`]: bf16 inputs and weights, f32 sums; 2× the f32 GEMM rate on AVX512-BF16)
     /// and gelu-tanh is the vectorised form, while everything else stays f32. Scores then differ from f32
-    /// mode by bf16 rounding (a few hundredths of a logit on Gemma 3 270M). Returns the bytes of the packed weights (the f32 weights stay, for merging and for the
-    /// backward packing made on first use).
+    /// mode by bf16 rounding (a few hundredths of a logit on Gemma 3 270M). Returns the bytes of the
+    /// packed weights (the f32 weights stay, for merging and for the backward packing made on first use).
     pub fn use_bf16_matmuls(&mut self) -> Result<usize> {
         if !self.device().is_cpu() || self.dtype != DType::F32 {
             bail!("bf16 matmuls are a CPU mode over f32 weights (on CUDA load the weights in bf16 instead)");
@@ -600,8 +602,7 @@ impl Transformer {
         let gate = match c.activation {
             Activation::Silu => gate.silu()?,
             Activation::GeluTanh if self.bf16_mode && gate.device().is_cpu() && gate.dtype() == DType::F32 => {
-                let gate = gate.contiguous()?;
-                if gate.track_op() { gate.apply_op1(FastGeluTanh)? } else { gate.apply_op1_no_bwd(&FastGeluTanh)? }
+                gate.contiguous()?.apply_op1(FastGeluTanh)?
             }
             Activation::GeluTanh => gate.gelu()?,
         };
