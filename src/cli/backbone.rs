@@ -139,6 +139,10 @@ pub struct EvalArgs {
     pub seed: u64,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Precision: f32 (default) or bf16 (the frozen projections in bf16 with f32 sums; about 2.7× the
+    /// f32 speed on AVX512-BF16 CPUs, scores move by bf16 rounding).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -321,8 +325,13 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     set_threads(args.threads);
     let model = crate::model::default_backbone::resolve(&args.model);
     let started = std::time::Instant::now();
-    let reranker = Reranker::load_with_max_length(&model, candle_core::Device::Cpu, candle_core::DType::F32, args.max_length)?;
-    eprintln!("model {} loaded in {:.1} s", model.display(), started.elapsed().as_secs_f64());
+    let dtype = match args.dtype.as_str() {
+        "f32" => candle_core::DType::F32,
+        "bf16" => candle_core::DType::BF16,
+        other => anyhow::bail!("--dtype {other:?}: expected f32 or bf16"),
+    };
+    let reranker = Reranker::load_with_max_length(&model, candle_core::Device::Cpu, dtype, args.max_length)?;
+    eprintln!("model {} ({}) loaded in {:.1} s", model.display(), args.dtype, started.elapsed().as_secs_f64());
     let path = general_data(args.data)?;
     let dataset = data::load(&path, &data::LoadOptions::default()).with_context(|| format!("cannot load {}", path.display()))?;
     let splits: Vec<Split> = match &args.splits {
@@ -349,7 +358,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         }
     }
     if let Some(json_path) = &args.json {
-        crate::util::atomic_write_json(json_path, &serde_json::json!({"model": model, "max_length": reranker.prompt.template.max_length, "data": path, "results": results}))?;
+        crate::util::atomic_write_json(json_path, &serde_json::json!({"model": model, "dtype": args.dtype, "max_length": reranker.prompt.template.max_length, "data": path, "results": results}))?;
     }
     Ok(())
 }

@@ -173,6 +173,14 @@ mod tests {
             assert!(c.experiment.max_eval_queries > 0 && c.train.data.max_train_queries > 0, "{name}: bounded for a CPU");
             assert!(!c.experiment.score_all_adapters, "{name}: scores only the adapters a system picks");
         }
+        // The GPU config: the same recipe at full size, every adapter scored (soft routing, sweep).
+        let full = ExperimentConfig::load(&dir.join("experiment-gemma-full.toml")).unwrap();
+        let cpu = ExperimentConfig::load(&dir.join("experiment-gemma.toml")).unwrap();
+        assert_eq!((full.experiment.max_eval_queries, full.train.data.max_train_queries), (0, 0), "full size");
+        assert!(full.experiment.score_all_adapters && !full.experiment.mask_intensities.is_empty());
+        assert_eq!(full.train.objective.score, cpu.train.objective.score);
+        assert_eq!((full.train.optim.learning_rate, full.experiment.seed), (cpu.train.optim.learning_rate, cpu.experiment.seed));
+        assert_eq!(full.train.data.domains, cpu.train.data.domains);
     }
 
     #[test]
