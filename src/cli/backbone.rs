@@ -139,8 +139,8 @@ pub struct EvalArgs {
     pub seed: u64,
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Precision: f32 (default) or bf16 (the frozen projections in bf16 with f32 sums; about 2.7× the
-    /// f32 speed on AVX512-BF16 CPUs, scores move by bf16 rounding).
+    /// Precision: f32 (default) or bf16 (the frozen projections in bf16 with f32 sums: 2.7× the f32
+    /// scoring speed measured on an AVX512-BF16 EPYC; scores move by bf16 rounding).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Also write the results as JSON here.
