@@ -178,25 +178,13 @@ fn experiment_end_to_end_schema_report_and_determinism() {
 #[test]
 fn a_cancel_during_the_evaluation_stops_the_experiment_within_a_second() {
     use r2r::train::{spawn_job, JobEvent};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let scratch = tempfile::tempdir().unwrap();
     let config = tiny_config(&common::tiny_model(scratch.path()));
     let out = scratch.path().join("exp");
     let job_out = out.clone();
     let mut job = spawn_job("experiment", None, move |ctx| run_experiment(&config, &job_out, ctx));
-    let asked = loop {
-        match job.events.recv_timeout(Duration::from_secs(120)).expect("an event") {
-            JobEvent::Progress(p) if p.stage == "evaluate" => {
-                job.cancel();
-                break Instant::now();
-            }
-            JobEvent::Finished | JobEvent::Failed(_) => panic!("the experiment ended before it was cancelled"),
-            _ => {}
-        }
-    };
-    assert!(job.join_timeout(Duration::from_secs(1)), "not stopped within 1 s");
-    assert!(asked.elapsed() < Duration::from_secs(1));
-    assert_eq!(job.events.try_iter().last(), Some(JobEvent::Cancelled));
+    common::cancel_at(&mut job, Duration::from_secs(120), |event| matches!(event, JobEvent::Progress(p) if p.stage == "evaluate"));
     assert!(job.take_result().unwrap().unwrap_err().is::<r2r::train::jobs::Cancelled>());
     assert!(!out.join("results.json").exists());
 }

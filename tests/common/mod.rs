@@ -30,3 +30,23 @@ pub fn tiny_model(scratch: &Path) -> PathBuf {
     r2r::model::make_model::write_random_model(&dir, "qwen3-tiny", None, 5).unwrap();
     dir
 }
+
+/// Cancels `job` at the first event that `at` accepts (failing if the job ends first or no event comes within
+/// `wait`), then checks that it stops within 1 s of the request with `Cancelled` as its last event.
+pub fn cancel_at<T>(job: &mut r2r::train::JobHandle<T>, wait: std::time::Duration, mut at: impl FnMut(&r2r::train::JobEvent) -> bool) {
+    use r2r::train::JobEvent;
+    use std::time::{Duration, Instant};
+    let asked = loop {
+        let event = job.events.recv_timeout(wait).expect("an event");
+        if matches!(event, JobEvent::Finished | JobEvent::Failed(_)) {
+            panic!("the job ended before it was cancelled");
+        }
+        if at(&event) {
+            job.cancel();
+            break Instant::now();
+        }
+    };
+    assert!(job.join_timeout(Duration::from_secs(1)), "not stopped within 1 s");
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    assert_eq!(job.events.try_iter().last(), Some(JobEvent::Cancelled));
+}
