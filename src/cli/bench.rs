@@ -223,7 +223,7 @@ fn bench_score(a: BenchScoreArgs) -> Result<()> {
         _ => println!("load {load_seconds:.1} s (memory figures need Linux /proc)"),
     }
     let precision = if bf16_mode { "bf16 matmuls (CPU kernel), f32 elsewhere".to_string() } else { format!("{dtype:?}") };
-    let peak_name = if bf16_mode { format!("bf16 kernel ({}) GEMM peak ({gemm_size}^3)", if crate::model::bf16_matmul::native() { "AVX512-BF16" } else { "scalar" }) } else { format!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle)") };
+    let peak_name = if bf16_mode { format!("bf16 kernel ({}) GEMM peak ({gemm_size}^3)", crate::model::bf16_matmul::Bf16Kernel::selected().name()) } else { format!("{dtype:?} GEMM peak ({gemm_size}^3 matmul in candle)") };
     println!("precision: {precision}");
     println!("{peak_name}: {peak:.1} GFLOP/s (before {peak_before:.1}, after {peak_after:.1})");
     let reference = results.last().map(|r| r.scores.clone()).unwrap_or_default();

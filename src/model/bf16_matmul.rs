@@ -2,7 +2,7 @@
 //! compiled with optimisations in every profile), with the vectorised gelu-tanh that bf16 mode uses; this
 //! module re-exports them and tests them.
 
-pub use r2r_bf16_gemm::{gelu_tanh_backward, gelu_tanh_in_place, native, PackedBf16};
+pub use r2r_bf16_gemm::{gelu_tanh_backward, gelu_tanh_in_place, native, Kernel as Bf16Kernel, PackedBf16};
 
 #[cfg(test)]
 mod tests {
@@ -37,26 +37,49 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_bf16_reference_on_ragged_shapes() {
-        // Shapes that exercise every edge: odd k, partial panels and blocks, row tiles of 1..6, both
-        // parallel splits (few rows: column blocks; many rows: row tasks).
-        for &(m, n, k) in &[(1, 1, 1), (5, 17, 3), (7, 70, 33), (13, 100, 64), (400, 37, 19), (97, 130, 48)] {
-            let (x, w) = (values(m * k, 1 + m as u64), values(n * k, 2 + n as u64));
-            let packed = PackedBf16::pack(&w, n, k);
-            let got = packed.matmul(&x, m);
-            let want = reference(&x, &w, m, n, k);
-            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "m {m} n {n} k {k}: element {i}: {g} vs {e}");
+    fn every_available_kernel_matches_the_bf16_reference_on_ragged_shapes() {
+        // Shapes that exercise every edge: odd k, k not a multiple of 32 (padded AMX steps), partial panels
+        // and blocks, row tiles of 1..6 (AVX512) and 16/32-row blocks with tails (AMX), both parallel
+        // splits (few rows: column blocks; many rows: row tasks).
+        let kernels = Bf16Kernel::available();
+        assert_eq!(kernels.last(), Some(&Bf16Kernel::Scalar));
+        eprintln!("bf16 kernels on this CPU: {:?}", kernels);
+        for &kernel in kernels {
+            for &(m, n, k) in &[(1, 1, 1), (5, 17, 3), (7, 70, 33), (13, 100, 64), (400, 37, 19), (97, 130, 48), (33, 48, 96), (16, 32, 64), (600, 80, 70)] {
+                let (x, w) = (values(m * k, 1 + m as u64), values(n * k, 2 + n as u64));
+                let packed = PackedBf16::pack(&w, n, k);
+                let got = packed.matmul_with(kernel, &x, m);
+                let want = reference(&x, &w, m, n, k);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{kernel:?} m {m} n {n} k {k}: element {i}: {g} vs {e}");
+                }
+                // The transposed packing multiplies by W itself: x2 [m, n] · W [n, k].
+                let x2 = values(m * n, 3);
+                let packed_t = PackedBf16::pack_transposed(&w, n, k);
+                let got_t = packed_t.matmul_with(kernel, &x2, m);
+                let wt: Vec<f32> = (0..k).flat_map(|c| (0..n).map({ let w = &w; move |r| w[r * k + c] })).collect();
+                let want_t = reference(&x2, &wt, m, k, n);
+                for (g, e) in got_t.iter().zip(&want_t) {
+                    assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{kernel:?} transposed m {m} n {n} k {k}: {g} vs {e}");
+                }
             }
-            // The transposed packing multiplies by W itself: x2 [m, n] · W [n, k].
-            let x2 = values(m * n, 3);
-            let packed_t = PackedBf16::pack_transposed(&w, n, k);
-            let got_t = packed_t.matmul(&x2, m);
-            let wt: Vec<f32> = (0..k).flat_map(|c| (0..n).map({ let w = &w; move |r| w[r * k + c] })).collect();
-            let want_t = reference(&x2, &wt, m, k, n);
-            for (g, e) in got_t.iter().zip(&want_t) {
-                assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "transposed m {m} n {n} k {k}: {g} vs {e}");
-            }
+        }
+    }
+
+    #[test]
+    fn kernels_agree_to_f32_rounding_and_nan_propagates() {
+        let (m, n, k) = (70, 50, 640);
+        let (mut x, w) = (values(m * k, 11), values(n * k, 12));
+        let packed = PackedBf16::pack(&w, n, k);
+        let scalar = packed.matmul_with(Bf16Kernel::Scalar, &x, m);
+        x[5 * k + 7] = f32::NAN;
+        for &kernel in Bf16Kernel::available() {
+            let got = PackedBf16::pack(&w, n, k).matmul_with(kernel, &values(m * k, 11), m);
+            let worst = got.iter().zip(&scalar).map(|(g, s)| (g - s).abs()).fold(0f32, f32::max);
+            assert!(worst <= 1e-4, "{kernel:?} differs from the scalar kernel by {worst}");
+            let with_nan = packed.matmul_with(kernel, &x, m);
+            assert!(with_nan[5 * n..6 * n].iter().all(|v| v.is_nan()), "{kernel:?}: a NaN input must make its row NaN");
+            assert!(with_nan[4 * n..5 * n].iter().all(|v| v.is_finite()), "{kernel:?}: other rows stay finite");
         }
     }
 
@@ -72,10 +95,13 @@ mod tests {
         // about 0.03 per sum (one sigma), so the worst of 28,800 sums stays below 0.25.
         assert!(worst < 0.25, "bf16 product is {worst} from f32");
         assert!(worst > 0.0, "bf16 rounding must show somewhere");
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| packed.matmul(&x, m));
-        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| packed.matmul(&x, m));
-        assert_eq!(one, got);
-        assert_eq!(three, got);
+        for &kernel in Bf16Kernel::available() {
+            let all = packed.matmul_with(kernel, &x, m);
+            let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| packed.matmul_with(kernel, &x, m));
+            let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(|| packed.matmul_with(kernel, &x, m));
+            assert_eq!(one, all, "{kernel:?}");
+            assert_eq!(three, all, "{kernel:?}");
+        }
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! bf16 matrix products for the frozen base weights on the CPU: y = x·Wᵀ with W packed once into bf16
 //! panels and x rounded to bf16 per call, products accumulated in f32 (what PyTorch's autocast and
-//! QLoRA's bf16 compute do). On CPUs with AVX512-BF16 (`vdpbf16ps`: 32 bf16 products per instruction,
-//! twice the f32 FMA rate) the kernel below runs; elsewhere a scalar loop over the same bf16 values gives
-//! the same results to rounding, so the mode works (slowly) everywhere and is testable anywhere.
+//! QLoRA's bf16 compute do). Three kernels compute the same sums over the same bf16 values, in the same
+//! k order (pair by pair), and differ only in f32 rounding:
+//! - **AMX** (`tdpbf16ps`, Intel Sapphire Rapids and later): 16 × 16 × 32 products per instruction, in
+//!   tile registers, through inline assembly (stable Rust has no AMX intrinsics). Linux only, because the
+//!   process must ask the kernel for the tile state first (`arch_prctl(ARCH_REQ_XCOMP_PERM)`).
+//! - **AVX512-BF16** (`vdpbf16ps`: 32 bf16 products per instruction, twice the f32 FMA rate).
+//! - **scalar**: the same bf16 values in a plain loop, so bf16 mode works (slowly) everywhere and every
+//!   kernel is testable against it.
+//!
+//! The best one the CPU has is used; `R2R_BF16_KERNEL=amx|avx512|scalar` picks one (for A/B timings and
+//! to reproduce a run made on another CPU; one that the CPU lacks falls back to the best available).
 //!
 //! Layout: W [n, k] becomes ⌈n/16⌉ panels of 16 output columns; panel p holds, for every k-pair j, 16
-//! u32 words (lane c = bf16(W[16p+c, 2j]) | bf16(W[16p+c, 2j+1]) << 16) — one 512-bit load per pair.
-//! Work is split over rayon's threads by output rows (or by column blocks when there are few rows);
-//! each output element is one thread's sum in a fixed k order, so results do not depend on the number
-//! of threads.
+//! u32 words (lane c = bf16(W[16p+c, 2j]) | bf16(W[16p+c, 2j+1]) << 16) — one 512-bit load per pair,
+//! and 16 consecutive pairs are exactly one AMX B tile (the "VNNI" layout). Pairs are padded with zeros
+//! to a multiple of 16 so that the AMX k loop has no tail. Work is split over rayon's threads by output
+//! rows (or by column blocks when there are few rows); each output element is one thread's sum in a fixed
+//! k order, so results do not depend on the number of threads.
 //!
 //! A crate of its own so that it is compiled with optimisations in every profile (`Cargo.toml` sets
 //! opt-level 3 for it): at the workspace's dev opt-level the register tiles are not unrolled and the
@@ -17,12 +26,15 @@
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
-/// Output columns per panel (one 512-bit register of f32).
+/// Output columns per panel (one 512-bit register of f32, one AMX tile's width).
 const LANES: usize = 16;
-/// Register tile of the kernel: MR rows × NR panels (6 × 4 × 16 accumulators, 24 of 32 zmm registers).
+/// k-pairs per AMX step (one tile row of 64 bytes); the packed pairs are padded to a multiple of it.
+const PAIR_BLOCK: usize = 16;
+/// Register tile of the AVX512 kernel: MR rows × NR panels (6 × 4 × 16 accumulators, 24 of 32 zmm registers).
 const MR: usize = 6;
 const NR: usize = 4;
 /// Rows per task: a task's bf16 rows (≤ 96 × 1024 pairs × 4 B) stay in L2 while it walks all columns.
+/// A multiple of the AMX block (32 rows).
 const ROWS_PER_TASK: usize = MR * 16;
 
 /// Round-to-nearest-even f32 → bf16 bits. NaN stays NaN for quiet NaNs (all NaNs computed here are quiet).
@@ -37,6 +49,64 @@ pub fn bf16_value(bits: u32) -> f32 {
     f32::from_bits(bits << 16)
 }
 
+/// The kernels (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Amx,
+    Avx512Bf16,
+    Scalar,
+}
+
+impl Kernel {
+    /// Short name, as `R2R_BF16_KERNEL` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Amx => "amx",
+            Kernel::Avx512Bf16 => "avx512",
+            Kernel::Scalar => "scalar",
+        }
+    }
+
+    /// The kernels this CPU (and OS) can run, fastest first; `Scalar` always.
+    pub fn available() -> &'static [Kernel] {
+        static AVAILABLE: OnceLock<Vec<Kernel>> = OnceLock::new();
+        AVAILABLE.get_or_init(|| {
+            let mut kernels = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if amx::enable() {
+                    kernels.push(Kernel::Amx);
+                }
+                if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
+                    kernels.push(Kernel::Avx512Bf16);
+                }
+            }
+            kernels.push(Kernel::Scalar);
+            kernels
+        })
+    }
+
+    /// The kernel `matmul` uses: `R2R_BF16_KERNEL` if set and available (`R2R_BF16_SCALAR` set: scalar),
+    /// else the fastest available.
+    pub fn selected() -> Kernel {
+        static SELECTED: OnceLock<Kernel> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let available = Kernel::available();
+            let wanted = match std::env::var("R2R_BF16_KERNEL") {
+                Ok(name) => available.iter().copied().find(|k| k.name() == name.trim().to_ascii_lowercase()),
+                Err(_) if std::env::var_os("R2R_BF16_SCALAR").is_some() => Some(Kernel::Scalar),
+                Err(_) => None,
+            };
+            wanted.unwrap_or(available[0])
+        })
+    }
+}
+
+/// Whether this CPU runs a native bf16 kernel (AMX or AVX512-BF16); otherwise bf16 mode is a slow scalar loop.
+pub fn native() -> bool {
+    Kernel::selected() != Kernel::Scalar
+}
+
 /// A frozen weight W [n, k] in bf16 panels, for y = x·Wᵀ.
 #[derive(Debug, Clone)]
 pub struct PackedBf16 {
@@ -46,7 +116,9 @@ pub struct PackedBf16 {
     pub k: usize,
     /// k-pairs: ⌈k/2⌉ (an odd k is padded with a zero).
     pairs: usize,
-    /// ⌈n/16⌉ panels × pairs × 16 words; columns past n are zero.
+    /// Pairs stored per panel row and per input row: `pairs` rounded up to a multiple of 16, zeros past it.
+    stride: usize,
+    /// ⌈n/16⌉ panels × stride × 16 words; columns past n are zero.
     data: Vec<u32>,
 }
 
@@ -54,9 +126,10 @@ impl PackedBf16 {
     /// Packs W given as `w(row, col)` for row < n, col < k.
     fn pack_with(n: usize, k: usize, w: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         let pairs = k.div_ceil(2);
+        let stride = pairs.div_ceil(PAIR_BLOCK) * PAIR_BLOCK;
         let panels = n.div_ceil(LANES);
-        let mut data = vec![0u32; panels * pairs * LANES];
-        data.par_chunks_mut(pairs * LANES).enumerate().for_each(|(p, panel)| {
+        let mut data = vec![0u32; panels * stride * LANES];
+        data.par_chunks_mut(stride * LANES).enumerate().for_each(|(p, panel)| {
             for c in 0..LANES {
                 let row = p * LANES + c;
                 if row >= n {
@@ -69,7 +142,7 @@ impl PackedBf16 {
                 }
             }
         });
-        Self { n, k, pairs, data }
+        Self { n, k, pairs, stride, data }
     }
 
     /// W [n, k] row-major, for y = x·Wᵀ.
@@ -90,60 +163,81 @@ impl PackedBf16 {
     }
 
     fn panel(&self, p: usize) -> &[u32] {
-        &self.data[p * self.pairs * LANES..(p + 1) * self.pairs * LANES]
+        &self.data[p * self.stride * LANES..(p + 1) * self.stride * LANES]
     }
 
-    /// y = x·Wᵀ for x [m, k] row-major; returns y [m, n] row-major.
+    /// y = x·Wᵀ for x [m, k] row-major; returns y [m, n] row-major. Uses [`Kernel::selected`].
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(Kernel::selected(), x, m)
+    }
+
+    /// y = x·Wᵀ through the given kernel. Panics if the kernel is not in [`Kernel::available`].
+    pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
+        assert!(Kernel::available().contains(&kernel), "the {} bf16 kernel is not available on this CPU", kernel.name());
         assert_eq!(x.len(), m * self.k, "input has {} values, expected {m} × {}", x.len(), self.k);
         let n = self.n;
         let mut y = vec![0f32; m * n];
         if m == 0 || n == 0 {
             return y;
         }
-        let kernel = Kernel::detect();
         let threads = rayon::current_num_threads().max(1);
+        let panels_per_block = if kernel == Kernel::Amx { 2 } else { NR };
+        let blocks = n.div_ceil(LANES).div_ceil(panels_per_block);
         if m >= ROWS_PER_TASK * threads || m >= 4 * ROWS_PER_TASK {
             // Row tasks: each converts its rows to bf16 once and walks every column block.
             y.par_chunks_mut(ROWS_PER_TASK * n).zip(x.par_chunks(ROWS_PER_TASK * self.k)).for_each(|(y, x)| {
                 let rows = x.len() / self.k;
                 let xb = self.to_pairs(x, rows);
-                let blocks = self.n.div_ceil(LANES).div_ceil(NR);
-                for block in 0..blocks {
-                    self.block(kernel, &xb, rows, block, y);
-                }
+                self.blocks(kernel, &xb, rows, 0..blocks, y);
             });
         } else {
             // Few rows: split the column blocks instead; every task writes its own columns of y.
             let xb = self.to_pairs(x, m);
-            let blocks = n.div_ceil(LANES).div_ceil(NR);
             let out = SharedOut(y.as_mut_ptr());
-            (0..blocks).into_par_iter().for_each(|block| {
+            let tasks = blocks.min(4 * threads);
+            (0..tasks).into_par_iter().for_each(|task| {
                 let out = &out;
-                // SAFETY: column blocks are disjoint, so tasks write disjoint elements of y.
+                // SAFETY: tasks take disjoint ranges of column blocks, so they write disjoint elements of y.
                 let y = unsafe { std::slice::from_raw_parts_mut(out.0, m * n) };
-                self.block(kernel, &xb, m, block, y);
+                self.blocks(kernel, &xb, m, task * blocks / tasks..(task + 1) * blocks / tasks, y);
             });
         }
         y
     }
 
-    /// Rows of x as bf16 pairs [rows, pairs].
+    /// Rows of x as bf16 pairs [rows rounded up to 16, stride], zeros past k and past the last row.
     fn to_pairs(&self, x: &[f32], rows: usize) -> Vec<u32> {
-        let (k, pairs) = (self.k, self.pairs);
-        let mut xb = vec![0u32; rows * pairs];
-        for (dst, src) in xb.chunks_exact_mut(pairs).zip(x.chunks_exact(k)) {
+        let (k, stride) = (self.k, self.stride);
+        let mut xb = vec![0u32; rows.div_ceil(16) * 16 * stride];
+        for (dst, src) in xb.chunks_exact_mut(stride).zip(x.chunks_exact(k)) {
             for (j, d) in dst.iter_mut().enumerate().take(k / 2) {
                 *d = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
             }
             if k % 2 == 1 {
-                dst[pairs - 1] = bf16_bits(src[k - 1]);
+                dst[self.pairs - 1] = bf16_bits(src[k - 1]);
             }
         }
         xb
     }
 
-    /// Columns of block `block` (NR panels) for all `rows` rows of xb, into y [rows, n].
+    /// Column blocks `blocks` for all `rows` rows of xb, into y [rows, n].
+    fn blocks(&self, kernel: Kernel, xb: &[u32], rows: usize, blocks: std::ops::Range<usize>, y: &mut [f32]) {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Amx` is only available when the CPU reports AMX-BF16 and the OS granted the
+            // tile state; xb holds rows rounded up to 16 of `stride` words, y holds rows × n.
+            Kernel::Amx => unsafe { amx::blocks(&self.data, self.stride, self.n, xb, rows, blocks, y) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Amx => unreachable!("AMX is x86-64 only"),
+            _ => {
+                for block in blocks {
+                    self.block(kernel, xb, rows, block, y);
+                }
+            }
+        }
+    }
+
+    /// Columns of block `block` (NR panels) for all `rows` rows of xb, into y [rows, n] (AVX512, scalar).
     fn block(&self, kernel: Kernel, xb: &[u32], rows: usize, block: usize, y: &mut [f32]) {
         let panels = self.n.div_ceil(LANES);
         let p0 = block * NR;
@@ -153,15 +247,15 @@ impl PackedBf16 {
         let mut r = 0;
         while r < rows {
             let mr = MR.min(rows - r);
-            let x = &xb[r * self.pairs..(r + mr) * self.pairs];
+            let x = &xb[r * self.stride..(r + mr) * self.stride];
             let out = &mut y[r * self.n + col0..];
             match kernel {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Kernel::Avx512Bf16` is only chosen when the CPU reports avx512f and avx512bf16;
-                // x holds mr rows of `pairs` words, the panels p0..p0+nr exist, out holds mr rows of n
+                // SAFETY: `Kernel::Avx512Bf16` is only available when the CPU reports avx512f and avx512bf16;
+                // x holds mr rows of `stride` words, the panels p0..p0+nr exist, out holds mr rows of n
                 // with at least `cols` columns from col0.
-                Kernel::Avx512Bf16 => unsafe { avx512::tile(x, self.pairs, &self.data[p0 * self.pairs * LANES..], self.pairs * LANES, mr, nr, out, self.n, cols) },
-                Kernel::Scalar => self.scalar_tile(x, mr, p0, nr, out, cols),
+                Kernel::Avx512Bf16 => unsafe { avx512::tile(x, self.pairs, self.stride, &self.data[p0 * self.stride * LANES..], self.stride * LANES, mr, nr, out, self.n, cols) },
+                _ => self.scalar_tile(x, mr, p0, nr, out, cols),
             }
             r += mr;
         }
@@ -169,7 +263,7 @@ impl PackedBf16 {
 
     fn scalar_tile(&self, x: &[u32], mr: usize, p0: usize, nr: usize, out: &mut [f32], cols: usize) {
         for i in 0..mr {
-            let xi = &x[i * self.pairs..(i + 1) * self.pairs];
+            let xi = &x[i * self.stride..i * self.stride + self.pairs];
             for pj in 0..nr {
                 let panel = self.panel(p0 + pj);
                 for c in 0..LANES {
@@ -193,54 +287,22 @@ struct SharedOut(*mut f32);
 // SAFETY: only used to hand disjoint column ranges of one buffer to rayon tasks.
 unsafe impl Sync for SharedOut {}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernel {
-    #[cfg(target_arch = "x86_64")]
-    Avx512Bf16,
-    Scalar,
-}
-
-impl Kernel {
-    fn detect() -> Self {
-        static KERNEL: OnceLock<Kernel> = OnceLock::new();
-        *KERNEL.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if std::env::var_os("R2R_BF16_SCALAR").is_none() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
-                return Kernel::Avx512Bf16;
-            }
-            Kernel::Scalar
-        })
-    }
-}
-
-/// Whether this CPU runs the bf16 kernel natively (AVX512-BF16); otherwise bf16 mode is a slow scalar loop.
-pub fn native() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        Kernel::detect() == Kernel::Avx512Bf16
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// One register tile: rows 0..mr of x (bf16 pairs, `pairs` per row) × panels 0..nr (`panel_stride`
-    /// words apart), written to out (row stride `ld`) for columns 0..cols.
+    /// One register tile: rows 0..mr of x (bf16 pairs, `pairs` used of `stride` per row) × panels 0..nr
+    /// (`panel_stride` words apart), written to out (row stride `ld`) for columns 0..cols.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn tile(x: &[u32], pairs: usize, w: &[u32], panel_stride: usize, mr: usize, nr: usize, out: &mut [f32], ld: usize, cols: usize) {
+    pub unsafe fn tile(x: &[u32], pairs: usize, stride: usize, w: &[u32], panel_stride: usize, mr: usize, nr: usize, out: &mut [f32], ld: usize, cols: usize) {
         macro_rules! dispatch {
             ($($m:literal),*) => {
                 match (mr, nr) {
-                    $(($m, 4) => tile_n::<$m, 4>(x, pairs, w, panel_stride, out, ld, cols),
-                      ($m, 3) => tile_n::<$m, 3>(x, pairs, w, panel_stride, out, ld, cols),
-                      ($m, 2) => tile_n::<$m, 2>(x, pairs, w, panel_stride, out, ld, cols),
-                      ($m, 1) => tile_n::<$m, 1>(x, pairs, w, panel_stride, out, ld, cols),)*
+                    $(($m, 4) => tile_n::<$m, 4>(x, pairs, stride, w, panel_stride, out, ld, cols),
+                      ($m, 3) => tile_n::<$m, 3>(x, pairs, stride, w, panel_stride, out, ld, cols),
+                      ($m, 2) => tile_n::<$m, 2>(x, pairs, stride, w, panel_stride, out, ld, cols),
+                      ($m, 1) => tile_n::<$m, 1>(x, pairs, stride, w, panel_stride, out, ld, cols),)*
                     _ => unreachable!("tile {mr} × {nr}"),
                 }
             };
@@ -250,8 +312,9 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
-    unsafe fn tile_n<const M: usize, const N: usize>(x: &[u32], pairs: usize, w: &[u32], panel_stride: usize, out: &mut [f32], ld: usize, cols: usize) {
-        debug_assert!(x.len() >= M * pairs && w.len() >= (N - 1) * panel_stride + pairs * 16);
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_n<const M: usize, const N: usize>(x: &[u32], pairs: usize, stride: usize, w: &[u32], panel_stride: usize, out: &mut [f32], ld: usize, cols: usize) {
+        debug_assert!(x.len() >= (M - 1) * stride + pairs && w.len() >= (N - 1) * panel_stride + pairs * 16);
         let mut acc = [[_mm512_setzero_ps(); N]; M];
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
         for j in 0..pairs {
@@ -260,7 +323,7 @@ mod avx512 {
                 *v = _mm512_loadu_si512(wp.add(p * panel_stride + j * 16) as *const __m512i);
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*xp.add(i * pairs + j) as i32));
+                let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*xp.add(i * stride + j) as i32));
                 for (a, v) in row.iter_mut().zip(&wv) {
                     *a = _mm512_dpbf16_ps(*a, xv, std::mem::transmute::<__m512i, __m512bh>(*v));
                 }
@@ -282,6 +345,159 @@ mod avx512 {
     }
 }
 
+/// The AMX kernel. Tile registers: tmm0–tmm3 accumulate a 32 × 32 block of y (2 × 2 tiles of 16 × 16
+/// f32), tmm4/tmm5 hold 16 rows × 16 pairs of x each, tmm6/tmm7 16 pairs × 16 columns of a panel each.
+/// The compiler never uses tile registers itself (no AMX target feature is enabled for Rust code), so
+/// their contents survive between the `asm!` blocks of one function.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::arch::asm;
+
+    use super::{LANES, PAIR_BLOCK};
+
+    /// Whether the CPU has AMX-BF16 and the OS granted this process the tile state (Linux 5.16+).
+    pub fn enable() -> bool {
+        // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+        let max_leaf = std::arch::x86_64::__cpuid(0).eax;
+        if max_leaf < 7 {
+            return false;
+        }
+        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+        if (edx >> 22) & 1 == 0 || (edx >> 24) & 1 == 0 {
+            return false;
+        }
+        request_tile_state()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_state() -> bool {
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        // SAFETY: arch_prctl with these arguments only changes which xsave features the process may use.
+        unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_state() -> bool {
+        false
+    }
+
+    /// Palette 1, all eight tiles 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct TileConfig([u8; 64]);
+
+    const CONFIG: TileConfig = {
+        let mut bytes = [0u8; 64];
+        bytes[0] = 1;
+        let mut t = 0;
+        while t < 8 {
+            bytes[16 + 2 * t] = 64;
+            bytes[48 + t] = 16;
+            t += 1;
+        }
+        TileConfig(bytes)
+    };
+
+    /// y[rows, n] for the panels of column blocks `blocks` (2 panels each) of the packed weight `data`
+    /// (`stride` pairs per panel row) and the bf16 rows xb (`rows` rounded up to 16, `stride` words each).
+    ///
+    /// # Safety
+    /// AMX must be available (`enable()` returned true); the buffers must have the sizes above.
+    pub unsafe fn blocks(data: &[u32], stride: usize, n: usize, xb: &[u32], rows: usize, blocks: std::ops::Range<usize>, y: &mut [f32]) {
+        let panels = n.div_ceil(LANES);
+        let row_tiles = rows.div_ceil(16);
+        debug_assert!(xb.len() >= row_tiles * 16 * stride && data.len() >= panels * stride * LANES && y.len() >= rows * n);
+        let config = CONFIG;
+        asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+        // A 32 × 32 staging block for the edges (rows past `rows`, columns past n).
+        let mut edge = [0f32; 32 * 32];
+        for block in blocks {
+            let p0 = 2 * block;
+            let two_panels = p0 + 1 < panels;
+            let w = data.as_ptr().add(p0 * stride * LANES);
+            let mut rt = 0;
+            while rt < row_tiles {
+                let two_rows = rt + 1 < row_tiles;
+                let x = xb.as_ptr().add(rt * 16 * stride);
+                match (two_rows, two_panels) {
+                    (true, true) => product::<true, true>(x, stride, w, stride * LANES),
+                    (true, false) => product::<true, false>(x, stride, w, stride * LANES),
+                    (false, true) => product::<false, true>(x, stride, w, stride * LANES),
+                    (false, false) => product::<false, false>(x, stride, w, stride * LANES),
+                }
+                let (r0, c0) = (rt * 16, p0 * LANES);
+                let block_rows = if two_rows { 32 } else { 16 };
+                let block_cols = if two_panels { 32 } else { 16 };
+                let (valid_rows, valid_cols) = ((rows - r0).min(block_rows), (n - c0).min(block_cols));
+                if valid_rows == block_rows && valid_cols == block_cols {
+                    store(y.as_mut_ptr().add(r0 * n + c0), n * 4, two_rows, two_panels);
+                } else {
+                    store(edge.as_mut_ptr(), 32 * 4, two_rows, two_panels);
+                    for r in 0..valid_rows {
+                        y[(r0 + r) * n + c0..(r0 + r) * n + c0 + valid_cols].copy_from_slice(&edge[r * 32..r * 32 + valid_cols]);
+                    }
+                }
+                rt += if two_rows { 2 } else { 1 };
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// Accumulates into tmm0 (rows 0–15 × panel 0), tmm1 (rows 0–15 × panel 1), tmm2 (rows 16–31 ×
+    /// panel 0), tmm3 (rows 16–31 × panel 1) the products of x (`stride` words per row) and the two panels
+    /// at w and w + panel_stride, over all `stride` pairs in steps of 16.
+    #[inline(always)]
+    unsafe fn product<const TWO_ROWS: bool, const TWO_PANELS: bool>(x: *const u32, stride: usize, w: *const u32, panel_stride: usize) {
+        let x_bytes = stride * 4;
+        asm!("tilezero tmm0", options(nostack, nomem));
+        if TWO_PANELS {
+            asm!("tilezero tmm1", options(nostack, nomem));
+        }
+        if TWO_ROWS {
+            asm!("tilezero tmm2", options(nostack, nomem));
+        }
+        if TWO_ROWS && TWO_PANELS {
+            asm!("tilezero tmm3", options(nostack, nomem));
+        }
+        let mut j = 0;
+        while j < stride {
+            asm!("tileloadd tmm4, [{p} + {s}*1]", p = in(reg) x.add(j), s = in(reg) x_bytes, options(nostack, readonly));
+            asm!("tileloadd tmm6, [{p} + {s}*1]", p = in(reg) w.add(j * LANES), s = in(reg) 64usize, options(nostack, readonly));
+            if TWO_PANELS {
+                asm!("tileloadd tmm7, [{p} + {s}*1]", p = in(reg) w.add(panel_stride + j * LANES), s = in(reg) 64usize, options(nostack, readonly));
+            }
+            asm!("tdpbf16ps tmm0, tmm4, tmm6", options(nostack, nomem));
+            if TWO_PANELS {
+                asm!("tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem));
+            }
+            if TWO_ROWS {
+                asm!("tileloadd tmm5, [{p} + {s}*1]", p = in(reg) x.add(16 * stride + j), s = in(reg) x_bytes, options(nostack, readonly));
+                asm!("tdpbf16ps tmm2, tmm5, tmm6", options(nostack, nomem));
+                if TWO_PANELS {
+                    asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+                }
+            }
+            j += PAIR_BLOCK;
+        }
+    }
+
+    /// Writes the accumulators to out (`ld_bytes` per row): tmm0 at (0, 0), tmm1 at (0, 16), tmm2 at
+    /// (16, 0), tmm3 at (16, 16).
+    #[inline(always)]
+    unsafe fn store(out: *mut f32, ld_bytes: usize, two_rows: bool, two_panels: bool) {
+        let row16 = out.wrapping_byte_add(16 * ld_bytes);
+        asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) out, s = in(reg) ld_bytes, options(nostack));
+        if two_panels {
+            asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) out.add(16), s = in(reg) ld_bytes, options(nostack));
+        }
+        if two_rows {
+            asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) row16, s = in(reg) ld_bytes, options(nostack));
+            if two_panels {
+                asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) row16.add(16), s = in(reg) ld_bytes, options(nostack));
+            }
+        }
+    }
+}
 
 /// √(2/π), the gelu-tanh constant.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
