@@ -138,6 +138,56 @@ impl candle_core::CustomOp1 for Bf16Matmul {
     }
 }
 
+/// Attention's two batched products through the bf16 kernel (bf16 mode, inference only: no backward), on
+/// contiguous f32 CPU tensors [batch, heads, ·, ·]: `Scores` gives q·kᵀ ([.., m, d] × [.., s, d] → [.., m, s]),
+/// `Context` gives p·v ([.., m, s] × [.., s, d] → [.., m, d]). Each (batch, head) packs its keys or values
+/// once (s × d, cheap beside the product) and multiplies as the projections do: bf16 inputs, f32 sums,
+/// which is what PyTorch's bf16 autocast does for attention.
+#[derive(Clone, Copy)]
+enum Bf16Attention {
+    Scores,
+    Context,
+}
+
+impl candle_core::CustomOp2 for Bf16Attention {
+    fn name(&self) -> &'static str {
+        match self {
+            Bf16Attention::Scores => "bf16-attention-scores",
+            Bf16Attention::Context => "bf16-attention-context",
+        }
+    }
+
+    fn cpu_fwd(&self, s1: &candle_core::CpuStorage, l1: &candle_core::Layout, s2: &candle_core::CpuStorage, l2: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (a, b) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
+        let (da, db) = (l1.shape().dims(), l2.shape().dims());
+        let bad = || candle_core::Error::Msg(format!("{}: shapes {da:?} and {db:?} do not fit", self.name()));
+        let [batch, heads, m, inner] = *da else { return Err(bad()) };
+        let [batch2, heads2, s, d] = *db else { return Err(bad()) };
+        let fits = batch == batch2 && heads == heads2 && match self {
+            Bf16Attention::Scores => inner == d,
+            Bf16Attention::Context => inner == s,
+        };
+        if !fits {
+            return Err(bad());
+        }
+        let out_cols = match self {
+            Bf16Attention::Scores => s,
+            Bf16Attention::Context => d,
+        };
+        let mut out = vec![0f32; batch * heads * m * out_cols];
+        out.par_chunks_mut(m * out_cols.max(1)).enumerate().for_each(|(i, out)| {
+            let (x, w) = (&a[i * m * inner..(i + 1) * m * inner], &b[i * s * d..(i + 1) * s * d]);
+            let packed = match self {
+                Bf16Attention::Scores => PackedBf16::pack(w, s, d),
+                Bf16Attention::Context => PackedBf16::pack_transposed(w, s, d),
+            };
+            out.copy_from_slice(&packed.matmul(x, m));
+        });
+        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((batch, heads, m, out_cols))))
+    }
+}
+
 /// gelu-tanh through the vectorised form of [`super::bf16_matmul`] (bf16 mode; f32 CPU tensors). candle's
 /// own `gelu` calls libm's tanhf per element, a sixth of a bf16-mode forward.
 struct FastGeluTanh;
@@ -578,11 +628,18 @@ impl Transformer {
         // Grouped-query attention without copying K/V: query head h uses kv head h / groups, so the
         // [b, heads, tq, d] queries regroup as [b, kv_heads, groups·tq, d].
         let q = q.reshape((b, kv_heads, groups * tq, d))?;
-        let scores = (q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)? * c.attn_scale)?;
+        let bf16_attention = self.bf16_mode && fused && q.device().is_cpu() && q.dtype() == DType::F32;
+        let scores = if bf16_attention {
+            q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &Bf16Attention::Scores)?
+        } else {
+            q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)?
+        };
+        let scores = (scores * c.attn_scale)?;
         let scores = scores.reshape((b, kv_heads, groups, tq, s))?.broadcast_add(&mask.reshape((b, 1, 1, tq, s))?)?;
         let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
         let probs = probs.to_dtype(self.dtype)?;
-        let ctx = probs.reshape((b, kv_heads, groups * tq, s))?.matmul(&v)?; // [b, kv_heads, groups·tq, d]
+        let probs = probs.reshape((b, kv_heads, groups * tq, s))?;
+        let ctx = if bf16_attention { probs.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &Bf16Attention::Context)? } else { probs.matmul(&v)? }; // [b, kv_heads, groups·tq, d]
         let ctx = ctx.reshape((b, heads, tq, d))?.transpose(1, 2)?.reshape((b * tq, heads * d))?;
         let attn = self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?;
         let (x, h) = match (&layer.pre_feedforward_norm, &layer.post_feedforward_norm) {

@@ -187,12 +187,12 @@ impl PackedBf16 {
             // Row tasks: each converts its rows to bf16 once and walks every column block.
             y.par_chunks_mut(ROWS_PER_TASK * n).zip(x.par_chunks(ROWS_PER_TASK * self.k)).for_each(|(y, x)| {
                 let rows = x.len() / self.k;
-                let xb = self.to_pairs(x, rows);
+                let xb = self.to_pairs(kernel, x, rows);
                 self.blocks(kernel, &xb, rows, 0..blocks, y);
             });
         } else {
             // Few rows: split the column blocks instead; every task writes its own columns of y.
-            let xb = self.to_pairs(x, m);
+            let xb = self.to_pairs(kernel, x, m);
             let out = SharedOut(y.as_mut_ptr());
             let tasks = blocks.min(4 * threads);
             (0..tasks).into_par_iter().for_each(|task| {
@@ -206,9 +206,17 @@ impl PackedBf16 {
     }
 
     /// Rows of x as bf16 pairs [rows rounded up to 16, stride], zeros past k and past the last row.
-    fn to_pairs(&self, x: &[f32], rows: usize) -> Vec<u32> {
+    fn to_pairs(&self, kernel: Kernel, x: &[f32], rows: usize) -> Vec<u32> {
         let (k, stride) = (self.k, self.stride);
         let mut xb = vec![0u32; rows.div_ceil(16) * 16 * stride];
+        #[cfg(target_arch = "x86_64")]
+        if kernel != Kernel::Scalar && fast_convert() {
+            for (dst, src) in xb.chunks_exact_mut(stride).zip(x.chunks_exact(k)) {
+                // SAFETY: the CPU has AVX512-BF16 (checked by fast_convert); dst holds ⌈k/2⌉ ≤ stride words.
+                unsafe { avx512::to_bf16_pairs(src, dst) };
+            }
+            return xb;
+        }
         for (dst, src) in xb.chunks_exact_mut(stride).zip(x.chunks_exact(k)) {
             for (j, d) in dst.iter_mut().enumerate().take(k / 2) {
                 *d = bf16_bits(src[2 * j]) | (bf16_bits(src[2 * j + 1]) << 16);
@@ -283,6 +291,16 @@ impl PackedBf16 {
     }
 }
 
+/// Whether the native kernels may round rows to bf16 with `vcvtne2ps2bf16` (AVX512-BF16, which every AMX CPU has).
+/// It rounds to nearest even like [`bf16_bits`] and gives the same bits except for f32 denormals, which it
+/// flushes to zero; the dot-product instructions of both native kernels treat bf16 denormals as zero
+/// anyway, so the products are the same.
+#[cfg(target_arch = "x86_64")]
+fn fast_convert() -> bool {
+    static FAST: OnceLock<bool> = OnceLock::new();
+    *FAST.get_or_init(|| is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"))
+}
+
 struct SharedOut(*mut f32);
 // SAFETY: only used to hand disjoint column ranges of one buffer to rayon tasks.
 unsafe impl Sync for SharedOut {}
@@ -308,6 +326,34 @@ mod avx512 {
             };
         }
         dispatch!(1, 2, 3, 4, 5, 6)
+    }
+
+    /// dst[j] = bf16(src[2j]) | bf16(src[2j + 1]) << 16 for j < ⌈len/2⌉ (an odd tail pairs with zero):
+    /// 32 values per `vcvtne2ps2bf16`, whose 32 bf16 results sit in memory order.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn to_bf16_pairs(src: &[f32], dst: &mut [u32]) {
+        debug_assert!(dst.len() >= src.len().div_ceil(2));
+        let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+        let full = src.len() / 32;
+        for c in 0..full {
+            let lo = _mm512_loadu_ps(sp.add(32 * c));
+            let hi = _mm512_loadu_ps(sp.add(32 * c + 16));
+            let packed: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512(dp.add(16 * c) as *mut __m512i, packed);
+        }
+        let done = full * 32;
+        let rest = src.len() - done;
+        if rest > 0 {
+            // The tail through masked loads (zeros past the end, which round to zero).
+            let lo_mask: __mmask16 = if rest >= 16 { 0xFFFF } else { ((1u32 << rest) - 1) as u16 };
+            let hi_mask: __mmask16 = if rest > 16 { ((1u32 << (rest - 16)) - 1) as u16 } else { 0 };
+            let lo = _mm512_maskz_loadu_ps(lo_mask, sp.add(done));
+            let hi = _mm512_maskz_loadu_ps(hi_mask, sp.wrapping_add(done + 16));
+            let packed: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            let words = rest.div_ceil(2);
+            let word_mask: __mmask16 = if words >= 16 { 0xFFFF } else { ((1u32 << words) - 1) as u16 };
+            _mm512_mask_storeu_epi32(dp.add(16 * full) as *mut i32, word_mask, packed);
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]
