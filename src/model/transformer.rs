@@ -138,7 +138,7 @@ impl candle_core::CustomOp1 for Bf16Matmul {
     }
 }
 
-/// Attention's two batched products through the bf16 kernel (bf16 mode, inference only: no backward), on
+/// Attention's two batched products through the bf16 kernel (bf16 mode, forward and backward), on
 /// contiguous f32 CPU tensors [batch, heads, ·, ·]: `Scores` gives q·kᵀ ([.., m, d] × [.., s, d] → [.., m, s]),
 /// `Context` gives p·v ([.., m, s] × [.., s, d] → [.., m, d]). Each (batch, head) packs its keys or values
 /// once (s × d, cheap beside the product) and multiplies as the projections do: bf16 inputs, f32 sums,
@@ -185,6 +185,19 @@ impl candle_core::CustomOp2 for Bf16Attention {
             out.copy_from_slice(&packed.matmul(x, m));
         });
         Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((batch, heads, m, out_cols))))
+    }
+
+    /// Both gradients are products of the same two kinds (t: the last two dims swapped):
+    /// scores = q·kᵀ: dq = g·k (Context(g, k)), dk = gᵀ·q (Context(gᵀ, q));
+    /// ctx = p·v: dp = g·vᵀ (Scores(g, v)), dv = pᵀ·g (Context(pᵀ, g)).
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let t = |x: &Tensor| x.transpose(2, 3)?.contiguous();
+        let grad = grad.contiguous()?;
+        let (ga, gb) = match self {
+            Bf16Attention::Scores => (grad.apply_op2_no_bwd(b, &Bf16Attention::Context)?, t(&grad)?.apply_op2_no_bwd(a, &Bf16Attention::Context)?),
+            Bf16Attention::Context => (grad.apply_op2_no_bwd(b, &Bf16Attention::Scores)?, t(a)?.apply_op2_no_bwd(&grad, &Bf16Attention::Context)?),
+        };
+        Ok((Some(ga), Some(gb)))
     }
 }
 
@@ -628,9 +641,9 @@ impl Transformer {
         // Grouped-query attention without copying K/V: query head h uses kv head h / groups, so the
         // [b, heads, tq, d] queries regroup as [b, kv_heads, groups·tq, d].
         let q = q.reshape((b, kv_heads, groups * tq, d))?;
-        let bf16_attention = self.bf16_mode && fused && q.device().is_cpu() && q.dtype() == DType::F32;
+        let bf16_attention = self.bf16_mode && q.device().is_cpu() && q.dtype() == DType::F32;
         let scores = if bf16_attention {
-            q.contiguous()?.apply_op2_no_bwd(&k.contiguous()?, &Bf16Attention::Scores)?
+            q.contiguous()?.apply_op2(&k.contiguous()?, Bf16Attention::Scores)?
         } else {
             q.to_dtype(DType::F32)?.matmul(&k.to_dtype(DType::F32)?.t()?)?
         };
@@ -639,7 +652,7 @@ impl Transformer {
         let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
         let probs = probs.to_dtype(self.dtype)?;
         let probs = probs.reshape((b, kv_heads, groups * tq, s))?;
-        let ctx = if bf16_attention { probs.contiguous()?.apply_op2_no_bwd(&v.contiguous()?, &Bf16Attention::Context)? } else { probs.matmul(&v)? }; // [b, kv_heads, groups·tq, d]
+        let ctx = if bf16_attention { probs.contiguous()?.apply_op2(&v.contiguous()?, Bf16Attention::Context)? } else { probs.matmul(&v)? }; // [b, kv_heads, groups·tq, d]
         let ctx = ctx.reshape((b, heads, tq, d))?.transpose(1, 2)?.reshape((b * tq, heads * d))?;
         let attn = self.linear(li, Proj::O, &ctx, run)?.reshape((b, tq, hidden))?;
         let (x, h) = match (&layer.pre_feedforward_norm, &layer.post_feedforward_norm) {
@@ -706,6 +719,45 @@ pub fn left_padded_inputs(rows: &[&[u32]], pad_id: u32, prefix_len: usize, devic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_attention_products_and_gradients_follow_f32_matmuls() {
+        let dev = Device::Cpu;
+        let (b, h, m, s, d) = (2, 3, 7, 5, 20);
+        let var = |shape: (usize, usize, usize, usize), seed: u64| {
+            let mut x = seed;
+            let values: Vec<f32> = (0..shape.0 * shape.1 * shape.2 * shape.3)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            candle_core::Var::from_tensor(&Tensor::from_vec(values, shape, &dev).unwrap()).unwrap()
+        };
+        let (q, k, v) = (var((b, h, m, d), 1), var((b, h, s, d), 2), var((b, h, s, d), 3));
+        let weights = var((b, h, m, d), 4).as_tensor().detach();
+        // loss = Σ w ⊙ softmax(q·kᵀ)·v, once through the bf16 ops and once through candle's f32 matmuls.
+        let loss = |bf16: bool| {
+            let scores = if bf16 { q.as_tensor().apply_op2(k.as_tensor(), Bf16Attention::Scores).unwrap() } else { q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap() };
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+            let ctx = if bf16 { probs.apply_op2(v.as_tensor(), Bf16Attention::Context).unwrap() } else { probs.matmul(v.as_tensor()).unwrap() };
+            (ctx * &weights).unwrap().sum_all().unwrap()
+        };
+        let (fast, exact) = (loss(true), loss(false));
+        let (lf, le) = (fast.to_scalar::<f32>().unwrap(), exact.to_scalar::<f32>().unwrap());
+        assert!((lf - le).abs() < 0.02 * (1.0 + le.abs()) && lf != le, "loss {lf} vs f32 {le}");
+        let (gf, ge) = (fast.backward().unwrap(), exact.backward().unwrap());
+        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+            let a = gf.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let e = ge.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let dot: f64 = a.iter().zip(&e).map(|(a, e)| *a as f64 * *e as f64).sum();
+            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            let cosine = dot / (norm(&a) * norm(&e));
+            assert!(cosine > 0.999 && (norm(&a) / norm(&e) - 1.0).abs() < 0.02, "d{name}: cosine {cosine}");
+        }
+        // Shapes that do not fit are an error, not a panic.
+        assert!(q.as_tensor().apply_op2_no_bwd(v.as_tensor(), &Bf16Attention::Context).is_err());
+    }
 
     #[test]
     fn frozen_linear_gives_the_input_gradient_of_a_plain_matmul() {
