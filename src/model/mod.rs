@@ -4,7 +4,8 @@
 //!
 //! - `config` — config.json → `ModelConfig` (variant switches)
 //! - `checkpoint` — locating files, safetensors loading/validation, pickle refusal
-//! - `transformer` — the differentiable forward with prefix cache and LoRA hooks; `bf16_matmul` — the CPU bf16 kernel
+//! - `transformer` — the differentiable forward with prefix cache and LoRA hooks; `bf16_matmul` — the CPU bf16 kernel;
+//!   `fused_ops` — RoPE and RMSNorm as single CPU ops with their own backward (training steps)
 //! - `lora` — adapters (A/B `Var`s) over a shared frozen base; `adapter_io` — PEFT load/save
 //! - `prompt` — template, tokenisation, truncation; `scorer` — naive and fast scoring, batching
 //! - `default_backbone` — `model.path = "auto"`: the Gemma generalist when installed, else the bundled one
@@ -15,6 +16,7 @@ pub mod bf16_matmul;
 pub mod checkpoint;
 pub mod config;
 pub mod default_backbone;
+pub mod fused_ops;
 pub mod gguf;
 pub mod lora;
 pub mod make_model;

@@ -343,6 +343,9 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, fused: bool) -> Result<Tensor
     if fused {
         return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32)?);
     }
+    if super::fused_ops::applies(x) && !weight.is_variable() {
+        return Ok(super::fused_ops::rms_norm_frozen(x, weight, eps)?);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
@@ -351,6 +354,9 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, fused: bool) -> Result<Tensor
 
 /// rotate_half RoPE on x [b, heads, t, d] with cos/sin [b, 1, t, d/2].
 fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if super::fused_ops::applies(x) && super::fused_ops::applies(cos) {
+        return Ok(super::fused_ops::rope(x, cos, sin)?);
+    }
     let half = x.dim(D::Minus1)? / 2;
     let (x1, x2) = (x.narrow(D::Minus1, 0, half)?, x.narrow(D::Minus1, half, half)?);
     let out1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;

@@ -1,0 +1,241 @@
+//! Fused CPU ops with their own backward, for training steps on contiguous f32 CPU tensors: RoPE and RMSNorm
+//! (with a frozen weight). Written out as ops (each a CustomOp), a LoRA step over Gemma 3 runs about a dozen
+//! element-wise candle ops per norm and per RoPE, each allocating and walking the activations; these do one
+//! pass forward and one pass backward. candle-nn's own fused versions have no backward, so the workbench
+//! used them only when no gradient was needed.
+//!
+//! RoPE gives the same bits as the op-by-op form (same products, same order, no FMA); RMSNorm's sum of squares
+//! runs in row order, so it differs from candle's reduction by f32 rounding.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
+        _ => Err(candle_core::Error::Msg(format!("{op}: the input must be a contiguous f32 CPU tensor"))),
+    }
+}
+
+fn tensor_values(op: &str, t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    if t.dtype() != candle_core::DType::F32 || !t.device().is_cpu() {
+        return Err(candle_core::Error::Msg(format!("{op}: tables must be f32 CPU tensors")));
+    }
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Whether the fused ops apply: an f32 tensor on the CPU.
+pub fn applies(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
+
+/// rotate_half RoPE of x [b, heads, t, d] with cos/sin [b, 1, t, d/2]: (x1, x2) → (x1·c − x2·s, x2·c + x1·s).
+/// Its gradient is the same rotation by −angle, so the backward is this op with `sign` flipped.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// +1 forward, −1 for the gradient.
+    sign: f32,
+    /// (b, t, half) of the tables.
+    dims: (usize, usize, usize),
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "fused-rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), storage, layout)?;
+        let (b, t, half) = self.dims;
+        let &[xb, heads, xt, d] = layout.shape().dims() else {
+            return Err(candle_core::Error::Msg(format!("fused-rope: input {:?} is not [b, heads, t, d]", layout.shape())));
+        };
+        if xb != b || xt != t || d != 2 * half {
+            return Err(candle_core::Error::Msg(format!("fused-rope: input {:?} does not fit tables [{b}, 1, {t}, {half}]", layout.shape())));
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).enumerate().for_each(|(bh, (out, x))| {
+            let bi = bh / heads;
+            for ti in 0..t {
+                let table = (bi * t + ti) * half;
+                let (c, s) = (&self.cos[table..table + half], &self.sin[table..table + half]);
+                let (x1, x2) = x[ti * d..(ti + 1) * d].split_at(half);
+                let (o1, o2) = out[ti * d..(ti + 1) * d].split_at_mut(half);
+                for j in 0..half {
+                    let sj = self.sign * s[j];
+                    o1[j] = x1[j] * c[j] - x2[j] * sj;
+                    o2[j] = x2[j] * c[j] + x1[j] * sj;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let inverse = Rope { cos: self.cos.clone(), sin: self.sin.clone(), sign: -self.sign, dims: self.dims };
+        Ok(Some(grad.contiguous()?.apply_op1(inverse)?))
+    }
+}
+
+/// RoPE of x [b, heads, t, d] (contiguous f32 CPU) with tables cos/sin [b, 1, t, d/2].
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, _, t, half) = cos.dims4()?;
+    let op = Rope { cos: tensor_values("fused-rope", cos)?, sin: tensor_values("fused-rope", sin)?, sign: 1.0, dims: (b, t, half) };
+    x.contiguous()?.apply_op1(op)
+}
+
+/// y = x · rsqrt(mean(x²) + eps) · w over the last dimension, w frozen (no gradient).
+struct RmsNorm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn check(&self, op: &str, layout: &Layout) -> candle_core::Result<usize> {
+        let n = layout.shape().dims().last().copied().unwrap_or(0);
+        if n != self.weight.len() || n == 0 {
+            return Err(candle_core::Error::Msg(format!("{op}: input {:?} does not end in the weight's {}", layout.shape(), self.weight.len())));
+        }
+        Ok(n)
+    }
+
+    fn inv_rms(&self, x: &[f32]) -> f32 {
+        let sum: f32 = x.iter().map(|v| v * v).sum();
+        1.0 / (sum / x.len() as f32 + self.eps).sqrt()
+    }
+}
+
+impl CustomOp1 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), storage, layout)?;
+        let n = self.check(self.name(), layout)?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
+            for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let r = self.inv_rms(x);
+                for ((o, v), w) in out.iter_mut().zip(x).zip(&self.weight) {
+                    *o = v * r * w;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let backward = RmsNormBackward { norm: RmsNorm { weight: self.weight.clone(), eps: self.eps } };
+        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &backward)?))
+    }
+}
+
+/// dx of [`RmsNorm`] from (x, g): with u = g·w and r = rsqrt(mean(x²) + eps), dx = r·u − x·r³·(u·x)/n.
+struct RmsNormBackward {
+    norm: RmsNorm,
+}
+
+impl CustomOp2 for RmsNormBackward {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32_slice(self.name(), s1, l1)?, f32_slice(self.name(), s2, l2)?);
+        let n = self.norm.check(self.name(), l1)?;
+        if l1.shape() != l2.shape() {
+            return Err(candle_core::Error::Msg(format!("{}: input {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
+        }
+        let w = &self.norm.weight;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (x, g))| {
+            for ((out, x), g) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                let r = self.norm.inv_rms(x);
+                let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| g * w * x).sum();
+                let k = r * r * r * dot / n as f32;
+                for (((o, x), g), w) in out.iter_mut().zip(x).zip(g).zip(w) {
+                    *o = r * g * w - x * k;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// RMSNorm of x (f32 CPU) over its last dimension with a frozen weight; the gradient reaches x only.
+pub fn rms_norm_frozen(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let op = RmsNorm { weight: tensor_values("fused-rms-norm", weight)?, eps: eps as f32 };
+    x.contiguous()?.apply_op1(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var, D};
+
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn grads_close(name: &str, a: &Tensor, e: &Tensor, tol: f32) {
+        let (a, e) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), e.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let worst = a.iter().zip(&e).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+        assert!(worst <= tol, "{name}: fused gradient differs from the op-by-op one by {worst}");
+        assert!(a.iter().any(|v| *v != 0.0), "{name}: gradient is all zero");
+    }
+
+    #[test]
+    fn fused_rope_matches_the_op_by_op_form_and_its_gradient() {
+        let dev = Device::Cpu;
+        let (b, h, t, d) = (2, 3, 5, 8);
+        let x = Var::from_tensor(&Tensor::from_vec(values(b * h * t * d, 1), (b, h, t, d), &dev).unwrap()).unwrap();
+        let cos = Tensor::from_vec(values(b * t * d / 2, 2), (b, 1, t, d / 2), &dev).unwrap();
+        let sin = Tensor::from_vec(values(b * t * d / 2, 3), (b, 1, t, d / 2), &dev).unwrap();
+        let weights = Tensor::from_vec(values(b * h * t * d, 4), (b, h, t, d), &dev).unwrap();
+        let plain = {
+            let (x1, x2) = (x.as_tensor().narrow(D::Minus1, 0, d / 2).unwrap(), x.as_tensor().narrow(D::Minus1, d / 2, d / 2).unwrap());
+            let o1 = (x1.broadcast_mul(&cos).unwrap() - x2.broadcast_mul(&sin).unwrap()).unwrap();
+            let o2 = (x2.broadcast_mul(&cos).unwrap() + x1.broadcast_mul(&sin).unwrap()).unwrap();
+            Tensor::cat(&[o1, o2], D::Minus1).unwrap()
+        };
+        let fused = rope(x.as_tensor(), &cos, &sin).unwrap();
+        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), plain.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        grads_close("rope dx", gf.get(x.as_tensor()).unwrap(), gp.get(x.as_tensor()).unwrap(), 1e-6);
+        // Tables of another length are an error, not a panic.
+        let short = cos.narrow(2, 0, t - 1).unwrap();
+        assert!(rope(x.as_tensor(), &short, &short).is_err());
+    }
+
+    #[test]
+    fn fused_rms_norm_matches_the_op_by_op_form_and_its_gradient() {
+        let dev = Device::Cpu;
+        let (rows, n) = (37, 24);
+        let x = Var::from_tensor(&Tensor::from_vec(values(rows * n, 5), (rows, n), &dev).unwrap()).unwrap();
+        let w = Tensor::from_vec(values(n, 6), n, &dev).unwrap();
+        let weights = Tensor::from_vec(values(rows * n, 7), (rows, n), &dev).unwrap();
+        let eps = 1e-6;
+        let plain = {
+            let inv = (x.as_tensor().sqr().unwrap().mean_keepdim(D::Minus1).unwrap() + eps).unwrap().sqrt().unwrap().recip().unwrap();
+            x.as_tensor().broadcast_mul(&inv).unwrap().broadcast_mul(&w).unwrap()
+        };
+        let fused = rms_norm_frozen(x.as_tensor(), &w, eps).unwrap();
+        let (a, e) = (fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), plain.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let worst = a.iter().zip(&e).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "rms norm differs by {worst}");
+        let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        grads_close("rms norm dx", gf.get(x.as_tensor()).unwrap(), gp.get(x.as_tensor()).unwrap(), 1e-5);
+        assert!(rms_norm_frozen(x.as_tensor(), &w.narrow(0, 0, n - 1).unwrap(), eps).is_err());
+    }
+}
