@@ -1,11 +1,11 @@
-//! Fused CPU ops with their own backward, for training steps on contiguous f32 CPU tensors: RoPE and RMSNorm
-//! (with a frozen weight). Written out as ops (each a CustomOp), a LoRA step over Gemma 3 runs about a dozen
-//! element-wise candle ops per norm and per RoPE, each allocating and walking the activations; these do one
-//! pass forward and one pass backward. candle-nn's own fused versions have no backward, so the workbench
-//! used them only when no gradient was needed.
+//! Fused CPU ops with their own backward, for training steps on contiguous f32 CPU tensors: RoPE, RMSNorm
+//! (with a frozen weight) and softmax. Composed from candle's element-wise ops, each of them takes several
+//! passes over the activations, each pass allocating a fresh tensor, and as many again backward; a LoRA step
+//! over Gemma 3 runs six norms, two RoPEs and a softmax per layer. These take one pass each way.
+//! candle-nn's fused versions have no backward, so the workbench used them only when no gradient was needed.
 //!
 //! RoPE gives the same bits as the op-by-op form (same products, same order, no FMA); RMSNorm's sum of squares
-//! runs in row order, so it differs from candle's reduction by f32 rounding.
+//! and softmax's sum run in row order, so they differ from candle's reductions by f32 rounding.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -170,6 +170,71 @@ pub fn rms_norm_frozen(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Re
     x.contiguous()?.apply_op1(op)
 }
 
+/// softmax over the last dimension; the backward (a second op on the result and the gradient) is
+/// dx = y ⊙ (g − Σ g ⊙ y). Rows of all −∞ (fully masked) would give NaN, as candle's softmax does.
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "fused-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), storage, layout)?;
+        let n = layout.shape().dims().last().copied().unwrap_or(0).max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
+            for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (o, v) in out.iter_mut().zip(x) {
+                    *o = (v - max).exp();
+                    sum += *o;
+                }
+                for o in out.iter_mut() {
+                    *o /= sum;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxBackward)?))
+    }
+}
+
+struct SoftmaxBackward;
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "fused-softmax-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, g) = (f32_slice(self.name(), s1, l1)?, f32_slice(self.name(), s2, l2)?);
+        if l1.shape() != l2.shape() {
+            return Err(candle_core::Error::Msg(format!("{}: result {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
+        }
+        let n = l1.shape().dims().last().copied().unwrap_or(0).max(1);
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(n * 16).zip(y.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (y, g))| {
+            for ((out, y), g) in out.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((o, y), g) in out.iter_mut().zip(y).zip(g) {
+                    *o = y * (g - dot);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// softmax of x (f32 CPU) over its last dimension, with a backward.
+pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Var, D};
@@ -237,5 +302,23 @@ mod tests {
         let gp = (plain * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         grads_close("rms norm dx", gf.get(x.as_tensor()).unwrap(), gp.get(x.as_tensor()).unwrap(), 1e-5);
         assert!(rms_norm_frozen(x.as_tensor(), &w.narrow(0, 0, n - 1).unwrap(), eps).is_err());
+    }
+
+    #[test]
+    fn fused_softmax_matches_candles_and_its_gradient() {
+        let dev = Device::Cpu;
+        let (rows, n) = (19, 13);
+        let mut v = values(rows * n, 8).iter().map(|v| v * 6.0).collect::<Vec<_>>();
+        v[3] = f32::NEG_INFINITY; // a masked key
+        let x = Var::from_tensor(&Tensor::from_vec(v, (rows, n), &dev).unwrap()).unwrap();
+        let weights = Tensor::from_vec(values(rows * n, 9), (rows, n), &dev).unwrap();
+        let plain = candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap();
+        let fused = softmax_last_dim(x.as_tensor()).unwrap();
+        let (a, e) = (fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), plain.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let worst = a.iter().zip(&e).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-6 && a[3] == 0.0, "softmax differs by {worst}");
+        let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        grads_close("softmax dx", gf.get(x.as_tensor()).unwrap(), gp.get(x.as_tensor()).unwrap(), 1e-6);
     }
 }

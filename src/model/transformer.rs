@@ -655,7 +655,7 @@ impl Transformer {
         };
         let scores = (scores * c.attn_scale)?;
         let scores = scores.reshape((b, kv_heads, groups, tq, s))?.broadcast_add(&mask.reshape((b, 1, 1, tq, s))?)?;
-        let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
+        let probs = if fused { candle_nn::ops::softmax_last_dim(&scores)? } else if super::fused_ops::applies(&scores) { super::fused_ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax(&scores, D::Minus1)? };
         let probs = probs.to_dtype(self.dtype)?;
         let probs = probs.reshape((b, kv_heads, groups * tq, s))?;
         let ctx = if bf16_attention { probs.contiguous()?.apply_op2(&v.contiguous()?, Bf16Attention::Context)? } else { probs.matmul(&v)? }; // [b, kv_heads, groups·tq, d]
