@@ -101,13 +101,7 @@ impl FrozenBf16 {
     }
 }
 
-/// The values of a contiguous f32 CPU tensor, for the bf16-mode ops (callers make their input contiguous).
-fn contiguous_f32<'a>(op: &str, storage: &'a candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (candle_core::CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
-        _ => Err(candle_core::Error::Msg(format!("{op}: the input must be a contiguous f32 CPU tensor"))),
-    }
-}
+use super::fused_ops::f32_slice as contiguous_f32;
 
 /// y = x·Wᵀ (or g·W for the backward) with the bf16 kernel, as a candle op on contiguous f32 CPU tensors.
 struct Bf16Matmul {

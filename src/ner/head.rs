@@ -308,7 +308,7 @@ impl NerHead {
         let mut opt = candle_nn::AdamW::new(varmap.all_vars(), candle_nn::ParamsAdamW { lr: settings.learning_rate, weight_decay: settings.weight_decay, ..Default::default() })?;
         let y_all = Tensor::new(y, &device)?;
         let mut order: Vec<u32> = (0..n as u32).collect();
-        let mut rng = crate::util::seeded_rng(settings.seed, 0x4e45_52);
+        let mut rng = crate::util::seeded_rng(settings.seed, 0x004e_4552);
         for epoch in 0..settings.epochs {
             order.shuffle(&mut rng);
             let mut total = 0.0f64;

@@ -176,7 +176,7 @@ pub static DOMAIN: Domain = Domain {
         "The data were compiled from public filings.",
         "Currency effects were small during the period.",
     ],
-    facts: facts,
+    facts,
 };
 
 fn facts(e: &Entities, rng: &mut SeededRng, pools: &mut Pools) -> Vec<Fact> {

@@ -125,7 +125,7 @@ pub static DOMAIN: Domain = Domain {
         "Little else is recorded about the period.",
         "The account above follows the standard reference works.",
     ],
-    facts: facts,
+    facts,
 };
 
 fn facts(e: &Entities, rng: &mut SeededRng, pools: &mut Pools) -> Vec<Fact> {

@@ -230,7 +230,7 @@ pub static DOMAIN: Domain = Domain {
         "An appeal on unrelated grounds remains pending.",
         "Later amendments may affect how the rule applies today.",
     ],
-    facts: facts,
+    facts,
 };
 
 fn facts(e: &Entities, rng: &mut SeededRng, pools: &mut Pools) -> Vec<Fact> {

@@ -178,7 +178,7 @@ pub static DOMAIN: Domain = Domain {
         "Guidance may differ between national formularies.",
         "Patients should report any new problems to their clinician.",
     ],
-    facts: facts,
+    facts,
 };
 
 fn facts(e: &Entities, rng: &mut SeededRng, pools: &mut Pools) -> Vec<Fact> {
