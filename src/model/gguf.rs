@@ -145,6 +145,7 @@ impl GgufFile {
                 .and_then(|t| t.to_device(device))
                 .with_context(|| format!("GGUF {}: cannot read tensor {name}", self.path.display()))?;
             // x − x is NaN exactly where x is NaN or infinite: one reduction per tensor.
+            #[allow(clippy::eq_op)]
             let check = (&tensor - &tensor).and_then(|d| d.to_dtype(DType::F32)).and_then(|d| d.sum_all()).and_then(|d| d.to_scalar::<f32>());
             if !check.is_ok_and(f32::is_finite) {
                 bail!("GGUF {}: tensor {name} holds a non-finite value (NaN or infinity); refusing to use it", self.path.display());
