@@ -102,11 +102,6 @@ impl Kernel {
     }
 }
 
-/// Whether this CPU runs a native bf16 kernel (AMX or AVX512-BF16); otherwise bf16 mode is a slow scalar loop.
-pub fn native() -> bool {
-    Kernel::selected() != Kernel::Scalar
-}
-
 /// A frozen weight W [n, k] in bf16 panels, for y = x·Wᵀ.
 #[derive(Debug, Clone)]
 pub struct PackedBf16 {
