@@ -101,10 +101,6 @@ pub struct BaselineConfig {
     pub epochs: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
@@ -230,8 +226,17 @@ pub struct ObjectiveConfig {
     pub temperature: f64,
     /// `probability` (the paper's sigmoid(yes − no)) or `logit` (yes − no).
     pub score: ScoreForm,
-    /// Hard negatives per group (the positive makes 1 + negatives candidates).
+    /// Negatives per group (the positive makes 1 + negatives candidates).
     pub negatives: usize,
+    /// How many of those negatives are mined: the lower-relevance candidates that BM25 (over the
+    /// group's own candidates) ranks highest for the query; the rest are drawn at random from the
+    /// remaining lower-relevance candidates. 0 (the default) draws all at random.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub hard_negatives: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,7 +351,7 @@ impl Default for LoraConfig {
 
 impl Default for ObjectiveConfig {
     fn default() -> Self {
-        ObjectiveConfig { temperature: 1.0, score: ScoreForm::Probability, negatives: 7 }
+        ObjectiveConfig { temperature: 1.0, score: ScoreForm::Probability, negatives: 7, hard_negatives: 0 }
     }
 }
 
@@ -409,11 +414,12 @@ impl TrainConfig {
         let finite_positive = |x: f64| x.is_finite() && x > 0.0;
         let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
         let fraction = |x: f64| (0.0..=1.0).contains(&x);
-        let checks: [(bool, String); 19] = [
+        let checks: [(bool, String); 20] = [
             ((1..=MAX_LORA_RANK).contains(&self.lora.rank), format!("lora.rank must be in 1..={MAX_LORA_RANK}, found {}", self.lora.rank)),
             (finite_positive(self.lora.alpha), format!("lora.alpha must be a positive finite number, found {}", self.lora.alpha)),
             (finite_positive(self.objective.temperature), format!("objective.temperature must be > 0 and finite, found {}", self.objective.temperature)),
             ((1..=MAX_NEGATIVES).contains(&self.objective.negatives), format!("objective.negatives must be in 1..={MAX_NEGATIVES}, found {}", self.objective.negatives)),
+            (self.objective.hard_negatives <= self.objective.negatives, format!("objective.hard_negatives ({}) must not exceed objective.negatives ({})", self.objective.hard_negatives, self.objective.negatives)),
             (finite_positive(self.optim.learning_rate), format!("optim.learning_rate must be > 0 and finite, found {}", self.optim.learning_rate)),
             (finite_non_negative(self.optim.weight_decay), format!("optim.weight_decay must be >= 0 and finite, found {}", self.optim.weight_decay)),
             (finite_non_negative(self.optim.grad_clip), format!("optim.grad_clip must be >= 0 and finite (0 = off), found {}", self.optim.grad_clip)),
@@ -579,6 +585,7 @@ mod tests {
             ("[lora]\nalpha = nan\n", "lora.alpha"),
             ("[model]\nmax_length = 0\n", "model.max_length"),
             ("[objective]\ntemperature = inf\n", "objective.temperature"),
+            ("[objective]\nnegatives = 3\nhard_negatives = 4\n", "objective.hard_negatives (4) must not exceed objective.negatives (3)"),
             ("[optim]\nlearning_rate = nan\n", "optim.learning_rate"),
             ("[optim]\ngrad_clip = -1.0\n", "optim.grad_clip"),
             ("[router.train]\nepochs = 0\n", "router.train.epochs"),

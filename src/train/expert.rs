@@ -119,7 +119,7 @@ impl Trainer<'_> {
         let (c, ctx, job) = (self.config, self.ctx, spec.job.as_str());
         let k = c.objective.negatives;
         let per_step = c.optim.batch_groups * c.optim.grad_accumulation;
-        let plan_len = epoch_plan(spec.train, k, c.optim.seed, job, 0).len();
+        let plan_len = epoch_plan(spec.train, k, c.objective.hard_negatives, c.optim.seed, job, 0).len();
         if plan_len == 0 {
             bail!("{job}: none of the {} training groups has both a positive and a lower-relevance candidate", spec.train.len());
         }
@@ -207,7 +207,7 @@ impl Trainer<'_> {
             let step = progress.step;
             let epoch = step / steps_per_epoch;
             if plan.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                plan = Some((epoch, epoch_plan(spec.train, k, c.optim.seed, job, epoch)));
+                plan = Some((epoch, epoch_plan(spec.train, k, c.objective.hard_negatives, c.optim.seed, job, epoch)));
             }
             let draws = &plan.as_ref().expect("plan set").1;
             let start = (step % steps_per_epoch) * per_step;

@@ -2,15 +2,17 @@
 //! and the seeded per-epoch plan of (positive, k negatives) draws in shuffled order.
 //!
 //! The positive of a draw is a relevance-maximal candidate (a seeded choice among ties); the
-//! negatives are drawn without replacement from the candidates of lower relevance, or with
-//! replacement when a group has fewer than k of them. Groups without any lower-relevance
-//! candidate cannot form a contrastive example and are left out.
+//! negatives come from the candidates of lower relevance: the `hard` ones BM25 ranks highest for
+//! the query first, then the rest drawn without replacement, or with replacement when a group has
+//! fewer than k of them. Groups without any lower-relevance candidate cannot form a contrastive
+//! example and are left out.
 
 use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::jobs::JobContext;
+use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::QueryGroup;
 use crate::model::Reranker;
 use crate::util::{seeded_rng, stable_hash};
@@ -25,6 +27,8 @@ pub struct EncodedGroup {
     /// Per candidate: document + template tail + suffix.
     pub candidates: Vec<Vec<u32>>,
     pub relevance: Vec<u32>,
+    /// Per candidate: its BM25 score for the query over the group's candidates (for mining).
+    pub bm25: Vec<f32>,
 }
 
 /// Tokenises groups (the default instruction; documents truncated to the template's max_length);
@@ -44,7 +48,9 @@ pub fn encode_groups(reranker: &Reranker, groups: &[&QueryGroup], ctx: Option<&J
                 candidates.push(pair.candidate);
             }
             let relevance = g.candidates.iter().map(|c| c.relevance).collect();
-            Ok(EncodedGroup { id: g.id.clone(), domain: g.domain.clone(), shared, candidates, relevance })
+            let texts: Vec<&str> = g.candidates.iter().map(|c| c.text.as_str()).collect();
+            let bm25 = Bm25Index::new(&texts, Bm25Params::default()).score_all(&g.query);
+            Ok(EncodedGroup { id: g.id.clone(), domain: g.domain.clone(), shared, candidates, relevance, bm25 })
         })
         .collect()
 }
@@ -69,9 +75,9 @@ pub fn usable_groups(groups: &[EncodedGroup]) -> usize {
     groups.iter().filter(|g| g.relevance.iter().any(|&r| r < g.relevance.iter().copied().max().unwrap_or(0))).count()
 }
 
-/// The draws of one epoch in shuffled order; a function of (seed, job, epoch) only, so a resumed
-/// job rebuilds exactly the plan it was following.
-pub fn epoch_plan(groups: &[EncodedGroup], negatives: usize, seed: u64, job: &str, epoch: usize) -> Vec<Draw> {
+/// The draws of one epoch in shuffled order, `hard` of each draw's `negatives` mined by BM25; a
+/// function of (seed, job, epoch) only, so a resumed job rebuilds exactly the plan it was following.
+pub fn epoch_plan(groups: &[EncodedGroup], negatives: usize, hard: usize, seed: u64, job: &str, epoch: usize) -> Vec<Draw> {
     let mut rng = seeded_rng(seed, stable_hash(&format!("{job}/epoch/{epoch}")));
     let mut draws = Vec::with_capacity(groups.len());
     for (gi, g) in groups.iter().enumerate() {
@@ -83,6 +89,15 @@ pub fn epoch_plan(groups: &[EncodedGroup], negatives: usize, seed: u64, job: &st
         }
         let positive = tops[rng.random_range(0..tops.len())];
         pool.shuffle(&mut rng);
+        if hard > 0 {
+            // The mined ones first (BM25 descending, ties by candidate index), the rest stay shuffled.
+            let mut by_bm25 = pool.clone();
+            by_bm25.sort_by(|&a, &b| g.bm25[b].total_cmp(&g.bm25[a]).then(a.cmp(&b)));
+            by_bm25.truncate(hard.min(negatives));
+            pool.retain(|i| !by_bm25.contains(i));
+            by_bm25.append(&mut pool);
+            pool = by_bm25;
+        }
         let chosen: Vec<usize> = if pool.len() >= negatives {
             pool[..negatives].to_vec()
         } else {
@@ -105,6 +120,7 @@ mod tests {
             shared: vec![1],
             candidates: relevance.iter().map(|_| vec![2]).collect(),
             relevance: relevance.to_vec(),
+            bm25: (0..relevance.len()).map(|i| i as f32).collect(),
         }
     }
 
@@ -112,7 +128,7 @@ mod tests {
     fn draws_take_a_best_positive_and_lower_negatives_deterministically() {
         let groups = vec![group(&[0, 2, 1, 0, 2, 0]), group(&[1, 1]), group(&[0, 1, 0])];
         assert_eq!(usable_groups(&groups), 2);
-        let plan = epoch_plan(&groups, 3, 7, "job", 0);
+        let plan = epoch_plan(&groups, 3, 0, 7, "job", 0);
         assert_eq!(plan.len(), 2, "the all-positive group is left out");
         for d in &plan {
             let g = &groups[d.group];
@@ -125,8 +141,29 @@ mod tests {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), 3, "enough negatives: drawn without replacement");
-        assert_eq!(plan, epoch_plan(&groups, 3, 7, "job", 0));
-        let others: Vec<_> = (1..6).map(|e| epoch_plan(&groups, 3, 7, "job", e)).collect();
+        assert_eq!(plan, epoch_plan(&groups, 3, 0, 7, "job", 0));
+        let others: Vec<_> = (1..6).map(|e| epoch_plan(&groups, 3, 0, 7, "job", e)).collect();
         assert!(others.iter().any(|p| *p != plan), "epochs draw differently");
+    }
+
+    #[test]
+    fn hard_negatives_are_the_best_bm25_candidates_below_the_positive() {
+        // bm25 = candidate index, so the highest-scoring lower-relevance candidates are the last ones.
+        let groups = vec![group(&[0, 2, 1, 0, 0, 0, 1, 0])];
+        for epoch in 0..4 {
+            let plan = epoch_plan(&groups, 3, 2, 7, "job", epoch);
+            let d = &plan[0];
+            assert_eq!(d.positive, 1);
+            assert_eq!(&d.negatives[..2], &[7, 6], "epoch {epoch}: mined first, best BM25 first");
+            assert!(![1, 6, 7].contains(&d.negatives[2]), "the third is drawn from the rest");
+            assert_eq!(plan, epoch_plan(&groups, 3, 2, 7, "job", epoch));
+        }
+        let all_hard = epoch_plan(&groups, 3, 3, 7, "job", 0);
+        assert_eq!(all_hard[0].negatives, vec![7, 6, 5]);
+        // Fewer lower-relevance candidates than negatives: the mined ones, then repeats.
+        let small = vec![group(&[2, 0, 1])];
+        let d = &epoch_plan(&small, 4, 4, 7, "job", 0)[0];
+        assert_eq!(&d.negatives[..2], &[2, 1]);
+        assert!(d.negatives.iter().all(|&n| n == 1 || n == 2));
     }
 }
