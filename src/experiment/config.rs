@@ -171,7 +171,10 @@ mod tests {
             let c = ExperimentConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(crate::model::default_backbone::is_auto(&c.train.model.path), "{name}: the default backbone (Gemma when installed)");
             assert!(c.experiment.max_eval_queries > 0 && c.train.data.max_train_queries > 0, "{name}: bounded for a CPU");
-            assert!(!c.experiment.score_all_adapters, "{name}: scores only the adapters a system picks");
+            assert!(c.train.objective.hard_negatives > 0, "{name}: mined negatives (random ones are too easy for the generalist)");
+            // The demo scores every adapter (soft routing and the router sweep in the app); the realdata run only
+            // the adapters a system picks, for its longer prompts.
+            assert_eq!(c.experiment.score_all_adapters, name == "experiment-gemma.toml", "{name}: score_all_adapters");
         }
         // The GPU config: the same recipe at full size, every adapter scored (soft routing, sweep).
         let full = ExperimentConfig::load(&dir.join("experiment-gemma-full.toml")).unwrap();
@@ -179,6 +182,7 @@ mod tests {
         assert_eq!((full.experiment.max_eval_queries, full.train.data.max_train_queries), (0, 0), "full size");
         assert!(full.experiment.score_all_adapters && !full.experiment.mask_intensities.is_empty());
         assert_eq!(full.train.objective.score, cpu.train.objective.score);
+        assert_eq!(full.train.objective.hard_negatives, full.train.objective.negatives, "full: every negative mined, as on the CPU");
         assert_eq!((full.train.optim.learning_rate, full.experiment.seed), (cpu.train.optim.learning_rate, cpu.experiment.seed));
         assert_eq!(full.train.data.domains, cpu.train.data.domains);
     }
