@@ -148,6 +148,13 @@ impl Bm25Index {
     }
 }
 
+/// BM25 scores of a group's candidates for its query, with an index over those candidates only
+/// (default parameters), in candidate order.
+pub fn group_scores(group: &crate::data::QueryGroup) -> Vec<f32> {
+    let texts: Vec<&str> = group.candidates.iter().map(|c| c.text.as_str()).collect();
+    Bm25Index::new(&texts, Bm25Params::default()).score_all(&group.query)
+}
+
 /// Negatives for one query, as passage indices: the `hard` best-scoring passages
 /// that are not positives, then `random` more drawn uniformly (seeded) from the
 /// rest. `is_excluded` marks positives (and anything else to skip, such as

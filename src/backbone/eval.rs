@@ -3,7 +3,6 @@
 //! relevances, ties (equal scores) keep the candidates' file order, as everywhere in the crate. The
 //! random order is a seeded random score per candidate, not a tie.
 
-use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::QueryGroup;
 use crate::metrics::{group_metric, Metric};
 use crate::model::{Reranker, ScoreOptions, ScoreRequest};
@@ -50,12 +49,6 @@ pub fn model_scores(reranker: &Reranker, group: &QueryGroup) -> Result<Vec<f32>>
     Ok(reranker.score(&requests, None, &ScoreOptions::default())?.into_iter().map(|s| s.yes_logit - s.no_logit).collect())
 }
 
-/// BM25 scores of a group's candidates with an index over those candidates only.
-pub fn bm25_scores(group: &QueryGroup) -> Vec<f32> {
-    let texts: Vec<&str> = group.candidates.iter().map(|c| c.text.as_str()).collect();
-    Bm25Index::new(&texts, Bm25Params::default()).score_all(&group.query)
-}
-
 /// Model (when given), BM25 and random order on `groups`; `seed` fixes the random order.
 /// `progress` is called after each group with the number done; an error from it (e.g. a cancel) stops the
 /// evaluation.
@@ -65,7 +58,7 @@ pub fn evaluate_groups(reranker: Option<&Reranker>, groups: &[QueryGroup], seed:
         let relevance: Vec<u32> = group.candidates.iter().map(|c| c.relevance).collect();
         let mut rng = crate::util::seeded_rng(seed, crate::util::stable_hash(&group.id));
         random.push(measure(&random_scores(relevance.len(), &mut rng), &relevance));
-        bm25.push(measure(&bm25_scores(group), &relevance));
+        bm25.push(measure(&crate::bm25::group_scores(group), &relevance));
         if let Some(reranker) = reranker {
             model.push(measure(&model_scores(reranker, group)?, &relevance));
         }

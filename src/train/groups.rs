@@ -12,7 +12,6 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::jobs::JobContext;
-use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::QueryGroup;
 use crate::model::Reranker;
 use crate::util::{seeded_rng, stable_hash};
@@ -48,8 +47,7 @@ pub fn encode_groups(reranker: &Reranker, groups: &[&QueryGroup], ctx: Option<&J
                 candidates.push(pair.candidate);
             }
             let relevance = g.candidates.iter().map(|c| c.relevance).collect();
-            let texts: Vec<&str> = g.candidates.iter().map(|c| c.text.as_str()).collect();
-            let bm25 = Bm25Index::new(&texts, Bm25Params::default()).score_all(&g.query);
+            let bm25 = crate::bm25::group_scores(g);
             Ok(EncodedGroup { id: g.id.clone(), domain: g.domain.clone(), shared, candidates, relevance, bm25 })
         })
         .collect()
