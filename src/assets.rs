@@ -4,7 +4,9 @@
 //! 1. `R2R_HOME` (the environment variable), when set;
 //! 2. the working directory, when it holds the bundled assets (the CLI or app run from a checkout);
 //! 3. a folder above the running executable that holds them (a release bundle, `target/` in a checkout);
-//! 4. the installed data directory, `$XDG_DATA_HOME/r2r-workbench` (default `~/.local/share/r2r-workbench`).
+//! 4. the checkout the executable was built from, while it still holds them (a binary built with a
+//!    target directory elsewhere, `CARGO_TARGET_DIR`, or copied out of the checkout);
+//! 5. the installed data directory, `$XDG_DATA_HOME/r2r-workbench` (default `~/.local/share/r2r-workbench`).
 //!
 //! A flag naming a file always wins over all of these (each command resolves its own flags first).
 //! When nothing is found, the working directory is returned, so that errors name the missing
@@ -39,7 +41,8 @@ pub fn project_root() -> PathBuf {
         return PathBuf::from(".");
     }
     let above_exe = std::env::current_exe().ok().and_then(|exe| exe.ancestors().skip(1).find(|d| is_root(d)).map(Path::to_path_buf));
-    above_exe.or_else(|| data_dir().filter(|d| is_root(d))).unwrap_or_else(|| PathBuf::from("."))
+    let built_from = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))).filter(|d| is_root(d));
+    above_exe.or(built_from).or_else(|| data_dir().filter(|d| is_root(d))).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `path`, or — when it is relative and not under the working directory — the same path under the

@@ -132,3 +132,14 @@ fn every_subcommand_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("--json"));
     }
 }
+
+#[test]
+fn the_bundled_sample_data_is_found_from_another_working_directory() {
+    // The executable finds its project root without R2R_HOME and outside the checkout: above itself,
+    // or the checkout it was built from (a target directory elsewhere, as CARGO_TARGET_DIR makes).
+    let elsewhere = std::env::temp_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_r2r")).args(["abstract", "eval"]).current_dir(&elsewhere).env_remove("R2R_HOME").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "from {}: {stderr}", elsewhere.display());
+    assert!(stdout.contains("sample_data") && stdout.contains("DRUG"), "{stdout}");
+}

@@ -263,6 +263,21 @@ fn gemma3_270m_gguf_reproduces_transformers() {
 }
 
 
+#[test]
+fn gemma3_tiny_resident_bytes_count_every_weight_once() {
+    let Some(fx) = tiny() else { return };
+    // f32 as loaded: 4 bytes per parameter of the checkpoint, the tied head counted once.
+    let tensors = candle_core::safetensors::load(fx.dir.join("model/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(!tensors.contains_key("lm_head.weight") && fx.reranker.config().tie_word_embeddings);
+    let parameters: usize = tensors.values().map(|t| t.elem_count()).sum();
+    assert_eq!(fx.reranker.model.resident_bytes(), 4 * parameters);
+    // bf16 mode adds the packed bf16 copies of the projections (2 bytes per weight, at least).
+    let bf16 = Reranker::load(&fx.dir.join("model"), &LoadOptions { dtype: candle_core::DType::BF16, ..Default::default() }).unwrap();
+    let projections: usize = tensors.iter().filter(|(name, _)| name.ends_with("_proj.weight")).map(|(_, t)| t.elem_count()).sum();
+    let extra = bf16.model.resident_bytes() - 4 * parameters;
+    assert!(extra >= 2 * projections && extra < 3 * projections, "bf16 packing adds {extra} bytes for {projections} projection weights");
+}
+
 // ---- bf16 mode on the CPU (projections through the bf16 kernel, vectorised gelu-tanh) ----
 
 #[test]

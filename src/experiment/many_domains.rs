@@ -16,7 +16,6 @@
 //! A row with N = D (the domains themselves) comes first for reference.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -44,7 +43,8 @@ pub struct ManyRouting {
     pub parent_accuracy: f64,
 }
 
-/// Resident bytes of the backbone (f32, as loaded) and of the N adapters' tensors.
+/// Resident bytes of the backbone as loaded (`Transformer::resident_bytes`: its weights in their dtype, plus
+/// the bf16 kernel's packed copies in bf16 mode) and of the N adapters' tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     pub backbone_bytes: usize,
@@ -114,32 +114,6 @@ fn tensor_bytes(adapter: &LoraAdapter) -> usize {
     adapter.vars().iter().map(|v| v.elem_count() * v.dtype().size_in_bytes()).sum()
 }
 
-/// Parameters of the `*.safetensors` files of a model directory × 4 bytes (loaded as f32), read
-/// from the files' headers.
-pub fn backbone_bytes(model_dir: &Path) -> Result<usize> {
-    use std::io::Read;
-    let mut total = 0usize;
-    let mut files: Vec<_> = std::fs::read_dir(model_dir)
-        .with_context(|| format!("reading {}", model_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
-    for path in files {
-        let mut file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut len = [0u8; 8];
-        file.read_exact(&mut len).with_context(|| format!("{}: no safetensors header", path.display()))?;
-        let mut header = vec![0u8; u64::from_le_bytes(len).min(100_000_000) as usize];
-        file.read_exact(&mut header).with_context(|| format!("{}: truncated safetensors header", path.display()))?;
-        let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header).with_context(|| format!("{}: safetensors header", path.display()))?;
-        for (name, info) in header.iter().filter(|(n, _)| *n != "__metadata__") {
-            let shape = info["shape"].as_array().with_context(|| format!("{}: tensor `{name}` has no shape", path.display()))?;
-            total += shape.iter().map(|d| d.as_u64().unwrap_or(0) as usize).product::<usize>() * 4;
-        }
-    }
-    Ok(total)
-}
-
 /// The study for each N of `sizes` (plus N = the number of target domains, first).
 pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDomainsRow>> {
     let domains = bench.labels;
@@ -147,7 +121,7 @@ pub fn many_domains_study(bench: &Bench, sizes: &[usize]) -> Result<Vec<ManyDoma
     sizes.sort();
     sizes.dedup();
     let (_, experts) = bench.retrain_experts("study: many domains", |_| {})?;
-    let backbone = backbone_bytes(&bench.train_config.model.path)?;
+    let backbone = bench.reranker.model.resident_bytes();
     let tc = bench.train_config;
     let mut rows = Vec::new();
     for n in sizes {

@@ -473,6 +473,29 @@ impl Transformer {
         Ok(bytes)
     }
 
+    /// Bytes the backbone holds in memory as loaded: every weight tensor (the tied head once) in its dtype,
+    /// plus the bf16 kernel's packed copies in bf16 mode (the backward packings only once made).
+    pub fn resident_bytes(&self) -> usize {
+        let tensor = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+        let optional = |t: &Option<Tensor>| t.as_ref().map_or(0, tensor);
+        let mut bytes = tensor(&self.embed) + tensor(&self.norm);
+        if !self.config.tie_word_embeddings {
+            bytes += tensor(&self.lm_head);
+        }
+        for layer in &self.layers {
+            bytes += tensor(&layer.input_norm) + tensor(&layer.post_attention_norm);
+            bytes += optional(&layer.q_norm) + optional(&layer.k_norm);
+            bytes += optional(&layer.pre_feedforward_norm) + optional(&layer.post_feedforward_norm);
+            for linear in &layer.proj {
+                bytes += tensor(&linear.weight) + optional(&linear.bias);
+                if let Some(packed) = &linear.bf16 {
+                    bytes += packed.forward.bytes() + packed.backward.get().map_or(0, |b| b.bytes());
+                }
+            }
+        }
+        bytes
+    }
+
     /// Whether the model runs in bf16 mode.
     pub fn bf16_matmuls(&self) -> bool {
         self.bf16_mode
