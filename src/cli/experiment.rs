@@ -29,6 +29,9 @@ pub struct ExperimentArgs {
     /// Masking-intensity ablation (slow; overrides experiment.mask_intensities), e.g. 0,0.25,0.5,1.
     #[arg(long, value_delimiter = ',')]
     pub mask_intensities: Vec<f64>,
+    /// Stage-2 learning-rate ablation (slow; overrides experiment.stage2_learning_rates), e.g. 0.0001,0.00005.
+    #[arg(long, value_delimiter = ',')]
+    pub stage2_learning_rates: Vec<f64>,
     /// LoRA-rank ablation (slow; alpha = 2 × rank; overrides experiment.lora_ranks), e.g. 8,16,32,64.
     #[arg(long, value_delimiter = ',')]
     pub lora_ranks: Vec<usize>,
@@ -71,6 +74,9 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         config.experiment.mask_intensities = args.mask_intensities.clone();
     }
     let e = &mut config.experiment;
+    if !args.stage2_learning_rates.is_empty() {
+        e.stage2_learning_rates = args.stage2_learning_rates.clone();
+    }
     if !args.lora_ranks.is_empty() {
         e.lora_ranks = args.lora_ranks.clone();
     }

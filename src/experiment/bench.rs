@@ -71,6 +71,7 @@ impl Bench<'_> {
         } else {
             config.output.dir = self.out.join("variants").join(&fingerprint[..16]);
             config.run.stages = vec![Stage::Stage1, Stage::Experts];
+            self.reuse_main_stage1(&config)?;
             self.ctx.log(format!("{what}: stage 1 and the experts into {}", config.output.dir.display()));
             run_training(&config, self.ctx).with_context(|| format!("training {what}"))?;
         }
@@ -86,6 +87,24 @@ impl Bench<'_> {
             })
             .collect::<Result<_>>()?;
         Ok((config, experts))
+    }
+
+    /// A variant that changes stage 2 only starts from the main run's stage 1: its published adapter and
+    /// final state are copied into the variant's run directory (when absent), where the trainer finds the
+    /// job completed (its fingerprint is checked as on any resume).
+    fn reuse_main_stage1(&self, variant: &TrainConfig) -> Result<()> {
+        let mut same_stage1 = variant.clone();
+        same_stage1.stage2 = self.train_config.stage2.clone();
+        if variant.stage1.skip || same_stage1.training_fingerprint() != self.train_config.training_fingerprint() {
+            return Ok(());
+        }
+        let (main, target) = (RunDir::new(&self.train_config.output.dir), RunDir::new(&variant.output.dir));
+        for (from, to) in [(main.stage1_dir(), target.stage1_dir()), (main.state_dir("stage1"), target.state_dir("stage1")), (main.best_dir("stage1"), target.best_dir("stage1"))] {
+            if from.is_dir() && !to.exists() {
+                crate::util::copy_dir_files(&from, &to).with_context(|| format!("reusing the main run's stage 1 ({})", from.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// NDCG@10 of `experts` (one per target domain) on the target-domain sets, once per routing;

@@ -27,6 +27,10 @@ pub struct ExperimentOptions {
     /// Masking-intensity ablation (slow: retrains stage 1 and the experts per value; empty = off),
     /// e.g. `[0.0, 0.25, 0.5, 1.0]`.
     pub mask_intensities: Vec<f64>,
+    /// Stage-2 learning-rate ablation (slow: retrains stage 1 and the experts per rate, the experts'
+    /// stage 2 at that peak rate; empty = off), e.g. `[0.0001, 0.00005]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stage2_learning_rates: Vec<f64>,
     /// LoRA-rank ablation (slow: retrains stage 1 and the experts per rank, alpha = 2 × rank;
     /// empty = off), e.g. `[8, 16, 32, 64]`.
     pub lora_ranks: Vec<usize>,
@@ -59,6 +63,7 @@ impl Default for ExperimentOptions {
             permutations: crate::metrics::significance::DEFAULT_PERMUTATIONS,
             seed: 13,
             mask_intensities: Vec::new(),
+            stage2_learning_rates: Vec::new(),
             lora_ranks: Vec::new(),
             mask_type_sets: Vec::new(),
             mask_each_type: false,
@@ -82,6 +87,9 @@ impl ExperimentConfig {
         let e = &self.experiment;
         for x in &e.mask_intensities {
             anyhow::ensure!((0.0..=1.0).contains(x), "experiment.mask_intensities: {x} is outside [0, 1]");
+        }
+        for x in &e.stage2_learning_rates {
+            anyhow::ensure!(x.is_finite() && *x > 0.0, "experiment.stage2_learning_rates: {x} is not a finite rate > 0");
         }
         for x in &e.coverage_drop {
             anyhow::ensure!((0.0..=1.0).contains(x), "experiment.coverage_drop: {x} is outside [0, 1]");

@@ -67,17 +67,20 @@ named_key!(
 );
 
 /// An ablation of the `ablations` table: `mask_intensity:<x>` (stage 1 trained with masking
-/// intensity x; x written as Rust writes an `f64`, the shortest text that reads back as x).
-/// Equality, order and hash go by that name, as the string keys did.
+/// intensity x) or `stage2_learning_rate:<x>` (the experts' stage 2 at peak rate x); x written as Rust
+/// writes an `f64`, the shortest text that reads back as x. Equality, order and hash go by that name, as
+/// the string keys did.
 #[derive(Debug, Clone, Copy)]
 pub enum Ablation {
     MaskIntensity(f64),
+    Stage2LearningRate(f64),
 }
 
 impl Ablation {
     pub fn name(self) -> String {
         match self {
             Ablation::MaskIntensity(x) => format!("mask_intensity:{x}"),
+            Ablation::Stage2LearningRate(x) => format!("stage2_learning_rate:{x}"),
         }
     }
 }
@@ -85,12 +88,17 @@ impl Ablation {
 impl FromStr for Ablation {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let value = text.strip_prefix("mask_intensity:").ok_or_else(|| format!("unknown ablation `{text}` (expected mask_intensity:<x>)"))?;
+        let expected = || format!("unknown ablation `{text}` (expected mask_intensity:<x> or stage2_learning_rate:<x>)");
+        let (kind, value) = text.split_once(':').ok_or_else(expected)?;
         let x: f64 = value.parse().map_err(|_| format!("ablation `{text}`: `{value}` is not a number"))?;
         if !x.is_finite() {
-            return Err(format!("ablation `{text}`: the intensity must be finite"));
+            return Err(format!("ablation `{text}`: the value must be finite"));
         }
-        Ok(Ablation::MaskIntensity(x))
+        match kind {
+            "mask_intensity" => Ok(Ablation::MaskIntensity(x)),
+            "stage2_learning_rate" => Ok(Ablation::Stage2LearningRate(x)),
+            _ => Err(expected()),
+        }
     }
 }
 
@@ -159,7 +167,7 @@ mod tests {
             assert_eq!(a.to_string(), text);
             assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{text}\""));
             assert_eq!(serde_json::from_str::<Ablation>(&format!("\"{text}\"")).unwrap(), a);
-            let Ablation::MaskIntensity(back) = text.parse::<Ablation>().unwrap();
+            let Ablation::MaskIntensity(back) = text.parse::<Ablation>().unwrap() else { panic!("{text}") };
             assert_eq!(back.to_bits(), x.to_bits(), "{text}");
             old.push(text);
         }
@@ -167,9 +175,13 @@ mod tests {
         let typed: BTreeMap<Ablation, usize> = values.iter().enumerate().map(|(i, &x)| (Ablation::MaskIntensity(x), i)).collect();
         let strings: BTreeMap<String, usize> = old.iter().cloned().enumerate().map(|(i, t)| (t, i)).collect();
         assert_eq!(serde_json::to_string(&typed).unwrap(), serde_json::to_string(&strings).unwrap(), "same keys in the same order");
-        for bad in ["mask_intensity:", "mask_intensity:x", "mask_intensity:NaN", "intensity:0.5", ""] {
+        for bad in ["mask_intensity:", "mask_intensity:x", "mask_intensity:NaN", "intensity:0.5", "stage2_learning_rate:inf", ""] {
             assert!(bad.parse::<Ablation>().is_err(), "{bad}");
         }
+        // The stage-2 rate: its own name, sorted after every masking intensity.
+        let rate = Ablation::Stage2LearningRate(1e-4);
+        assert_eq!((rate.to_string(), "stage2_learning_rate:0.0001".parse::<Ablation>().unwrap()), ("stage2_learning_rate:0.0001".to_string(), rate));
+        assert!(Ablation::MaskIntensity(1.0) < rate && rate != Ablation::MaskIntensity(1e-4));
     }
 
     #[test]

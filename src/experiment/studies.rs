@@ -1,5 +1,5 @@
 //! The ablations and open-question studies that retrain (all through [`Bench`]): masking
-//! intensity (`ablations`), LoRA rank, per-type masking and abstraction coverage (`studies`), plus
+//! intensity and the stage-2 learning rate (`ablations`), LoRA rank, per-type masking and abstraction coverage (`studies`), plus
 //! the driver that runs every enabled one, including many domains and the unseen domain.
 
 use std::collections::BTreeMap;
@@ -80,6 +80,13 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
         let started = Instant::now();
         let values = bench.variant(&format!("ablation: stage-1 masking intensity {intensity}"), |c| c.stage1.mask_intensity = intensity, Routing::Lsr)?;
         let ablation = Ablation::MaskIntensity(intensity);
+        ablations.insert(ablation, values);
+        timed(format!("ablation:{ablation}"), started);
+    }
+    for &rate in &e.stage2_learning_rates {
+        let started = Instant::now();
+        let values = bench.variant(&format!("ablation: stage-2 learning rate {rate}"), |c| c.stage2.learning_rate = rate, Routing::Lsr)?;
+        let ablation = Ablation::Stage2LearningRate(rate);
         ablations.insert(ablation, values);
         timed(format!("ablation:{ablation}"), started);
     }

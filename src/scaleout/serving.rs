@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::train::checkpoint::RunDir;
@@ -40,19 +40,6 @@ pub struct RouterEntry {
     pub query_prompt: String,
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let path = entry?.path();
-        if path.is_file() {
-            let name = path.file_name().expect("a file name");
-            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            crate::util::atomic_write(&to.join(name), &bytes)?;
-        }
-    }
-    Ok(())
-}
-
 /// Writes the serving bundle of the trained run `run_root` into `out`.
 pub fn export_serving(run_root: &Path, out: &Path) -> Result<ServingManifest> {
     let run = RunDir::new(run_root);
@@ -61,11 +48,11 @@ pub fn export_serving(run_root: &Path, out: &Path) -> Result<ServingManifest> {
     let mut experts = BTreeMap::new();
     for label in &router.meta.labels {
         let relative = PathBuf::from("experts").join(crate::train::checkpoint::safe_name(label));
-        copy_dir(&run.expert_dir(label), &out.join(&relative))?;
+        crate::util::copy_dir_files(&run.expert_dir(label), &out.join(&relative))?;
         experts.insert(label.clone(), relative);
     }
     let max_rank = model.experts.iter().map(|a| a.config.r).max().unwrap_or(0);
-    copy_dir(&run.router_dir(), &out.join("router"))?;
+    crate::util::copy_dir_files(&run.router_dir(), &out.join("router"))?;
     let template = reranker.prompt.template.clone();
     let query_prompt = format!("{}{}", template.prefix, template.body.split("{doc}").next().unwrap_or_default().trim_end());
     let files = crate::model::checkpoint::locate(base)?;

@@ -239,6 +239,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimConfig {
@@ -263,6 +267,11 @@ pub struct StageConfig {
     /// Skip this stage (stage 1 skipped = "R2R without EAG").
     pub skip: bool,
     pub epochs: usize,
+    /// Peak learning rate of this stage's jobs (0, the default, = `optim.learning_rate`). Stage 2 continues
+    /// a fitted stage-1 adapter, for which the rate of a fresh one may be too high; the baselines keep
+    /// `optim.learning_rate`.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub learning_rate: f64,
     /// Entity types to mask in stage 1 (empty = all); ignored in stage 2.
     pub mask_types: Vec<String>,
     /// Fraction of distinct entities masked per group in stage 1.
@@ -375,6 +384,7 @@ impl Default for StageConfig {
         StageConfig {
             skip: false,
             epochs: 1,
+            learning_rate: 0.0,
             mask_types: Vec::new(),
             mask_intensity: 1.0,
             gazetteer_drop: 0.0,
@@ -441,6 +451,11 @@ impl TrainConfig {
         }
         for (name, stage) in [("stage1", &self.stage1), ("stage2", &self.stage2)] {
             anyhow::ensure!(
+                stage.learning_rate.is_finite() && stage.learning_rate >= 0.0,
+                "{name}.learning_rate must be a finite rate >= 0 (0 = optim.learning_rate), found {}",
+                stage.learning_rate
+            );
+            anyhow::ensure!(
                 stage.skip || (1..=MAX_EPOCHS).contains(&stage.epochs),
                 "{name}.epochs must be in 1..={MAX_EPOCHS}, found {}",
                 stage.epochs
@@ -480,6 +495,15 @@ impl TrainConfig {
             dropout: self.lora.dropout as f32,
             target_modules: targets,
             use_rslora: false,
+        }
+    }
+
+    /// The peak learning rate of `stage`'s jobs: its own, else `optim.learning_rate`.
+    pub fn stage_learning_rate(&self, stage: &StageConfig) -> f64 {
+        if stage.learning_rate > 0.0 {
+            stage.learning_rate
+        } else {
+            self.optim.learning_rate
         }
     }
 
@@ -526,6 +550,22 @@ mod tests {
         assert_eq!((config.lora.rank, config.lora.alpha), (32, 64.0));
         assert_eq!(config.objective.temperature, 1.0);
         assert_eq!(config.lora.target_modules, ["q_proj", "k_proj", "v_proj", "o_proj"]);
+        let parsed: TrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn a_stage_learning_rate_overrides_the_optimiser_rate_and_is_written_only_when_set() {
+        let mut config = TrainConfig::default();
+        let before = config.training_fingerprint();
+        assert_eq!(config.stage_learning_rate(&config.stage2), config.optim.learning_rate);
+        let written: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+        for stage in ["stage1", "stage2"] {
+            assert!(!written[stage].as_table().unwrap().contains_key("learning_rate"), "unset: not written, so existing runs keep their fingerprints");
+        }
+        config.stage2.learning_rate = 1e-5;
+        assert_eq!((config.stage_learning_rate(&config.stage2), config.stage_learning_rate(&config.stage1)), (1e-5, config.optim.learning_rate));
+        assert_ne!(config.training_fingerprint(), before);
         let parsed: TrainConfig = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(parsed, config);
     }
@@ -587,6 +627,8 @@ mod tests {
             ("[objective]\ntemperature = inf\n", "objective.temperature"),
             ("[objective]\nnegatives = 3\nhard_negatives = 4\n", "objective.hard_negatives (4) must not exceed objective.negatives (3)"),
             ("[optim]\nlearning_rate = nan\n", "optim.learning_rate"),
+            ("[stage2]\nlearning_rate = -0.001\n", "stage2.learning_rate must be a finite rate >= 0"),
+            ("[stage1]\nlearning_rate = inf\n", "stage1.learning_rate"),
             ("[optim]\ngrad_clip = -1.0\n", "optim.grad_clip"),
             ("[router.train]\nepochs = 0\n", "router.train.epochs"),
             ("[router]\nkind = \"mlp\"\nmlp_hidden = 0\n", "router.mlp_hidden"),

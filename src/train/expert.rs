@@ -35,6 +35,8 @@ pub struct JobSpec<'a> {
     /// Start from a copy of this adapter (stage 2 from stage 1), else a fresh PEFT-initialised one.
     pub init: Option<&'a LoraAdapter>,
     pub epochs: usize,
+    /// Peak learning rate (`optim.learning_rate`, or the stage's own: [`TrainConfig::stage_learning_rate`]).
+    pub learning_rate: f64,
     pub eval_every: usize,
     pub select_best: bool,
     pub select_metric: SelectMetric,
@@ -106,11 +108,15 @@ impl Trainer<'_> {
 
     fn job_fingerprint(&self, spec: &JobSpec, init: &Option<String>) -> String {
         let c = self.config;
-        let parts = serde_json::json!({
+        let mut parts = serde_json::json!({
             "job": spec.job, "lora": c.lora, "objective": c.objective, "optim": c.optim, "epochs": spec.epochs,
             "eval_every": spec.eval_every, "select_best": spec.select_best, "select_metric": spec.select_metric,
             "train": groups_fingerprint(spec.train), "dev": groups_fingerprint(spec.dev), "init": init,
         });
+        // A job at `optim.learning_rate` keeps the fingerprint it had before stages had their own rates.
+        if spec.learning_rate != c.optim.learning_rate {
+            parts["learning_rate"] = serde_json::json!(spec.learning_rate);
+        }
         sha256_hex(parts.to_string().as_bytes())
     }
 
@@ -132,7 +138,7 @@ impl Trainer<'_> {
             bail!("{job}: zero epochs");
         }
         let schedule = LrSchedule {
-            peak: c.optim.learning_rate,
+            peak: spec.learning_rate,
             warmup_steps: (c.optim.warmup_fraction * total as f64).round() as usize,
             total_steps: total,
             final_fraction: c.optim.final_lr_fraction,
@@ -172,7 +178,7 @@ impl Trainer<'_> {
             }
         };
         let vars = adapter.vars();
-        let params = ParamsAdamW { lr: c.optim.learning_rate, weight_decay: c.optim.weight_decay, ..Default::default() };
+        let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: c.optim.weight_decay, ..Default::default() };
         let mut optimizer = AdamW::new(vars.clone(), params)?;
         if let Some(moments) = &moments {
             optimizer.load_state(moments, progress.step).with_context(|| format!("checkpoint {}", state_dir.display()))?;
@@ -320,7 +326,7 @@ fn non_finite(job: &str, step: usize, what: &str, value: f64, progress: &Progres
     };
     format!(
         "{job}: the {what} became {value} at step {} (last finite loss {:?}); training stopped and {kept}. \
-         Lower optim.learning_rate, keep optim.grad_clip > 0, or use objective.score = \"probability\"",
+         Lower the learning rate (optim.learning_rate, or the stage's own stage1/stage2.learning_rate), keep optim.grad_clip > 0, or use objective.score = \"probability\"",
         step + 1,
         progress.losses.last()
     )
