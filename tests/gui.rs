@@ -235,6 +235,20 @@ fn training_config_saves_as_toml_and_opens_again() {
     assert_eq!(spin(&harness, "LoRA rank"), Some(8.0));
     assert_eq!(spin(&harness, "Negatives"), Some(saved.objective.negatives as f64));
     assert!(has_label_containing(&harness, "Opened "));
+    // Mined negatives and the stage-2 rate show as opened.
+    let mut tuned = saved.clone();
+    (tuned.objective.negatives, tuned.objective.hard_negatives, tuned.stage2.learning_rate) = (5, 2, 1e-4);
+    let tuned_path = dir.path().join("tuned.toml");
+    std::fs::write(&tuned_path, tuned.to_toml()).unwrap();
+    harness.get_by_role_and_label(Role::TextInput, "Config file").click();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_role_and_label(Role::TextInput, "Config file").type_text(&tuned_path.display().to_string());
+    harness.run_steps(2);
+    harness.get_by_label("Open config").click();
+    harness.run_steps(2);
+    assert_eq!((spin(&harness, "Negatives"), spin(&harness, "Mined by BM25")), (Some(5.0), Some(2.0)));
+    assert_eq!(spin(&harness, "Stage 2 learning rate"), Some(1e-4));
 }
 
 #[test]

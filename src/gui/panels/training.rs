@@ -228,8 +228,12 @@ impl TrainingPanel {
                 ui.selectable_value(&mut c.objective.score, ScoreForm::Logit, "logit");
             }).response.labelled_by(label.id);
             ui.end_row();
-            let label = ui.label("Negatives").on_hover_text("Hard negatives per query group");
+            let label = ui.label("Negatives").on_hover_text("Lower-relevance candidates per query group, beside its positive");
             ui.add(egui::DragValue::new(&mut c.objective.negatives).range(1..=255)).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Mined by BM25").on_hover_text("How many of the negatives are the ones BM25 ranks highest for the query (the rest random)");
+            c.objective.hard_negatives = c.objective.hard_negatives.min(c.objective.negatives);
+            ui.add(egui::DragValue::new(&mut c.objective.hard_negatives).range(0..=c.objective.negatives)).labelled_by(label.id);
             ui.end_row();
         });
         section(ui, "Optimisation");
@@ -242,6 +246,10 @@ impl TrainingPanel {
             ui.end_row();
             let label = ui.label("Learning rate");
             ui.add(egui::DragValue::new(&mut c.optim.learning_rate).range(1e-7..=1.0).speed(1e-5).custom_formatter(|v, _| format!("{v:.1e}"))).labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Stage 2 learning rate").on_hover_text("The experts' stage 2, continuing the stage-1 adapter (0 = the learning rate above)");
+            let same = |v: f64, _| if v == 0.0 { "same".to_string() } else { format!("{v:.1e}") };
+            ui.add(egui::DragValue::new(&mut c.stage2.learning_rate).range(0.0..=1.0).speed(1e-5).custom_formatter(same)).labelled_by(label.id);
             ui.end_row();
             let label = ui.label("Batch (query groups)");
             ui.add(egui::DragValue::new(&mut c.optim.batch_groups).range(1..=1024)).labelled_by(label.id);
