@@ -172,9 +172,21 @@ fn experiment_end_to_end_schema_report_and_determinism() {
 
     // Scoring only the adapters a system picks (same directory: the finished jobs are reused) gives
     // the same numbers for every system but r2r_soft, which needs every expert and is left out.
+    // A rerun in the same directory takes every score from the cache: the same numbers, nothing appended.
+    let cache_path = out.join("score_cache.jsonl");
+    let cached_lines = std::fs::read_to_string(&cache_path).unwrap().lines().count();
+    assert!(cached_lines > 0);
+    let rerun = run(&config, &out);
+    assert_eq!(std::fs::read_to_string(&cache_path).unwrap().lines().count(), cached_lines, "the rerun scored something again");
+    for key in ["systems", "routing", "significance", "misroute", "router_sweep"] {
+        assert_eq!(rerun[key], results[key], "{key} differs on the cached rerun");
+    }
+    std::fs::remove_file(&cache_path).unwrap();
     let mut picked = config.clone();
     picked.experiment.score_all_adapters = false;
     let lean = run(&picked, &out);
+    let lean_lines = std::fs::read_to_string(&cache_path).unwrap().lines().count();
+    assert!(lean_lines < cached_lines, "scoring only the picked adapters scores less ({lean_lines} vs {cached_lines} groups)");
     for system in SYSTEMS {
         if system == "r2r_soft" {
             assert!(lean["systems"][system].is_null(), "r2r_soft without every expert scored");
@@ -202,6 +214,14 @@ fn a_cancel_during_the_evaluation_stops_the_experiment_within_a_second() {
     common::cancel_at(&mut job, Duration::from_secs(120), |event| matches!(event, JobEvent::Progress(p) if p.stage == "evaluate"));
     assert!(job.take_result().unwrap().unwrap_err().is::<r2r::train::jobs::Cancelled>());
     assert!(!out.join("results.json").exists());
+    // Resumed in the same directory (the finished jobs and scores reused), the experiment reports what an
+    // uninterrupted run reports.
+    let config = tiny_config(&common::tiny_model(scratch.path()));
+    let resumed = run(&config, &out);
+    let uninterrupted = run(&config, &scratch.path().join("uninterrupted"));
+    for key in ["systems", "routing", "significance", "misroute", "router_sweep", "fingerprints"] {
+        assert_eq!(resumed[key], uninterrupted[key], "{key}");
+    }
 }
 
 #[test]

@@ -15,7 +15,8 @@ use crate::data::{Dataset, QueryGroup};
 use crate::metrics::group_metric;
 use crate::model::{LoraAdapter, Reranker};
 use crate::train::checkpoint::load_published_adapter;
-use crate::train::dev_eval::group_margins;
+use super::score_cache::{Keyed, ScoreCache};
+use crate::train::expert::adapter_fingerprint;
 use crate::train::groups::EncodedGroup;
 use crate::train::{run_training, JobContext, RunDir, Stage, TrainConfig};
 
@@ -35,6 +36,8 @@ pub enum Routing {
 /// What the main experiment computed once and every study reuses.
 pub struct Bench<'a> {
     pub reranker: &'a Reranker,
+    /// The experiment's score cache (a rerun scores only what is new).
+    pub scores: &'a ScoreCache,
     /// The main run's training config (its `output.dir` holds the main experts).
     pub train_config: &'a TrainConfig,
     pub out: &'a Path,
@@ -108,10 +111,11 @@ impl Bench<'_> {
     }
 
     /// NDCG@10 of `experts` (one per target domain) on the target-domain sets, once per routing;
-    /// a query is scored once per distinct expert the routings pick.
+    /// a query is scored once per distinct expert the routings pick (through the score cache).
     pub fn evaluate(&self, experts: &[LoraAdapter], routings: &[Routing]) -> Result<Vec<SplitDomain>> {
         anyhow::ensure!(experts.len() == self.labels.len(), "{} experts for {} target domains", experts.len(), self.labels.len());
         let mut values: Vec<BTreeMap<EvalSplit, BTreeMap<String, Vec<f64>>>> = vec![BTreeMap::new(); routings.len()];
+        let fingerprints: Vec<String> = experts.iter().map(adapter_fingerprint).collect::<Result<_>>()?;
         for ((set, encoded), picks) in self.sets.iter().zip(self.encoded).zip(self.lsr_picks) {
             let Some(truth) = set.truth else { continue };
             for (enc, &lsr_pick) in encoded.iter().zip(picks) {
@@ -125,7 +129,8 @@ impl Bench<'_> {
                     let v = match by_expert.get(&expert) {
                         Some(v) => *v,
                         None => {
-                            let v = group_metric(KEY_METRIC, &group_margins(self.reranker, Some(&experts[expert]), enc)?, &enc.relevance);
+                            let adapter = Keyed { fingerprint: &fingerprints[expert], adapter: &experts[expert] };
+                            let v = group_metric(KEY_METRIC, &self.scores.margins(self.reranker, Some(adapter), enc)?, &enc.relevance);
                             by_expert.insert(expert, v);
                             v
                         }

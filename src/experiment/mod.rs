@@ -2,7 +2,7 @@
 //! then evaluates every system of the paper's comparison per domain on the seen-entity test, the
 //! unseen-entity test and the out-of-domain test, with routing reports, paired significance and
 //! misroute impact, and the ablations and studies (`studies`, retraining through one shared path:
-//! `bench`); writes results.json, report.md, CSVs and TREC runs (`report`).
+//! `bench`); every score is kept in a cache on disk (`score_cache`), so an evaluation resumes; writes results.json, report.md, CSVs and TREC runs (`report`).
 
 pub mod bench;
 pub mod config;
@@ -10,6 +10,7 @@ pub mod keys;
 pub mod many_domains;
 pub mod open;
 pub mod report;
+pub mod score_cache;
 pub mod studies;
 pub mod study_report;
 pub mod systems;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::bench::{Bench, SplitDomain};
 pub use super::keys::{Ablation, EvalSplit, MetricMeans, RouterName, System, SystemTable};
 use super::config::ExperimentConfig;
+use super::score_cache::{self, Keyed, ScoreCache};
 use super::studies::{run_studies, Studies};
 use crate::bm25::{Bm25Index, Bm25Params};
 use crate::data::{QueryGroup, Split};
@@ -39,7 +40,6 @@ use crate::model::scorer::yes_probability;
 use crate::model::{LoraAdapter, Reranker};
 use crate::routing::{argmax, routed_scores, Router, RouterKind, RoutingMode, RoutingReport, TrainedRouter};
 use crate::train::checkpoint::load_published_adapter;
-use crate::train::dev_eval::group_margins;
 use crate::train::expert::adapter_fingerprint;
 use crate::train::features::query_features;
 use crate::train::groups::{encode_groups, EncodedGroup};
@@ -222,11 +222,12 @@ pub struct QueryScores {
     pub singles: Vec<Option<Vec<f32>>>,
 }
 
-/// The trained adapters of the comparison (experts and single-domain fine-tunes in domain order).
+/// The trained adapters of the comparison (experts and single-domain fine-tunes in domain order), each
+/// with its fingerprint (the score cache's key).
 struct Adapters {
-    experts: Vec<LoraAdapter>,
-    singles: Vec<LoraAdapter>,
-    direct: LoraAdapter,
+    experts: Vec<(String, LoraAdapter)>,
+    singles: Vec<(String, LoraAdapter)>,
+    direct: (String, LoraAdapter),
 }
 
 /// Scores one query under the adapters its routing needs (every adapter when `all`), checking for
@@ -234,6 +235,7 @@ struct Adapters {
 #[allow(clippy::too_many_arguments)]
 fn score_query(
     reranker: &Reranker,
+    cache: &ScoreCache,
     adapters: &Adapters,
     bm25: &Bm25Index,
     group: &QueryGroup,
@@ -242,12 +244,12 @@ fn score_query(
     all: bool,
     ctx: &JobContext,
 ) -> Result<QueryScores> {
-    let margins = |a: Option<&LoraAdapter>| {
+    let margins = |a: Option<&(String, LoraAdapter)>| {
         ctx.check_cancelled()?;
-        group_margins(reranker, a, enc)
+        cache.margins(reranker, a.map(|(fingerprint, adapter)| Keyed { fingerprint, adapter }), enc)
     };
     let (wanted_experts, wanted_singles) = routing.wanted(adapters.experts.len(), all);
-    let score = |list: &[LoraAdapter], wanted: &[bool]| -> Result<Vec<Option<Vec<f32>>>> {
+    let score = |list: &[(String, LoraAdapter)], wanted: &[bool]| -> Result<Vec<Option<Vec<f32>>>> {
         list.iter().zip(wanted).map(|(a, &w)| if w { margins(Some(a)).map(Some) } else { Ok(None) }).collect()
     };
     Ok(QueryScores {
@@ -339,13 +341,29 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     fingerprints.insert("data".to_string(), fp.data);
     fingerprints.insert("backbone".to_string(), fp.backbone);
     fingerprints.insert("config".to_string(), fp.config);
-    for (d, a) in labels.iter().zip(&experts) {
-        fingerprints.insert(format!("adapter:expert-{d}"), adapter_fingerprint(a)?);
+    let keyed = |a: LoraAdapter| -> Result<(String, LoraAdapter)> { Ok((adapter_fingerprint(&a)?, a)) };
+    let experts: Vec<(String, LoraAdapter)> = experts.into_iter().map(keyed).collect::<Result<_>>()?;
+    let singles: Vec<(String, LoraAdapter)> = singles.into_iter().map(keyed).collect::<Result<_>>()?;
+    let direct = keyed(direct)?;
+    for (d, (fingerprint, _)) in labels.iter().zip(&experts) {
+        fingerprints.insert(format!("adapter:expert-{d}"), fingerprint.clone());
     }
-    for (d, a) in labels.iter().zip(&singles) {
-        fingerprints.insert(format!("adapter:single-{d}"), adapter_fingerprint(a)?);
+    for (d, (fingerprint, _)) in labels.iter().zip(&singles) {
+        fingerprints.insert(format!("adapter:single-{d}"), fingerprint.clone());
     }
-    fingerprints.insert("adapter:direct".to_string(), adapter_fingerprint(&direct)?);
+    fingerprints.insert("adapter:direct".to_string(), direct.0.clone());
+    let cache_context = format!(
+        "score cache v1; r2r {}; backbone {}; precision {:?}; device {}; bf16 kernel {}",
+        env!("CARGO_PKG_VERSION"),
+        fingerprints["backbone"],
+        tc.model.precision,
+        if device.is_cpu() { "cpu" } else { "gpu" },
+        crate::model::bf16_matmul::Bf16Kernel::selected().name()
+    );
+    let cache = ScoreCache::open(&out.join(score_cache::FILE), &cache_context, !tc.output.resume)?;
+    if cache.loaded > 0 || cache.skipped_lines > 0 {
+        ctx.log(format!("experiment: {} scores cached in {} ({} unreadable lines skipped)", cache.loaded, out.join(score_cache::FILE).display(), cache.skipped_lines));
+    }
 
     // Routers on the frozen backbone's query states of the training queries (as `r2r train`).
     let features_started = Instant::now();
@@ -444,7 +462,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
         set_features.push(x);
         for (q, (group, enc)) in refs.iter().zip(&encoded).enumerate() {
             let routing = &routings[q];
-            let scores = score_query(&reranker, &adapters, &bm25, group, enc, routing, all, ctx)?;
+            let scores = score_query(&reranker, &cache, &adapters, &bm25, group, enc, routing, all, ctx)?;
             let expert = |k: usize| scores.experts[k].as_deref().with_context(|| format!("expert {k} was not scored"));
             for (name, picks) in &sweep_picks {
                 let v = group_metric(KEY_METRIC, expert(picks[q])?, &enc.relevance);
@@ -527,6 +545,7 @@ pub fn run_experiment(config: &ExperimentConfig, out: &Path, ctx: &JobContext) -
     // Ablations and studies, retraining through the shared path.
     let bench = Bench {
         reranker: &reranker,
+        scores: &cache,
         train_config: &tc,
         out,
         ctx,

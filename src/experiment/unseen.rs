@@ -18,7 +18,8 @@ use crate::metrics::group_metric;
 use crate::metrics::significance::randomization_test;
 use crate::model::scorer::yes_probability;
 use crate::routing::{argmax, routed_scores, RouterKind, RoutingMode, TrainedRouter};
-use crate::train::dev_eval::group_margins;
+use super::score_cache::Keyed;
+use crate::train::expert::adapter_fingerprint;
 use crate::train::features::query_features;
 use crate::train::groups::encode_groups;
 
@@ -68,19 +69,21 @@ pub fn unseen_domain_study(bench: &Bench, domain: &str) -> Result<UnseenDomainSt
     let probabilities = lsr.probabilities(&features)?;
     let mut values: BTreeMap<System, Vec<f64>> = BTreeMap::new();
     let mut routed_to: BTreeMap<String, usize> = labels.iter().map(|l| (l.clone(), 0)).collect();
+    let fingerprints: Vec<String> = experts.iter().map(adapter_fingerprint).collect::<Result<_>>()?;
     for (enc, p) in encode_groups(bench.reranker, &groups, Some(bench.ctx))?.iter().zip(&probabilities) {
         let expert_margins: Vec<Vec<f32>> = experts
             .iter()
-            .map(|a| {
+            .zip(&fingerprints)
+            .map(|(adapter, fingerprint)| {
                 bench.ctx.check_cancelled()?;
-                group_margins(bench.reranker, Some(a), enc)
+                bench.scores.margins(bench.reranker, Some(Keyed { fingerprint, adapter }), enc)
             })
             .collect::<Result<_>>()?;
         bench.ctx.check_cancelled()?;
         let expert_probs: Vec<Vec<f32>> = expert_margins.iter().map(|m| m.iter().map(|&v| yes_probability(v, 0.0)).collect()).collect();
         let pick = argmax(p);
         *routed_to.entry(labels[pick].clone()).or_default() += 1;
-        let scores = [group_margins(bench.reranker, None, enc)?, expert_margins[pick].clone(), routed_scores(p, &expert_probs, RoutingMode::Soft)?];
+        let scores = [bench.scores.margins(bench.reranker, None, enc)?, expert_margins[pick].clone(), routed_scores(p, &expert_probs, RoutingMode::Soft)?];
         for (system, s) in UNSEEN_SYSTEMS.iter().zip(&scores) {
             values.entry(*system).or_default().push(group_metric(KEY_METRIC, s, &enc.relevance));
         }
