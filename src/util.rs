@@ -227,6 +227,20 @@ macro_rules! text_key {
 }
 pub(crate) use text_key;
 
+/// Copies the files directly in `from` (not its subfolders) into `to`, each written atomically.
+pub fn copy_dir_files(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let name = path.file_name().expect("a file name");
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            atomic_write(&to.join(name), &bytes)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,18 +313,4 @@ mod tests {
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(stable_hash("ab"), stable_hash("ba"));
     }
-}
-
-/// Copies the files directly in `from` (not its subfolders) into `to`, each written atomically.
-pub fn copy_dir_files(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let path = entry?.path();
-        if path.is_file() {
-            let name = path.file_name().expect("a file name");
-            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            atomic_write(&to.join(name), &bytes)?;
-        }
-    }
-    Ok(())
 }
