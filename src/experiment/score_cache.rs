@@ -3,7 +3,7 @@
 //! rerun that adds an ablation or a study to a finished run scores only what is new.
 //!
 //! An entry's key is the SHA-256 of the scoring context (backbone fingerprint, precision, device), the
-//! adapter's fingerprint (or `base`) and the group's token ids, so an entry is only ever reused for the same
+//! adapter's fingerprint and config (or `base`) and the group's token ids, so an entry is only ever reused for the same
 //! computation; margins are written as JSON numbers that read back to the same `f32`, so cached and fresh
 //! runs report identical numbers. The file is append-only with one entry per line, flushed after each: a
 //! line cut short by a crash is skipped on the next load (and counted in the log), and its group is scored
@@ -98,7 +98,9 @@ impl ScoreCache {
     /// The yes − no margins of `group`'s candidates under `adapter` (the backbone alone when None): from the
     /// cache, else scored and appended.
     pub fn margins(&self, reranker: &Reranker, adapter: Option<Keyed>, group: &EncodedGroup) -> Result<Vec<f32>> {
-        let key = self.key(adapter.map(|a| a.fingerprint), group);
+        // The tensors' fingerprint and the adapter's config (its scaling and modules decide a score as well).
+        let adapter_key = adapter.map(|a| Ok::<_, serde_json::Error>(format!("{} {}", a.fingerprint, serde_json::to_string(&a.adapter.config)?))).transpose()?;
+        let key = self.key(adapter_key.as_deref(), group);
         if let Some(margins) = self.entries.lock().expect("score cache lock").get(&key) {
             if margins.len() == group.candidates.len() {
                 return Ok(margins.clone());
