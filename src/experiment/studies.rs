@@ -76,18 +76,14 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
         timings.insert(name, started.elapsed().as_secs_f64());
     };
     let mut ablations = BTreeMap::new();
-    for &intensity in &e.mask_intensities {
+    let single_changes = e.mask_intensities.iter().map(|&x| Ablation::MaskIntensity(x)).chain(e.stage2_learning_rates.iter().map(|&x| Ablation::Stage2LearningRate(x)));
+    for ablation in single_changes {
         let started = Instant::now();
-        let values = bench.variant(&format!("ablation: stage-1 masking intensity {intensity}"), |c| c.stage1.mask_intensity = intensity, Routing::Lsr)?;
-        let ablation = Ablation::MaskIntensity(intensity);
-        ablations.insert(ablation, values);
-        timed(format!("ablation:{ablation}"), started);
-    }
-    for &rate in &e.stage2_learning_rates {
-        let started = Instant::now();
-        let values = bench.variant(&format!("ablation: stage-2 learning rate {rate}"), |c| c.stage2.learning_rate = rate, Routing::Lsr)?;
-        let ablation = Ablation::Stage2LearningRate(rate);
-        ablations.insert(ablation, values);
+        let (what, change): (String, &dyn Fn(&mut crate::train::TrainConfig)) = match ablation {
+            Ablation::MaskIntensity(x) => (format!("stage-1 masking intensity {x}"), &move |c| c.stage1.mask_intensity = x),
+            Ablation::Stage2LearningRate(x) => (format!("stage-2 learning rate {x}"), &move |c| c.stage2.learning_rate = x),
+        };
+        ablations.insert(ablation, bench.variant(&format!("ablation: {what}"), change, Routing::Lsr)?);
         timed(format!("ablation:{ablation}"), started);
     }
 
