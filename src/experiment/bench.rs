@@ -104,7 +104,9 @@ impl Bench<'_> {
         let (main, target) = (RunDir::new(&self.train_config.output.dir), RunDir::new(&variant.output.dir));
         for (from, to) in [(main.stage1_dir(), target.stage1_dir()), (main.state_dir("stage1"), target.state_dir("stage1")), (main.best_dir("stage1"), target.best_dir("stage1"))] {
             if from.is_dir() && !to.exists() {
-                crate::util::copy_dir_files(&from, &to).with_context(|| format!("reusing the main run's stage 1 ({})", from.display()))?;
+                // Whole or not at all: a copy cut short must not look like a checkpoint.
+                crate::train::checkpoint::publish_dir(&to, |staging| crate::util::copy_dir_files(&from, staging))
+                    .with_context(|| format!("reusing the main run's stage 1 ({})", from.display()))?;
             }
         }
         Ok(())
