@@ -10,7 +10,7 @@
 //! again. `[train.output] resume = false` starts with an empty cache.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -58,25 +58,22 @@ impl ScoreCache {
         }
         let mut entries = HashMap::new();
         let mut skipped_lines = 0;
-        if path.is_file() {
-            let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?);
-            for line in reader.lines() {
-                let line = line.with_context(|| format!("reading {}", path.display()))?;
-                if line.trim().is_empty() {
-                    continue;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            match serde_json::from_str::<Entry>(line) {
+                Ok(entry) => {
+                    entries.insert(entry.key, entry.margins);
                 }
-                match serde_json::from_str::<Entry>(&line) {
-                    Ok(entry) => {
-                        entries.insert(entry.key, entry.margins);
-                    }
-                    Err(_) => skipped_lines += 1,
-                }
+                Err(_) => skipped_lines += 1,
             }
         }
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {} for appending", path.display()))?;
         // A line cut short by a crash has no newline: the next entry must start on a line of its own.
-        let ends_open = std::fs::read(path).map(|bytes| bytes.last().is_some_and(|&b| b != b'\n')).unwrap_or(false);
-        if ends_open {
+        if !text.is_empty() && !text.ends_with('\n') {
             file.write_all(b"\n").with_context(|| format!("writing {}", path.display()))?;
         }
         let loaded = entries.len();
