@@ -27,8 +27,8 @@ pub struct ExperimentOptions {
     /// Masking-intensity ablation (slow: retrains stage 1 and the experts per value; empty = off),
     /// e.g. `[0.0, 0.25, 0.5, 1.0]`.
     pub mask_intensities: Vec<f64>,
-    /// Stage-2 learning-rate ablation (slow: retrains stage 1 and the experts per rate, the experts'
-    /// stage 2 at that peak rate; empty = off), e.g. `[0.0001, 0.00005]`.
+    /// Stage-2 learning-rate ablation (slow: retrains the experts per rate, stage 2 at that peak rate,
+    /// from the main run's stage 1, which is copied, not retrained; empty = off), e.g. `[0.0001, 0.00005]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stage2_learning_rates: Vec<f64>,
     /// LoRA-rank ablation (slow: retrains stage 1 and the experts per rank, alpha = 2 × rank;
