@@ -140,8 +140,9 @@ fn experiment_end_to_end_schema_report_and_determinism() {
     with_ablation.experiment.mask_intensities = vec![0.0];
     let stage2_rate = config.train.optim.learning_rate / 10.0;
     with_ablation.experiment.stage2_learning_rates = vec![stage2_rate];
+    with_ablation.experiment.stage2_optimizer_ablation = true;
     let again = run(&with_ablation, &scratch.path().join("exp2"));
-    for name in ["mask_intensity:0".to_string(), format!("stage2_learning_rate:{stage2_rate}")] {
+    for name in ["mask_intensity:0".to_string(), format!("stage2_learning_rate:{stage2_rate}"), "stage2_optimizer:continued".to_string()] {
         let ablation = &again["ablations"][&name];
         for split in ["test", "test_unseen"] {
             for domain in ["legal", "medical", "macro"] {
@@ -150,17 +151,20 @@ fn experiment_end_to_end_schema_report_and_determinism() {
             }
         }
     }
-    // The stage-2 rate's variant starts from the main run's stage 1 (copied, not retrained) and trains
-    // other experts; the masking variant retrains stage 1.
+    // The stage-2 variants (rate, optimiser) start from the main run's stage 1 (copied, not retrained)
+    // and train other experts; the masking variant retrains stage 1.
     let main_training = scratch.path().join("exp2/training");
     let read = |path: std::path::PathBuf| std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let main_stage1 = read(main_training.join("state/stage1/progress.json"));
     let variants: Vec<std::path::PathBuf> = std::fs::read_dir(scratch.path().join("exp2/variants")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(variants.len(), 2, "{variants:?}");
+    assert_eq!(variants.len(), 3, "{variants:?}");
     let reusing: Vec<&std::path::PathBuf> = variants.iter().filter(|v| read(v.join("state/stage1/progress.json")) == main_stage1).collect();
-    assert_eq!(reusing.len(), 1, "exactly the stage-2 rate's variant reuses stage 1");
+    assert_eq!(reusing.len(), 2, "exactly the stage-2 variants reuse stage 1");
     let expert = "experts/legal/adapter_model.safetensors";
-    assert_ne!(read(reusing[0].join(expert)), read(main_training.join(expert)), "a lower stage-2 rate trains another expert");
+    for variant in &reusing {
+        assert_ne!(read(variant.join(expert)), read(main_training.join(expert)), "{}: the same expert as the main run's", variant.display());
+    }
+    assert_ne!(read(reusing[0].join(expert)), read(reusing[1].join(expert)));
     assert!(std::fs::read_to_string(scratch.path().join("exp2/report.md")).unwrap().contains("## Ablations"));
     for key in ["systems", "routing", "significance", "misroute", "fingerprints", "router_sweep"] {
         assert_eq!(results[key], again[key], "{key} differs between runs");

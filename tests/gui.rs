@@ -238,6 +238,8 @@ fn training_config_saves_as_toml_and_opens_again() {
     // Mined negatives and the stage-2 rate show as opened.
     let mut tuned = saved.clone();
     (tuned.objective.negatives, tuned.objective.hard_negatives, tuned.stage2.learning_rate) = (5, 2, 1e-4);
+    assert_eq!(harness.get_by_label("Continue stage 1's").accesskit_node().toggled(), Some(egui::accesskit::Toggled::False));
+    tuned.stage2.continue_optimizer = true;
     let tuned_path = dir.path().join("tuned.toml");
     std::fs::write(&tuned_path, tuned.to_toml()).unwrap();
     harness.get_by_role_and_label(Role::TextInput, "Config file").click();
@@ -249,6 +251,7 @@ fn training_config_saves_as_toml_and_opens_again() {
     harness.run_steps(2);
     assert_eq!((spin(&harness, "Negatives"), spin(&harness, "Mined by BM25")), (Some(5.0), Some(2.0)));
     assert_eq!(spin(&harness, "Stage 2 learning rate"), Some(1e-4));
+    assert_eq!(harness.get_by_label("Continue stage 1's").accesskit_node().toggled(), Some(egui::accesskit::Toggled::True));
 }
 
 #[test]

@@ -155,6 +155,54 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
 }
 
 #[test]
+fn a_continued_optimiser_changes_stage_2_resumes_exactly_and_needs_stage_1s_state() {
+    let _serial = serial();
+    let scratch = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(scratch.path());
+    let mut config = tiny_config(&model, &scratch.path().join("whole"), &[Stage::Stage1, Stage::Experts]);
+    config.stage2.epochs = 2;
+    config.output.checkpoint_every = 1;
+    let mut fresh = config.clone();
+    fresh.output.dir = scratch.path().join("fresh");
+    let fresh = run(&fresh).unwrap();
+    config.stage2.continue_optimizer = true;
+    let whole = run(&config).unwrap();
+    let expert = |root: &Path, domain: &str| file_bytes(&root.join("experts").join(domain).join(WEIGHTS));
+    assert_eq!(file_bytes(&whole.run_dir.join("stage1").join(WEIGHTS)), file_bytes(&fresh.run_dir.join("stage1").join(WEIGHTS)));
+    for domain in ["legal", "medical"] {
+        assert_ne!(expert(&whole.run_dir, domain), expert(&fresh.run_dir, domain), "{domain}: the stage-1 moments changed nothing");
+    }
+
+    // Cancelled inside an expert and resumed: the continued step count holds across the resume.
+    let interrupted = scratch.path().join("interrupted");
+    let mut cut = config.clone();
+    cut.output.dir = interrupted.clone();
+    let job_config = cut.clone();
+    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
+    let mut checkpoints = 0;
+    common::cancel_at(&mut job, Duration::from_secs(60), |event| {
+        if matches!(event, JobEvent::Checkpoint(dir) if dir.contains("expert-medical")) {
+            checkpoints += 1;
+        }
+        checkpoints == 2
+    });
+    let resumed = run(&cut).unwrap();
+    assert!(resumed.experts["medical"].resumed_from >= 2);
+    for domain in ["legal", "medical"] {
+        assert_eq!(expert(&whole.run_dir, domain), expert(&interrupted, domain), "{domain}: resumed != uninterrupted");
+    }
+
+    // Without stage 1's checkpoint there is nothing to continue: an error naming the field and the directory.
+    let state = r2r::train::RunDir::new(&interrupted).state_dir("stage1");
+    std::fs::remove_dir_all(&state).unwrap();
+    let mut experts_only = cut.clone();
+    experts_only.run.stages = vec![Stage::Experts];
+    experts_only.output.resume = false;
+    let err = format!("{:#}", run(&experts_only).unwrap_err());
+    assert!(err.contains("stage2.continue_optimizer") && err.contains(&state.display().to_string()), "{err}");
+}
+
+#[test]
 fn a_cancel_between_checkpoints_keeps_every_finished_step() {
     let _serial = serial();
     let scratch = tempfile::tempdir().unwrap();

@@ -164,7 +164,7 @@ pub fn finetune(corpus: &Corpus, config: &FinetuneConfig, base: &Path, base_name
     let run = RunDir::new(work);
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let trainer = Trainer { reranker: &reranker, config: &train_config, run: &run, ctx };
-    let spec = JobSpec { job: "generalist".into(), train: &encoded, dev: &[], init: None, epochs: 1, learning_rate: train_config.optim.learning_rate, eval_every: 0, select_best: false, select_metric: SelectMetric::NdcgAt10 };
+    let spec = JobSpec { job: "generalist".into(), train: &encoded, dev: &[], init: None, init_optimizer: None, epochs: 1, learning_rate: train_config.optim.learning_rate, eval_every: 0, select_best: false, select_metric: SelectMetric::NdcgAt10 };
     let (adapter, summary) = trainer.train(&spec)?;
     write_bundle(out, base_name, config, &adapter, &reranker)?;
     Ok(FinetuneReport { base: base_name.to_string(), config: config.clone(), train_groups: encoded.len(), job: summary, bundle: out.to_path_buf() })

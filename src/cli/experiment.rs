@@ -32,6 +32,10 @@ pub struct ExperimentArgs {
     /// Stage-2 learning-rate ablation (slow; overrides experiment.stage2_learning_rates), e.g. 0.0001,0.00005.
     #[arg(long, value_delimiter = ',')]
     pub stage2_learning_rates: Vec<f64>,
+    /// Stage-2 optimiser ablation: the experts retrained with stage2.continue_optimizer flipped (slow;
+    /// sets experiment.stage2_optimizer_ablation).
+    #[arg(long)]
+    pub stage2_optimizer_ablation: bool,
     /// LoRA-rank ablation (slow; alpha = 2 × rank; overrides experiment.lora_ranks), e.g. 8,16,32,64.
     #[arg(long, value_delimiter = ',')]
     pub lora_ranks: Vec<usize>,
@@ -84,6 +88,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         e.mask_type_sets = args.mask_type_set.iter().map(|s| s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()).collect();
     }
     e.mask_each_type |= args.mask_each_type;
+    e.stage2_optimizer_ablation |= args.stage2_optimizer_ablation;
     if !args.many_domains.is_empty() {
         e.many_domains = args.many_domains.clone();
     }

@@ -31,6 +31,10 @@ pub struct ExperimentOptions {
     /// from the main run's stage 1, which is copied, not retrained; empty = off), e.g. `[0.0001, 0.00005]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stage2_learning_rates: Vec<f64>,
+    /// Stage-2 optimiser ablation: the experts retrained with `stage2.continue_optimizer` flipped (from the
+    /// main run's stage 1, copied, not retrained; slow).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stage2_optimizer_ablation: bool,
     /// LoRA-rank ablation (slow: retrains stage 1 and the experts per rank, alpha = 2 × rank;
     /// empty = off), e.g. `[8, 16, 32, 64]`.
     pub lora_ranks: Vec<usize>,
@@ -64,6 +68,7 @@ impl Default for ExperimentOptions {
             seed: 13,
             mask_intensities: Vec::new(),
             stage2_learning_rates: Vec::new(),
+            stage2_optimizer_ablation: false,
             lora_ranks: Vec::new(),
             mask_type_sets: Vec::new(),
             mask_each_type: false,

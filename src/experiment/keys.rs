@@ -67,13 +67,16 @@ named_key!(
 );
 
 /// An ablation of the `ablations` table: `mask_intensity:<x>` (stage 1 trained with masking
-/// intensity x) or `stage2_learning_rate:<x>` (the experts' stage 2 at peak rate x); x written as Rust
-/// writes an `f64`, the shortest text that reads back as x. Equality, order and hash go by that name, as
-/// the string keys did.
+/// intensity x), `stage2_learning_rate:<x>` (the experts' stage 2 at peak rate x), or
+/// `stage2_optimizer:continued` / `stage2_optimizer:fresh` (the experts' AdamW continuing stage 1's, or
+/// starting afresh); x written as Rust writes an `f64`, the shortest text that reads back as x.
+/// Equality, order and hash go by that name, as the string keys did.
 #[derive(Debug, Clone, Copy)]
 pub enum Ablation {
     MaskIntensity(f64),
     Stage2LearningRate(f64),
+    /// `stage2.continue_optimizer` set to this.
+    Stage2ContinuedOptimizer(bool),
 }
 
 impl Ablation {
@@ -81,6 +84,8 @@ impl Ablation {
         match self {
             Ablation::MaskIntensity(x) => format!("mask_intensity:{x}"),
             Ablation::Stage2LearningRate(x) => format!("stage2_learning_rate:{x}"),
+            Ablation::Stage2ContinuedOptimizer(true) => "stage2_optimizer:continued".into(),
+            Ablation::Stage2ContinuedOptimizer(false) => "stage2_optimizer:fresh".into(),
         }
     }
 }
@@ -88,8 +93,15 @@ impl Ablation {
 impl FromStr for Ablation {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let expected = || format!("unknown ablation `{text}` (expected mask_intensity:<x> or stage2_learning_rate:<x>)");
+        let expected = || format!("unknown ablation `{text}` (expected mask_intensity:<x>, stage2_learning_rate:<x> or stage2_optimizer:continued|fresh)");
         let (kind, value) = text.split_once(':').ok_or_else(expected)?;
+        if kind == "stage2_optimizer" {
+            return match value {
+                "continued" => Ok(Ablation::Stage2ContinuedOptimizer(true)),
+                "fresh" => Ok(Ablation::Stage2ContinuedOptimizer(false)),
+                _ => Err(expected()),
+            };
+        }
         let x: f64 = value.parse().map_err(|_| format!("ablation `{text}`: `{value}` is not a number"))?;
         if !x.is_finite() {
             return Err(format!("ablation `{text}`: the value must be finite"));
@@ -182,6 +194,11 @@ mod tests {
         let rate = Ablation::Stage2LearningRate(1e-4);
         assert_eq!((rate.to_string(), "stage2_learning_rate:0.0001".parse::<Ablation>().unwrap()), ("stage2_learning_rate:0.0001".to_string(), rate));
         assert!(Ablation::MaskIntensity(1.0) < rate && rate != Ablation::MaskIntensity(1e-4));
+        for (flag, text) in [(true, "stage2_optimizer:continued"), (false, "stage2_optimizer:fresh")] {
+            let a = Ablation::Stage2ContinuedOptimizer(flag);
+            assert_eq!((a.to_string(), text.parse::<Ablation>().unwrap()), (text.to_string(), a));
+        }
+        assert!("stage2_optimizer:1".parse::<Ablation>().is_err());
     }
 
     #[test]

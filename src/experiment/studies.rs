@@ -1,5 +1,5 @@
 //! The ablations and open-question studies that retrain (all through [`Bench`]): masking
-//! intensity and the stage-2 learning rate (`ablations`), LoRA rank, per-type masking and abstraction coverage (`studies`), plus
+//! intensity, the stage-2 learning rate and optimiser start (`ablations`), LoRA rank, per-type masking and abstraction coverage (`studies`), plus
 //! the driver that runs every enabled one, including many domains and the unseen domain.
 
 use std::collections::BTreeMap;
@@ -76,12 +76,21 @@ pub fn run_studies(bench: &Bench, config: &ExperimentConfig, timings: &mut BTree
         timings.insert(name, started.elapsed().as_secs_f64());
     };
     let mut ablations = BTreeMap::new();
-    let single_changes = e.mask_intensities.iter().map(|&x| Ablation::MaskIntensity(x)).chain(e.stage2_learning_rates.iter().map(|&x| Ablation::Stage2LearningRate(x)));
+    let flipped_optimizer = e.stage2_optimizer_ablation.then_some(Ablation::Stage2ContinuedOptimizer(!bench.train_config.stage2.continue_optimizer));
+    let single_changes = e
+        .mask_intensities
+        .iter()
+        .map(|&x| Ablation::MaskIntensity(x))
+        .chain(e.stage2_learning_rates.iter().map(|&x| Ablation::Stage2LearningRate(x)))
+        .chain(flipped_optimizer);
     for ablation in single_changes {
         let started = Instant::now();
         let (what, change): (String, &dyn Fn(&mut crate::train::TrainConfig)) = match ablation {
             Ablation::MaskIntensity(x) => (format!("stage-1 masking intensity {x}"), &move |c| c.stage1.mask_intensity = x),
             Ablation::Stage2LearningRate(x) => (format!("stage-2 learning rate {x}"), &move |c| c.stage2.learning_rate = x),
+            Ablation::Stage2ContinuedOptimizer(on) => {
+                (format!("stage 2 {} stage 1's optimiser", if on { "continuing" } else { "not continuing" }), &move |c| c.stage2.continue_optimizer = on)
+            }
         };
         ablations.insert(ablation, bench.variant(&format!("ablation: {what}"), change, Routing::Lsr)?);
         timed(format!("ablation:{ablation}"), started);

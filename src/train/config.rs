@@ -239,6 +239,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_false(x: &bool) -> bool {
+    !*x
+}
+
 fn is_zero_f64(x: &f64) -> bool {
     *x == 0.0
 }
@@ -272,6 +276,12 @@ pub struct StageConfig {
     /// `optim.learning_rate`.
     #[serde(skip_serializing_if = "is_zero_f64")]
     pub learning_rate: f64,
+    /// Stage 2 only: each expert's AdamW starts from stage 1's final moments and step count (read from
+    /// `RUN/state/stage1`), so stage 2 continues stage 1's optimisation on the original data instead
+    /// of restarting it (a fresh AdamW's first updates move every weight by about the full rate).
+    /// Refused in `stage1`; not written when false, so existing runs keep their fingerprints.
+    #[serde(skip_serializing_if = "is_false")]
+    pub continue_optimizer: bool,
     /// Entity types to mask in stage 1 (empty = all); ignored in stage 2.
     pub mask_types: Vec<String>,
     /// Fraction of distinct entities masked per group in stage 1.
@@ -385,6 +395,7 @@ impl Default for StageConfig {
             skip: false,
             epochs: 1,
             learning_rate: 0.0,
+            continue_optimizer: false,
             mask_types: Vec::new(),
             mask_intensity: 1.0,
             gazetteer_drop: 0.0,
@@ -461,6 +472,14 @@ impl TrainConfig {
                 stage.epochs
             );
         }
+        anyhow::ensure!(
+            !self.stage1.continue_optimizer,
+            "stage1.continue_optimizer: only stage 2 can continue an optimiser (stage 1's); set stage2.continue_optimizer"
+        );
+        anyhow::ensure!(
+            !(self.stage2.continue_optimizer && self.stage1.skip),
+            "stage2.continue_optimizer needs stage 1 (stage1.skip = true leaves no optimiser to continue)"
+        );
         anyhow::ensure!(!self.data.domains.is_empty(), "data.domains lists no target domain");
         let mut seen = std::collections::BTreeSet::new();
         for domain in &self.data.domains {
@@ -555,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stage_learning_rate_overrides_the_optimiser_rate_and_is_written_only_when_set() {
+    fn stage_learning_rates_and_a_continued_optimiser_are_written_only_when_set() {
         let mut config = TrainConfig::default();
         let before = config.training_fingerprint();
         assert_eq!(config.stage_learning_rate(&config.stage2), config.optim.learning_rate);
@@ -563,9 +582,15 @@ mod tests {
         for stage in ["stage1", "stage2"] {
             assert!(!written[stage].as_table().unwrap().contains_key("learning_rate"), "unset: not written, so existing runs keep their fingerprints");
         }
+        assert!(!written["stage2"].as_table().unwrap().contains_key("continue_optimizer"), "false: not written");
         config.stage2.learning_rate = 1e-5;
         assert_eq!((config.stage_learning_rate(&config.stage2), config.stage_learning_rate(&config.stage1)), (1e-5, config.optim.learning_rate));
         assert_ne!(config.training_fingerprint(), before);
+        let parsed: TrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+        let rate_only = config.training_fingerprint();
+        config.stage2.continue_optimizer = true;
+        assert_ne!(config.training_fingerprint(), rate_only);
         let parsed: TrainConfig = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(parsed, config);
     }
@@ -629,6 +654,8 @@ mod tests {
             ("[optim]\nlearning_rate = nan\n", "optim.learning_rate"),
             ("[stage2]\nlearning_rate = -0.001\n", "stage2.learning_rate must be a finite rate >= 0"),
             ("[stage1]\nlearning_rate = inf\n", "stage1.learning_rate"),
+            ("[stage1]\ncontinue_optimizer = true\n", "stage1.continue_optimizer"),
+            ("[stage1]\nskip = true\n[stage2]\ncontinue_optimizer = true\n", "stage2.continue_optimizer needs stage 1"),
             ("[optim]\ngrad_clip = -1.0\n", "optim.grad_clip"),
             ("[router.train]\nepochs = 0\n", "router.train.epochs"),
             ("[router]\nkind = \"mlp\"\nmlp_hidden = 0\n", "router.mlp_hidden"),

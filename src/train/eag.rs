@@ -5,7 +5,8 @@
 //!   the checkpoint with the best dev metric (Precision@5 by default) on the *original* dev union
 //!   is kept in `RUN/stage1`.
 //! - Stage 2: per domain, a copy of the stage-1 adapter continues on that domain's original data,
-//!   giving `RUN/experts/<domain>`. With `stage1.skip` the experts start from a fresh adapter
+//!   giving `RUN/experts/<domain>` (with `stage2.continue_optimizer`, its AdamW continues stage 1's
+//!   final state instead of starting afresh). With `stage1.skip` the experts start from a fresh adapter
 //!   ("R2R without EAG").
 //! - Baselines: a direct fine-tune on the pooled original data (`RUN/baselines/direct`) and
 //!   single-domain fine-tunes without stage 1 (`RUN/baselines/single-<domain>`).
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 
 use super::checkpoint::{load_published_adapter, publish_adapter};
-use super::expert::{JobSpec, JobSummary, Trainer};
+use super::expert::{JobSpec, JobSummary, OptimizerState, Trainer};
 use super::groups::{encode_groups, EncodedGroup};
 use super::pipeline::PreparedData;
 use super::config::TrainConfig;
@@ -85,6 +86,7 @@ pub fn run_stage1(trainer: &Trainer, data: &PreparedData) -> Result<JobSummary> 
         train: &train,
         dev: &dev,
         init: None,
+        init_optimizer: None,
         epochs: c.stage1.epochs,
         learning_rate: c.stage_learning_rate(&c.stage1),
         eval_every: c.stage1.eval_every,
@@ -113,6 +115,11 @@ pub fn stage2_init(trainer: &Trainer) -> Result<Option<LoraAdapter>> {
 pub fn run_experts(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<String, JobSummary>> {
     let c = trainer.config;
     let init = stage2_init(trainer)?;
+    let init_optimizer = if c.stage2.continue_optimizer {
+        Some(OptimizerState::of_completed_job(&trainer.run.state_dir("stage1"), trainer.reranker).context("stage2.continue_optimizer")?)
+    } else {
+        None
+    };
     let mut out = BTreeMap::new();
     for domain in &c.data.domains {
         let spec = JobSpec {
@@ -120,6 +127,7 @@ pub fn run_experts(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<St
             train: &data.train_encoded[domain],
             dev: &data.dev_encoded[domain],
             init: init.as_ref(),
+            init_optimizer: init_optimizer.as_ref(),
             epochs: c.stage2.epochs,
             learning_rate: c.stage_learning_rate(&c.stage2),
             eval_every: c.stage2.eval_every,
@@ -152,6 +160,7 @@ pub fn run_baselines(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<
             train: &train,
             dev: &dev,
             init: None,
+            init_optimizer: None,
             epochs: c.baseline_epochs(),
             learning_rate: c.optim.learning_rate,
             eval_every: c.stage2.eval_every,

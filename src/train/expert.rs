@@ -34,12 +34,37 @@ pub struct JobSpec<'a> {
     pub dev: &'a [EncodedGroup],
     /// Start from a copy of this adapter (stage 2 from stage 1), else a fresh PEFT-initialised one.
     pub init: Option<&'a LoraAdapter>,
+    /// Start AdamW from this state (stage 2 continuing stage 1's optimiser), else from zero moments.
+    pub init_optimizer: Option<&'a OptimizerState>,
     pub epochs: usize,
     /// Peak learning rate (`optim.learning_rate`, or the stage's own: [`TrainConfig::stage_learning_rate`]).
     pub learning_rate: f64,
     pub eval_every: usize,
     pub select_best: bool,
     pub select_metric: SelectMetric,
+}
+
+/// A finished job's AdamW state, for a job that continues its optimisation.
+pub struct OptimizerState {
+    /// `m.*` / `v.*` as [`AdamW::state_tensors`] names them.
+    pub moments: std::collections::BTreeMap<String, Tensor>,
+    /// The optimiser steps taken (the bias corrections continue from here).
+    pub steps: usize,
+    /// The fingerprint of the job that wrote it (goes into the continuing job's fingerprint).
+    pub job_fingerprint: String,
+}
+
+impl OptimizerState {
+    /// The final state of the completed job checkpointed in `state_dir`.
+    pub fn of_completed_job(state_dir: &std::path::Path, reranker: &Reranker) -> Result<Self> {
+        let Some(ckpt) = load_checkpoint(state_dir, reranker.config(), reranker.device())? else {
+            bail!("{} holds no checkpoint, so there is no optimiser state to continue", state_dir.display());
+        };
+        if !ckpt.progress.completed {
+            bail!("{}: the job stopped at step {}/{}; finish it before continuing its optimiser", state_dir.display(), ckpt.progress.step, ckpt.progress.total_steps);
+        }
+        Ok(OptimizerState { moments: ckpt.moments, steps: ckpt.progress.step, job_fingerprint: ckpt.progress.fingerprint })
+    }
 }
 
 /// What a job produced.
@@ -117,6 +142,9 @@ impl Trainer<'_> {
         if spec.learning_rate != c.optim.learning_rate {
             parts["learning_rate"] = serde_json::json!(spec.learning_rate);
         }
+        if let Some(state) = spec.init_optimizer {
+            parts["init_optimizer"] = serde_json::json!({ "job": state.job_fingerprint, "steps": state.steps });
+        }
         sha256_hex(parts.to_string().as_bytes())
     }
 
@@ -180,8 +208,12 @@ impl Trainer<'_> {
         let vars = adapter.vars();
         let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: c.optim.weight_decay, ..Default::default() };
         let mut optimizer = AdamW::new(vars.clone(), params)?;
-        if let Some(moments) = &moments {
-            optimizer.load_state(moments, progress.step).with_context(|| format!("checkpoint {}", state_dir.display()))?;
+        // A continued optimiser counts its steps from the state it continues.
+        let steps_before = spec.init_optimizer.map_or(0, |state| state.steps);
+        match (&moments, spec.init_optimizer) {
+            (Some(moments), _) => optimizer.load_state(moments, steps_before + progress.step).with_context(|| format!("checkpoint {}", state_dir.display()))?,
+            (None, Some(state)) => optimizer.load_state(&state.moments, state.steps).with_context(|| format!("{job}: the optimiser state it continues"))?,
+            (None, None) => {}
         }
         if progress.completed {
             ctx.log(format!("{job}: already completed in {} (step {total}), reusing it", state_dir.display()));

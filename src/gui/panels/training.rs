@@ -251,6 +251,10 @@ impl TrainingPanel {
             let same = |v: f64, _| if v == 0.0 { "same".to_string() } else { format!("{v:.1e}") };
             ui.add(egui::DragValue::new(&mut c.stage2.learning_rate).range(0.0..=1.0).speed(1e-5).custom_formatter(same)).labelled_by(label.id);
             ui.end_row();
+            ui.label("Stage 2 optimiser");
+            ui.checkbox(&mut c.stage2.continue_optimizer, "Continue stage 1's")
+                .on_hover_text("Each expert's AdamW starts from stage 1's final moments instead of afresh (needs stage 1's checkpoint in this run)");
+            ui.end_row();
             let label = ui.label("Batch (query groups)");
             ui.add(egui::DragValue::new(&mut c.optim.batch_groups).range(1..=1024)).labelled_by(label.id);
             ui.end_row();
