@@ -58,7 +58,28 @@ pub fn abstracted_union(data: &PreparedData, trainer: &Trainer) -> Result<Vec<Qu
 /// Stage 1's abstraction of `groups` under `c` (recogniser, mask types and intensity, seed); with a
 /// job context, cancellation is checked before each group (with learned heads, each group is a
 /// forward pass of their backbone).
+///
+/// The last result is kept in memory for the process: the variants of an experiment that change
+/// stage 2 only (and reruns of stage 1 that find it completed) ask for the same abstraction, which
+/// with learned heads costs a backbone forward pass per group.
 pub fn abstract_groups(groups: Vec<QueryGroup>, c: &TrainConfig, ctx: Option<&super::JobContext>) -> Result<Vec<QueryGroup>> {
+    static LAST: std::sync::Mutex<Option<(String, Vec<QueryGroup>)>> = std::sync::Mutex::new(None);
+    let heads = if c.stage1.learned_heads { crate::ner::bundled_heads().ok() } else { None };
+    let s1 = &c.stage1;
+    let key = crate::util::sha256_hex(
+        serde_json::json!([groups, s1.mask_types, s1.mask_intensity, s1.gazetteer_drop, s1.learned_heads, heads, c.optim.seed]).to_string().as_bytes(),
+    );
+    if let Some((cached_key, cached)) = LAST.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if *cached_key == key {
+            return Ok(cached.clone());
+        }
+    }
+    let abstracted = abstract_groups_uncached(groups, c, ctx)?;
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, abstracted.clone()));
+    Ok(abstracted)
+}
+
+fn abstract_groups_uncached(groups: Vec<QueryGroup>, c: &TrainConfig, ctx: Option<&super::JobContext>) -> Result<Vec<QueryGroup>> {
     let abstractor = Abstractor::new(stage1_recognizer(c)?);
     let types: BTreeSet<String> = c.stage1.mask_types.iter().cloned().collect();
     let options = AbstractionOptions {
@@ -172,4 +193,28 @@ pub fn run_baselines(trainer: &Trainer, data: &PreparedData) -> Result<BTreeMap<
         out.insert(name, summary);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remembered_abstraction_is_the_one_of_the_asked_settings() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/medical.jsonl");
+        let groups: Vec<QueryGroup> = crate::data::load(&path, &Default::default()).unwrap().groups.into_iter().take(6).collect();
+        let mut config = TrainConfig::default();
+        let full = abstract_groups(groups.clone(), &config, None).unwrap();
+        assert!(full.iter().any(|g| g.query.contains("[DRUG_1]")), "{:?}", full.iter().map(|g| &g.query).collect::<Vec<_>>());
+        config.stage1.mask_intensity = 0.0;
+        let none = abstract_groups(groups.clone(), &config, None).unwrap();
+        assert_eq!(none.iter().map(|g| &g.query).collect::<Vec<_>>(), groups.iter().map(|g| &g.query).collect::<Vec<_>>());
+        config.stage1.mask_intensity = 1.0;
+        assert_eq!(abstract_groups(groups.clone(), &config, None).unwrap(), full);
+        let fewer = abstract_groups(groups[..3].to_vec(), &config, None).unwrap();
+        assert_eq!(fewer.len(), 3, "other groups, other key");
+        config.optim.seed += 1;
+        let reseeded = abstract_groups(groups[..3].to_vec(), &config, None).unwrap();
+        assert_eq!(reseeded[0].meta["abstraction_seed"], config.optim.seed.to_string(), "another seed, another key");
+    }
 }
