@@ -42,6 +42,23 @@ fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `config` run into `dir` as a background job, cancelled at the medical expert's second checkpoint;
+/// returns the config as run.
+fn cancelled_in_the_medical_expert(config: &TrainConfig, dir: &Path) -> TrainConfig {
+    let mut cut = config.clone();
+    cut.output.dir = dir.to_path_buf();
+    let job_config = cut.clone();
+    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
+    let mut checkpoints = 0;
+    common::cancel_at(&mut job, Duration::from_secs(60), |event| {
+        if matches!(event, JobEvent::Checkpoint(dir) if dir.contains("expert-medical")) {
+            checkpoints += 1;
+        }
+        checkpoints == 2
+    });
+    cut
+}
+
 const WEIGHTS: &str = "adapter_model.safetensors";
 
 #[test]
@@ -125,17 +142,7 @@ fn a_cancelled_job_stops_within_a_second_and_resumes_to_the_same_adapters() {
     let whole = run(&config).unwrap();
 
     let interrupted = scratch.path().join("interrupted");
-    let mut cut = config.clone();
-    cut.output.dir = interrupted.clone();
-    let job_config = cut.clone();
-    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
-    let mut checkpoints = 0;
-    common::cancel_at(&mut job, Duration::from_secs(60), |event| {
-        if matches!(event, JobEvent::Checkpoint(dir) if dir.contains("expert-medical")) {
-            checkpoints += 1;
-        }
-        checkpoints == 2
-    });
+    let mut cut = cancelled_in_the_medical_expert(&config, &interrupted);
     let state = r2r::train::RunDir::new(&interrupted).state_dir("expert:medical");
     let reranker = r2r::train::pipeline::load_reranker(&cut).unwrap();
     let saved = load_checkpoint(&state, reranker.config(), reranker.device()).unwrap().unwrap();
@@ -175,17 +182,7 @@ fn a_continued_optimiser_changes_stage_2_resumes_exactly_and_needs_stage_1s_stat
 
     // Cancelled inside an expert and resumed: the continued step count holds across the resume.
     let interrupted = scratch.path().join("interrupted");
-    let mut cut = config.clone();
-    cut.output.dir = interrupted.clone();
-    let job_config = cut.clone();
-    let mut job = spawn_job("train", None, move |ctx| run_training(&job_config, ctx));
-    let mut checkpoints = 0;
-    common::cancel_at(&mut job, Duration::from_secs(60), |event| {
-        if matches!(event, JobEvent::Checkpoint(dir) if dir.contains("expert-medical")) {
-            checkpoints += 1;
-        }
-        checkpoints == 2
-    });
+    let cut = cancelled_in_the_medical_expert(&config, &interrupted);
     let resumed = run(&cut).unwrap();
     assert!(resumed.experts["medical"].resumed_from >= 2);
     for domain in ["legal", "medical"] {
