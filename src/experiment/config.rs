@@ -180,15 +180,20 @@ mod tests {
     #[test]
     fn the_gemma_experiment_configs_parse_and_bound_their_cost() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
-        for name in ["experiment-gemma.toml", "experiment-gemma-realdata.toml"] {
+        for name in ["experiment-gemma.toml", "experiment-gemma-demo.toml", "experiment-gemma-realdata.toml"] {
             let c = ExperimentConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(crate::model::default_backbone::is_auto(&c.train.model.path), "{name}: the default backbone (Gemma when installed)");
             assert!(c.experiment.max_eval_queries > 0 && c.train.data.max_train_queries > 0, "{name}: bounded for a CPU");
             assert!(c.train.objective.hard_negatives > 0, "{name}: mined negatives (random ones are too easy for the generalist)");
-            // The demo scores every adapter (soft routing and the router sweep in the app); the realdata run only
+            // The sample-data runs score every adapter (soft routing and the router sweep in the app); the realdata run only
             // the adapters a system picks, for its longer prompts.
-            assert_eq!(c.experiment.score_all_adapters, name == "experiment-gemma.toml", "{name}: score_all_adapters");
+            assert_eq!(c.experiment.score_all_adapters, name != "experiment-gemma-realdata.toml", "{name}: score_all_adapters");
         }
+        // The shipped demo: the 30-minute config at a larger size, nothing else changed.
+        let mut demo = ExperimentConfig::load(&dir.join("experiment-gemma-demo.toml")).unwrap();
+        assert_eq!((demo.train.data.max_train_queries, demo.experiment.max_eval_queries), (96, 16));
+        (demo.train.data.max_train_queries, demo.experiment.max_eval_queries) = (32, 8);
+        assert_eq!(demo, ExperimentConfig::load(&dir.join("experiment-gemma.toml")).unwrap());
         // The GPU config: the same recipe at full size, every adapter scored (soft routing, sweep).
         let full = ExperimentConfig::load(&dir.join("experiment-gemma-full.toml")).unwrap();
         let cpu = ExperimentConfig::load(&dir.join("experiment-gemma.toml")).unwrap();
