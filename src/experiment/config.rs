@@ -189,10 +189,11 @@ mod tests {
             // the adapters a system picks, for its longer prompts.
             assert_eq!(c.experiment.score_all_adapters, name != "experiment-gemma-realdata.toml", "{name}: score_all_adapters");
         }
-        // The shipped demo: the 30-minute config at a larger size, nothing else changed.
+        // The shipped demo: the 30-minute config at a larger size, its experts continuing stage 1's optimiser.
         let mut demo = ExperimentConfig::load(&dir.join("experiment-gemma-demo.toml")).unwrap();
-        assert_eq!((demo.train.data.max_train_queries, demo.experiment.max_eval_queries), (96, 16));
+        assert_eq!((demo.train.data.max_train_queries, demo.experiment.max_eval_queries, demo.train.stage2.continue_optimizer), (96, 16, true));
         (demo.train.data.max_train_queries, demo.experiment.max_eval_queries) = (32, 8);
+        demo.train.stage2.continue_optimizer = false;
         assert_eq!(demo, ExperimentConfig::load(&dir.join("experiment-gemma.toml")).unwrap());
         // The GPU config: the same recipe at full size, every adapter scored (soft routing, sweep).
         let full = ExperimentConfig::load(&dir.join("experiment-gemma-full.toml")).unwrap();
