@@ -200,6 +200,7 @@ mod tests {
         let cpu = ExperimentConfig::load(&dir.join("experiment-gemma.toml")).unwrap();
         assert_eq!((full.experiment.max_eval_queries, full.train.data.max_train_queries), (0, 0), "full size");
         assert!(full.experiment.score_all_adapters && !full.experiment.mask_intensities.is_empty());
+        assert!(full.train.stage2.continue_optimizer && full.experiment.stage2_optimizer_ablation, "full: the demo's stage 2, and the fresh one as its ablation");
         assert_eq!(full.train.objective.score, cpu.train.objective.score);
         assert_eq!(full.train.objective.hard_negatives, full.train.objective.negatives, "full: every negative mined, as on the CPU");
         assert_eq!((full.train.optim.learning_rate, full.experiment.seed), (cpu.train.optim.learning_rate, cpu.experiment.seed));
