@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::model::bf16_matmul::output_buffer;
+
 /// The values of a contiguous f32 CPU tensor's storage (custom ops make their inputs contiguous first).
 pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
     match (storage, layout.contiguous_offsets()) {
@@ -55,7 +57,8 @@ impl CustomOp1 for Rope {
         if xb != b || xt != t || d != 2 * half {
             return Err(candle_core::Error::Msg(format!("fused-rope: input {:?} does not fit tables [{b}, 1, {t}, {half}]", layout.shape())));
         }
-        let mut out = vec![0f32; x.len()];
+        // SAFETY: the row chunks below cover out and write every element.
+        let mut out = unsafe { output_buffer(x.len()) };
         out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).enumerate().for_each(|(bh, (out, x))| {
             let bi = bh / heads;
             for ti in 0..t {
@@ -115,7 +118,8 @@ impl CustomOp1 for RmsNorm {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(self.name(), storage, layout)?;
         let n = self.check(self.name(), layout)?;
-        let mut out = vec![0f32; x.len()];
+        // SAFETY: the row chunks below cover out and write every element.
+        let mut out = unsafe { output_buffer(x.len()) };
         out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
             for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
                 let r = self.inv_rms(x);
@@ -150,7 +154,8 @@ impl CustomOp2 for RmsNormBackward {
             return Err(candle_core::Error::Msg(format!("{}: input {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
         }
         let w = &self.norm.weight;
-        let mut out = vec![0f32; x.len()];
+        // SAFETY: the row chunks below cover out and write every element.
+        let mut out = unsafe { output_buffer(x.len()) };
         out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (x, g))| {
             for ((out, x), g) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
                 let r = self.norm.inv_rms(x);
@@ -183,7 +188,8 @@ impl CustomOp1 for Softmax {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(self.name(), storage, layout)?;
         let n = layout.shape().dims().last().copied().unwrap_or(0).max(1);
-        let mut out = vec![0f32; x.len()];
+        // SAFETY: the row chunks below cover out and write every element.
+        let mut out = unsafe { output_buffer(x.len()) };
         out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
             for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
                 let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -218,7 +224,8 @@ impl CustomOp2 for SoftmaxBackward {
             return Err(candle_core::Error::Msg(format!("{}: result {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
         }
         let n = l1.shape().dims().last().copied().unwrap_or(0).max(1);
-        let mut out = vec![0f32; y.len()];
+        // SAFETY: the row chunks below cover out and write every element.
+        let mut out = unsafe { output_buffer(y.len()) };
         out.par_chunks_mut(n * 16).zip(y.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (y, g))| {
             for ((out, y), g) in out.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
                 let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
@@ -234,6 +241,34 @@ impl CustomOp2 for SoftmaxBackward {
 /// softmax of x (f32 CPU) over its last dimension, with a backward.
 pub fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(Softmax)
+}
+
+/// x [.., rows, cols] (contiguous f32 CPU) with its last two dimensions swapped, materialised, without a
+/// backward (used inside backward passes). candle's `transpose(..).contiguous()` copies such a tensor
+/// element by element through a strided index; this copies 32 × 32 tiles on rayon's threads.
+pub fn transpose_last_two(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&TransposeLastTwo)
+}
+
+struct TransposeLastTwo;
+
+impl CustomOp1 for TransposeLastTwo {
+    fn name(&self) -> &'static str {
+        "transpose-last-two"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), storage, layout)?;
+        let mut dims = layout.shape().dims().to_vec();
+        let rank = dims.len();
+        if rank < 2 {
+            return Err(candle_core::Error::Msg(format!("{}: needs two dimensions, got {dims:?}", self.name())));
+        }
+        let (rows, cols) = (dims[rank - 2], dims[rank - 1]);
+        let batch = dims[..rank - 2].iter().product();
+        dims.swap(rank - 2, rank - 1);
+        Ok((CpuStorage::F32(crate::model::bf16_matmul::transpose_last_two(x, batch, rows, cols)), Shape::from(dims)))
+    }
 }
 
 #[cfg(test)]
@@ -321,5 +356,43 @@ mod tests {
         let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let gp = (plain * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         grads_close("softmax dx", gf.get(x.as_tensor()).unwrap(), gp.get(x.as_tensor()).unwrap(), 1e-6);
+    }
+
+    #[test]
+    fn tiled_transpose_swaps_the_last_two_dimensions() {
+        let dev = Device::Cpu;
+        // Ragged against the 32 × 32 tiles, a batch of 2 × 3, and the 1-row / 1-column edges.
+        for (batch, rows, cols) in [((2, 3), 45, 70), ((1, 1), 1, 33), ((2, 1), 64, 1), ((1, 2), 32, 32)] {
+            let x = Tensor::from_vec(values(batch.0 * batch.1 * rows * cols, 11), (batch.0, batch.1, rows, cols), &dev).unwrap();
+            let fast = transpose_last_two(&x).unwrap();
+            let plain = x.transpose(2, 3).unwrap().contiguous().unwrap();
+            assert_eq!(fast.dims(), plain.dims());
+            assert_eq!(fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(), plain.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "{batch:?} {rows}×{cols}");
+        }
+        assert!(transpose_last_two(&Tensor::new(&[1f32, 2.0], &dev).unwrap()).is_err());
+    }
+
+    /// The vendored candle-core stores the first gradient reaching a tensor instead of adding it into zeros
+    /// (crates/candle-core/PATCHED.md): tensors reached along several paths must still get the sum, through
+    /// adds, subtractions (negated first gradients), products and a matmul, and the gradients are contiguous.
+    #[test]
+    fn backprop_sums_every_path_with_the_patched_gradient_store() {
+        let dev = Device::Cpu;
+        let x = Var::new(&[[1.0f32, -2.0], [3.0, 0.5]], &dev).unwrap();
+        let w = Var::new(&[[0.5f32, 1.0], [-1.0, 2.0]], &dev).unwrap();
+        let xt = x.as_tensor();
+        // f = Σ (x·w) + Σ x² − Σ (w − x)ᵀ·3 + Σ neg(x)  (x reached along four paths, w along two)
+        let f = (xt.matmul(w.as_tensor()).unwrap().sum_all().unwrap() + xt.sqr().unwrap().sum_all().unwrap()).unwrap();
+        let f = (f - ((w.as_tensor() - xt).unwrap().t().unwrap() * 3.0).unwrap().sum_all().unwrap()).unwrap();
+        let f = (f + xt.neg().unwrap().sum_all().unwrap()).unwrap();
+        let grads = f.backward().unwrap();
+        let (gx, gw) = (grads.get(xt).unwrap(), grads.get(w.as_tensor()).unwrap());
+        assert!(gx.is_contiguous() && gw.is_contiguous());
+        // df/dx[i][k] = Σ_j w[k][j] + 2 x[i][k] + 3 − 1; df/dw[k][j] = Σ_i x[i][k] − 3.
+        let (xv, wv) = (x.as_tensor().to_vec2::<f32>().unwrap(), w.as_tensor().to_vec2::<f32>().unwrap());
+        let expected_x: Vec<Vec<f32>> = (0..2).map(|i| (0..2).map(|k| wv[k][0] + wv[k][1] + 2.0 * xv[i][k] + 2.0).collect()).collect();
+        let expected_w: Vec<Vec<f32>> = (0..2).map(|k| (0..2).map(|_| xv[0][k] + xv[1][k] - 3.0).collect()).collect();
+        assert_eq!(gx.to_vec2::<f32>().unwrap(), expected_x);
+        assert_eq!(gw.to_vec2::<f32>().unwrap(), expected_w);
     }
 }

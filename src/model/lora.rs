@@ -162,7 +162,9 @@ impl<'a> AdapterRun<'a> {
         };
         let (a, b) = if self.detach { (pair.a.as_tensor().detach(), pair.b.as_tensor().detach()) } else { (pair.a.as_tensor().clone(), pair.b.as_tensor().clone()) };
         let (a, b) = (a.to_dtype(x.dtype())?, b.to_dtype(x.dtype())?);
-        Ok(Some((x.matmul(&a.t()?)?.matmul(&b.t()?)? * adapter.config.scaling())?))
+        // The scaling multiplies the rank-r intermediate rather than the [n, out] result: r/out of the work,
+        // forward and backward (the same bits when the scaling is a power of two, as α = 2r makes it).
+        Ok(Some((x.matmul(&a.t()?)? * adapter.config.scaling())?.matmul(&b.t()?)?))
     }
 }
 

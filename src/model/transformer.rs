@@ -8,7 +8,7 @@
 use super::checkpoint::Weights;
 use super::config::{Activation, Arch, LayerKind, ModelConfig};
 use super::lora::AdapterRun;
-use super::bf16_matmul::PackedBf16;
+use super::bf16_matmul::{output_buffer, PackedBf16};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use std::sync::{Arc, OnceLock};
@@ -169,14 +169,15 @@ impl candle_core::CustomOp2 for Bf16Attention {
             Bf16Attention::Scores => s,
             Bf16Attention::Context => d,
         };
-        let mut out = vec![0f32; batch * heads * m * out_cols];
+        // SAFETY: every (batch, head) chunk is written in full by matmul_into.
+        let mut out = unsafe { output_buffer(batch * heads * m * out_cols) };
         out.par_chunks_mut(m * out_cols.max(1)).enumerate().for_each(|(i, out)| {
             let (x, w) = (&a[i * m * inner..(i + 1) * m * inner], &b[i * s * d..(i + 1) * s * d]);
             let packed = match self {
                 Bf16Attention::Scores => PackedBf16::pack(w, s, d),
                 Bf16Attention::Context => PackedBf16::pack_transposed(w, s, d),
             };
-            out.copy_from_slice(&packed.matmul(x, m));
+            packed.matmul_into(x, m, out);
         });
         Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((batch, heads, m, out_cols))))
     }
@@ -185,7 +186,7 @@ impl candle_core::CustomOp2 for Bf16Attention {
     /// scores = q·kᵀ: dq = g·k (Context(g, k)), dk = gᵀ·q (Context(gᵀ, q));
     /// ctx = p·v: dp = g·vᵀ (Scores(g, v)), dv = pᵀ·g (Context(pᵀ, g)).
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let t = |x: &Tensor| x.transpose(2, 3)?.contiguous();
+        let t = |x: &Tensor| super::fused_ops::transpose_last_two(x);
         let grad = grad.contiguous()?;
         let (ga, gb) = match self {
             Bf16Attention::Scores => (grad.apply_op2_no_bwd(b, &Bf16Attention::Context)?, t(&grad)?.apply_op2_no_bwd(a, &Bf16Attention::Context)?),
@@ -195,25 +196,55 @@ impl candle_core::CustomOp2 for Bf16Attention {
     }
 }
 
-/// gelu-tanh through the vectorised form of [`super::bf16_matmul`] (bf16 mode; f32 CPU tensors). candle's
-/// own `gelu` calls libm's tanhf per element, a sixth of a bf16-mode forward.
-struct FastGeluTanh;
+/// gelu-tanh(gate) ⊙ up, Gemma's gated MLP, in one pass each way (bf16 mode; f32 CPU tensors): the
+/// vectorised gelu of [`super::bf16_matmul`] (candle's own `gelu` calls libm's tanhf per element, a sixth of
+/// a bf16-mode forward), and a backward that gives both gradients from one pass over (gate, up, grad)
+/// instead of a product's backward (two passes) and gelu's (one more). Same bits as the op-by-op form.
+struct GegluTanh;
 
-impl candle_core::CustomOp1 for FastGeluTanh {
+impl candle_core::CustomOp2 for GegluTanh {
     fn name(&self) -> &'static str {
-        "fast-gelu-tanh"
+        "geglu-tanh"
     }
 
-    fn cpu_fwd(&self, storage: &candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let mut out = contiguous_f32(self.name(), storage, layout)?.to_vec();
-        super::bf16_matmul::gelu_tanh_in_place(&mut out);
-        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    fn cpu_fwd(&self, s1: &candle_core::CpuStorage, l1: &candle_core::Layout, s2: &candle_core::CpuStorage, l2: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (gate, up) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
+        if l1.shape() != l2.shape() {
+            return Err(candle_core::Error::Msg(format!("{}: gate {:?} and up {:?} differ", self.name(), l1.shape(), l2.shape())));
+        }
+        Ok((candle_core::CpuStorage::F32(super::bf16_matmul::geglu_tanh(gate, up)), l1.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let x = arg.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Some(Tensor::from_vec(super::bf16_matmul::gelu_tanh_backward(&x, &g), arg.shape(), arg.device())?))
+    fn bwd(&self, gate: &Tensor, up: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = gate.contiguous()?.apply_op3_no_bwd(&up.contiguous()?, &grad.contiguous()?, &GegluTanhBackward)?;
+        Ok((Some(both.get(0)?), Some(both.get(1)?)))
+    }
+}
+
+/// (d gate, d up) of [`GegluTanh`] stacked as [2, ..shape].
+struct GegluTanhBackward;
+
+impl candle_core::CustomOp3 for GegluTanhBackward {
+    fn name(&self) -> &'static str {
+        "geglu-tanh-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+        s3: &candle_core::CpuStorage,
+        l3: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (gate, up, grad) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?, contiguous_f32(self.name(), s3, l3)?);
+        if l1.shape() != l2.shape() || l1.shape() != l3.shape() {
+            return Err(candle_core::Error::Msg(format!("{}: gate {:?}, up {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape(), l3.shape())));
+        }
+        let mut dims = vec![2];
+        dims.extend_from_slice(l1.shape().dims());
+        Ok((candle_core::CpuStorage::F32(super::bf16_matmul::geglu_tanh_backward(gate, up, grad)), candle_core::Shape::from(dims)))
     }
 }
 
@@ -692,15 +723,15 @@ impl Transformer {
         };
         let h = h.reshape((b * tq, hidden))?;
         let gate = self.linear(li, Proj::Gate, &h, run)?;
-        let gate = match c.activation {
-            Activation::Silu => gate.silu()?,
-            Activation::GeluTanh if self.bf16_mode && gate.device().is_cpu() && gate.dtype() == DType::F32 => {
-                gate.contiguous()?.apply_op1(FastGeluTanh)?
-            }
-            Activation::GeluTanh => gate.gelu()?,
-        };
         let up = self.linear(li, Proj::Up, &h, run)?;
-        let down = self.linear(li, Proj::Down, &(gate * up)?, run)?.reshape((b, tq, hidden))?;
+        let gated = match c.activation {
+            Activation::Silu => (gate.silu()? * up)?,
+            Activation::GeluTanh if self.bf16_mode && gate.device().is_cpu() && gate.dtype() == DType::F32 => {
+                gate.contiguous()?.apply_op2(&up.contiguous()?, GegluTanh)?
+            }
+            Activation::GeluTanh => (gate.gelu()? * up)?,
+        };
+        let down = self.linear(li, Proj::Down, &gated, run)?.reshape((b, tq, hidden))?;
         let down = match &layer.post_feedforward_norm {
             Some(post) => rms_norm(&down, post, c.rms_norm_eps, fused)?,
             None => down,
@@ -780,6 +811,48 @@ mod tests {
         }
         // Shapes that do not fit are an error, not a panic.
         assert!(q.as_tensor().apply_op2_no_bwd(v.as_tensor(), &Bf16Attention::Context).is_err());
+    }
+
+    #[test]
+    fn fused_geglu_gives_the_bits_of_gelu_then_product_forward_and_backward() {
+        let dev = Device::Cpu;
+        let values = |n: usize, seed: u64| {
+            let mut x = seed;
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+                })
+                .collect::<Vec<f32>>()
+        };
+        // 3 × 40_000 values: several of the kernel's 16k chunks, and a ragged last one.
+        let shape = (3, 40_000);
+        let gate = candle_core::Var::from_tensor(&Tensor::from_vec(values(120_000, 1), shape, &dev).unwrap()).unwrap();
+        let up = candle_core::Var::from_tensor(&Tensor::from_vec(values(120_000, 2), shape, &dev).unwrap()).unwrap();
+        let weights = Tensor::from_vec(values(120_000, 3), shape, &dev).unwrap();
+        let op_by_op = {
+            let mut g = gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            super::super::bf16_matmul::gelu_tanh_in_place(&mut g);
+            let gelu = Tensor::from_vec(g, shape, &dev).unwrap();
+            (gelu * up.as_tensor()).unwrap()
+        };
+        let fused = gate.as_tensor().apply_op2(up.as_tensor(), GegluTanh).unwrap();
+        assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), op_by_op.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let grads = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let (d_gate, d_up) = (grads.get(gate.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), grads.get(up.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        // Reference: d up = w ⊙ gelu(gate); d gate = gelu'(gate) ⊙ (w ⊙ up), the products in that order.
+        let w = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gelu = { let mut g = gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(); super::super::bf16_matmul::gelu_tanh_in_place(&mut g); g };
+        let (gv, uv) = (gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), up.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let wu: Vec<f32> = w.iter().zip(&uv).map(|(w, u)| w * u).collect();
+        let expected_gate = super::super::bf16_matmul::gelu_tanh_backward(&gv, &wu);
+        assert_eq!(d_gate, expected_gate);
+        let expected_up: Vec<f32> = w.iter().zip(&gelu).map(|(w, g)| w * g).collect();
+        assert_eq!(d_up, expected_up);
+        assert!(d_gate.iter().any(|v| *v != 0.0) && d_up.iter().any(|v| *v != 0.0));
+        // Mismatched shapes are an error, not a panic.
+        let short = Tensor::zeros((3, 10), DType::F32, &dev).unwrap();
+        assert!(gate.as_tensor().apply_op2_no_bwd(&short, &GegluTanh).is_err());
     }
 
     #[test]

@@ -26,6 +26,19 @@
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
+/// A buffer of `len` f32 for an output that is about to be written in full, without first filling it
+/// with zeros (a memset of every activation, on one thread, before the parallel work starts: about a
+/// tenth of a LoRA training step). candle allocates its op outputs the same way (`alloc_uninit`).
+///
+/// # Safety
+/// Every element must be written before any is read.
+#[allow(clippy::uninit_vec)]
+pub unsafe fn output_buffer(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.set_len(len);
+    buffer
+}
+
 /// Output columns per panel (one 512-bit register of f32, one AMX tile's width).
 const LANES: usize = 16;
 /// k-pairs per AMX step (one tile row of 64 bytes); the packed pairs are padded to a multiple of it.
@@ -168,12 +181,26 @@ impl PackedBf16 {
 
     /// y = x·Wᵀ through the given kernel. Panics if the kernel is not in [`Kernel::available`].
     pub fn matmul_with(&self, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
+        // SAFETY: matmul_into_with writes every element of y (each kernel stores every row and column of
+        // every block it is given, and the blocks cover y).
+        let mut y = unsafe { output_buffer(m * self.n) };
+        self.matmul_into_with(kernel, x, m, &mut y);
+        y
+    }
+
+    /// y = x·Wᵀ written into y [m, n] (every element is overwritten). Uses [`Kernel::selected`].
+    pub fn matmul_into(&self, x: &[f32], m: usize, y: &mut [f32]) {
+        self.matmul_into_with(Kernel::selected(), x, m, y)
+    }
+
+    /// [`Self::matmul_into`] through the given kernel. Panics if the kernel is not in [`Kernel::available`].
+    pub fn matmul_into_with(&self, kernel: Kernel, x: &[f32], m: usize, y: &mut [f32]) {
         assert!(Kernel::available().contains(&kernel), "the {} bf16 kernel is not available on this CPU", kernel.name());
         assert_eq!(x.len(), m * self.k, "input has {} values, expected {m} × {}", x.len(), self.k);
         let n = self.n;
-        let mut y = vec![0f32; m * n];
+        assert_eq!(y.len(), m * n, "output has {} values, expected {m} × {n}", y.len());
         if m == 0 || n == 0 {
-            return y;
+            return;
         }
         let threads = rayon::current_num_threads().max(1);
         let panels_per_block = if kernel == Kernel::Amx { 2 } else { NR };
@@ -197,7 +224,6 @@ impl PackedBf16 {
                 self.blocks(kernel, &xb, m, task * blocks / tasks..(task + 1) * blocks / tasks, y);
             });
         }
-        y
     }
 
     /// Rows of x as bf16 pairs [rows rounded up to 16, stride], zeros past k and past the last row.
@@ -588,6 +614,74 @@ pub fn gelu_tanh_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
             let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
             *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
         }
+    });
+    out
+}
+
+/// gelu-tanh(a) ⊙ b, elementwise: Gemma's gated MLP in one pass (the same bits as [`gelu_tanh_in_place`]
+/// followed by the product).
+pub fn geglu_tanh(a: &[f32], b: &[f32]) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "geglu: {} gate values, {} up values", a.len(), b.len());
+    // SAFETY: the chunks below cover out and every element is written.
+    let mut out = unsafe { output_buffer(a.len()) };
+    out.par_chunks_mut(1 << 14).zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14))).for_each(|(out, (a, b))| {
+        for ((o, &x), &u) in out.iter_mut().zip(a).zip(b) {
+            let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
+            *o = (0.5 * x * (1.0 + t)) * u;
+        }
+    });
+    out
+}
+
+/// Both gradients of [`geglu_tanh`] from (a, b, g) in one pass, as one buffer: da (g ⊙ b ⊙ gelu'(a)) then
+/// db (g ⊙ gelu(a)), each of a's length. The products are taken in the order the op-by-op backward takes
+/// them (g·b, then the gelu derivative), so the bits are the same.
+pub fn geglu_tanh_backward(a: &[f32], b: &[f32], g: &[f32]) -> Vec<f32> {
+    let n = a.len();
+    assert!(b.len() == n && g.len() == n, "geglu backward: {n} gate values, {} up values, {} gradients", b.len(), g.len());
+    // SAFETY: da and db are covered by the chunks below and every element is written.
+    let mut out = unsafe { output_buffer(2 * n) };
+    let (da, db) = out.split_at_mut(n);
+    const CHUNK: usize = 1 << 14;
+    da.par_chunks_mut(CHUNK).zip(db.par_chunks_mut(CHUNK)).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).zip(g.par_chunks(CHUNK))).for_each(
+        |((da, db), ((a, b), g))| {
+            for ((((da, db), &x), &u), &g) in da.iter_mut().zip(db.iter_mut()).zip(a).zip(b).zip(g) {
+                let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
+                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+                *da = (g * u) * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+                *db = g * (0.5 * x * (1.0 + t));
+            }
+        },
+    );
+    out
+}
+
+/// x [batch, rows, cols] (row-major) → [batch, cols, rows], in 32 × 32 tiles, batches and row blocks spread
+/// over rayon's threads. candle's strided copy walks such a transpose element by element.
+pub fn transpose_last_two(x: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(x.len(), batch * rows * cols, "transpose: {} values for {batch} × {rows} × {cols}", x.len());
+    const TILE: usize = 32;
+    // SAFETY: every output row block is a task; each writes all rows × its columns, so every element.
+    let mut out = unsafe { output_buffer(x.len()) };
+    if x.is_empty() {
+        return out;
+    }
+    // Tasks own column blocks of the input = row blocks of the output (contiguous in out).
+    let per_batch = rows * cols;
+    out.par_chunks_mut(per_batch).zip(x.par_chunks(per_batch)).for_each(|(out, x)| {
+        out.par_chunks_mut(TILE * rows).enumerate().for_each(|(cb, out)| {
+            let c0 = cb * TILE;
+            let c1 = (c0 + TILE).min(cols);
+            for r0 in (0..rows).step_by(TILE) {
+                let r1 = (r0 + TILE).min(rows);
+                for c in c0..c1 {
+                    let dst = &mut out[(c - c0) * rows..(c - c0) * rows + rows];
+                    for r in r0..r1 {
+                        dst[r] = x[r * cols + c];
+                    }
+                }
+            }
+        });
     });
     out
 }
