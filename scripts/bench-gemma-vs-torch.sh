@@ -17,8 +17,8 @@ mkdir -p "$OUT"
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-python3}
 export RAYON_NUM_THREADS=$THREADS
-cargo build --quiet --bin r2r
-R2R=${CARGO_TARGET_DIR:-target}/debug/r2r
+cargo build --quiet --release --bin r2r   # benchmarks measure the release build
+R2R=${CARGO_TARGET_DIR:-target}/release/r2r
 STORE=${R2R_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/r2r-workbench/models}
 GGUF=$(ls "$STORE"/gemma-3-270m/*.gguf 2>/dev/null | head -n 1)
 [ -n "$GGUF" ] || { echo "Gemma 3 270M is not installed in $STORE: run r2r model fetch gemma-3-270m" >&2; exit 1; }

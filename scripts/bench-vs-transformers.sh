@@ -15,8 +15,8 @@ THREADS=${THREADS:-2}
 export RAYON_NUM_THREADS=$THREADS
 TORCH_BENCH=../shared/tools/torch_score_bench.py
 
-cargo build --quiet --bin r2r
-R2R=${CARGO_TARGET_DIR:-target}/debug/r2r
+cargo build --quiet --release --bin r2r   # benchmarks measure the release build
+R2R=${CARGO_TARGET_DIR:-target}/release/r2r
 
 HAVE_TORCH=1
 if [ ! -f "$TORCH_BENCH" ] || ! python3 -c "import torch, transformers" 2>/dev/null; then

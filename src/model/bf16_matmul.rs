@@ -1,12 +1,12 @@
-//! The CPU bf16 matmul of the frozen base weights lives in the `r2r-bf16-gemm` crate (`crates/bf16-gemm`,
-//! compiled with optimisations in every profile), with the vectorised gelu-tanh that bf16 mode uses; this
-//! module re-exports them and tests them.
+//! The CPU bf16 matmul of the frozen base weights lives in the `r2r-cpu-kernels` crate (`crates/cpu-kernels`,
+//! compiled with optimisations in every profile), with the vectorised gelu-tanh / GeGLU that bf16 mode uses;
+//! this module re-exports them and tests them.
 
-pub use r2r_bf16_gemm::{geglu_tanh, geglu_tanh_backward, gelu_tanh_backward, gelu_tanh_in_place, output_buffer, transpose_last_two, Kernel as Bf16Kernel, PackedBf16};
+pub use r2r_cpu_kernels::{geglu_tanh, geglu_tanh_backward, gelu_tanh_backward, gelu_tanh_in_place, output_buffer, transpose_last_two, Kernel as Bf16Kernel, PackedBf16};
 
 #[cfg(test)]
 mod tests {
-    use r2r_bf16_gemm::{bf16_bits, bf16_value};
+    use r2r_cpu_kernels::{bf16_bits, bf16_value};
 
     use super::*;
 

@@ -6,11 +6,12 @@
 //!
 //! RoPE gives the same bits as the op-by-op form (same products, same order, no FMA); RMSNorm's sum of squares
 //! and softmax's sum run in row order, so they differ from candle's reductions by f32 rounding.
+//!
+//! The loops are in `crates/cpu-kernels` (optimised in every profile); this module wraps them as candle ops
+//! and tests them against candle's op-by-op forms.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
-
-use crate::model::bf16_matmul::output_buffer;
+use r2r_cpu_kernels as kernels;
 
 /// The values of a contiguous f32 CPU tensor's storage (custom ops make their inputs contiguous first).
 pub(crate) fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
@@ -57,22 +58,7 @@ impl CustomOp1 for Rope {
         if xb != b || xt != t || d != 2 * half {
             return Err(candle_core::Error::Msg(format!("fused-rope: input {:?} does not fit tables [{b}, 1, {t}, {half}]", layout.shape())));
         }
-        // SAFETY: the row chunks below cover out and write every element.
-        let mut out = unsafe { output_buffer(x.len()) };
-        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).enumerate().for_each(|(bh, (out, x))| {
-            let bi = bh / heads;
-            for ti in 0..t {
-                let table = (bi * t + ti) * half;
-                let (c, s) = (&self.cos[table..table + half], &self.sin[table..table + half]);
-                let (x1, x2) = x[ti * d..(ti + 1) * d].split_at(half);
-                let (o1, o2) = out[ti * d..(ti + 1) * d].split_at_mut(half);
-                for j in 0..half {
-                    let sj = self.sign * s[j];
-                    o1[j] = x1[j] * c[j] - x2[j] * sj;
-                    o2[j] = x2[j] * c[j] + x1[j] * sj;
-                }
-            }
-        });
+        let out = kernels::rope(x, &self.cos, &self.sin, self.sign, b, heads, t, half);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -96,17 +82,12 @@ struct RmsNorm {
 }
 
 impl RmsNorm {
-    fn check(&self, op: &str, layout: &Layout) -> candle_core::Result<usize> {
+    fn check(&self, op: &str, layout: &Layout) -> candle_core::Result<()> {
         let n = layout.shape().dims().last().copied().unwrap_or(0);
         if n != self.weight.len() || n == 0 {
             return Err(candle_core::Error::Msg(format!("{op}: input {:?} does not end in the weight's {}", layout.shape(), self.weight.len())));
         }
-        Ok(n)
-    }
-
-    fn inv_rms(&self, x: &[f32]) -> f32 {
-        let sum: f32 = x.iter().map(|v| v * v).sum();
-        1.0 / (sum / x.len() as f32 + self.eps).sqrt()
+        Ok(())
     }
 }
 
@@ -117,17 +98,8 @@ impl CustomOp1 for RmsNorm {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(self.name(), storage, layout)?;
-        let n = self.check(self.name(), layout)?;
-        // SAFETY: the row chunks below cover out and write every element.
-        let mut out = unsafe { output_buffer(x.len()) };
-        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
-            for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let r = self.inv_rms(x);
-                for ((o, v), w) in out.iter_mut().zip(x).zip(&self.weight) {
-                    *o = v * r * w;
-                }
-            }
-        });
+        self.check(self.name(), layout)?;
+        let out = kernels::rms_norm(x, &self.weight, self.eps);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -149,23 +121,11 @@ impl CustomOp2 for RmsNormBackward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, g) = (f32_slice(self.name(), s1, l1)?, f32_slice(self.name(), s2, l2)?);
-        let n = self.norm.check(self.name(), l1)?;
+        self.norm.check(self.name(), l1)?;
         if l1.shape() != l2.shape() {
             return Err(candle_core::Error::Msg(format!("{}: input {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
         }
-        let w = &self.norm.weight;
-        // SAFETY: the row chunks below cover out and write every element.
-        let mut out = unsafe { output_buffer(x.len()) };
-        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (x, g))| {
-            for ((out, x), g) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
-                let r = self.norm.inv_rms(x);
-                let dot: f32 = x.iter().zip(g).zip(w).map(|((x, g), w)| g * w * x).sum();
-                let k = r * r * r * dot / n as f32;
-                for (((o, x), g), w) in out.iter_mut().zip(x).zip(g).zip(w) {
-                    *o = r * g * w - x * k;
-                }
-            }
-        });
+        let out = kernels::rms_norm_backward(x, g, &self.norm.weight, self.norm.eps);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -187,22 +147,7 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(self.name(), storage, layout)?;
-        let n = layout.shape().dims().last().copied().unwrap_or(0).max(1);
-        // SAFETY: the row chunks below cover out and write every element.
-        let mut out = unsafe { output_buffer(x.len()) };
-        out.par_chunks_mut(n * 16).zip(x.par_chunks(n * 16)).for_each(|(out, x)| {
-            for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (o, v) in out.iter_mut().zip(x) {
-                    *o = (v - max).exp();
-                    sum += *o;
-                }
-                for o in out.iter_mut() {
-                    *o /= sum;
-                }
-            }
-        });
+        let out = kernels::softmax_rows(x, layout.shape().dims().last().copied().unwrap_or(0));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -223,17 +168,7 @@ impl CustomOp2 for SoftmaxBackward {
         if l1.shape() != l2.shape() {
             return Err(candle_core::Error::Msg(format!("{}: result {:?} and gradient {:?} differ", self.name(), l1.shape(), l2.shape())));
         }
-        let n = l1.shape().dims().last().copied().unwrap_or(0).max(1);
-        // SAFETY: the row chunks below cover out and write every element.
-        let mut out = unsafe { output_buffer(y.len()) };
-        out.par_chunks_mut(n * 16).zip(y.par_chunks(n * 16).zip(g.par_chunks(n * 16))).for_each(|(out, (y, g))| {
-            for ((out, y), g) in out.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
-                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                for ((o, y), g) in out.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            }
-        });
+        let out = kernels::softmax_rows_backward(y, g, l1.shape().dims().last().copied().unwrap_or(0));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -267,7 +202,7 @@ impl CustomOp1 for TransposeLastTwo {
         let (rows, cols) = (dims[rank - 2], dims[rank - 1]);
         let batch = dims[..rank - 2].iter().product();
         dims.swap(rank - 2, rank - 1);
-        Ok((CpuStorage::F32(crate::model::bf16_matmul::transpose_last_two(x, batch, rows, cols)), Shape::from(dims)))
+        Ok((CpuStorage::F32(kernels::transpose_last_two(x, batch, rows, cols)), Shape::from(dims)))
     }
 }
 

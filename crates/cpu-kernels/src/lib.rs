@@ -1,4 +1,6 @@
-//! bf16 matrix products for the frozen base weights on the CPU: y = x·Wᵀ with W packed once into bf16
+//! CPU kernels of R2R Workbench, in a crate of their own so that they are optimised in every profile: the
+//! fused element-wise ops of training steps (`fused`: RoPE, RMSNorm, softmax, GeGLU, each with its backward,
+//! and a tiled transpose), and, here, bf16 matrix products for the frozen base weights on the CPU: y = x·Wᵀ with W packed once into bf16
 //! panels and x rounded to bf16 per call, products accumulated in f32 (what PyTorch's autocast and
 //! QLoRA's bf16 compute do). Three kernels compute the same sums over the same bf16 values, in the same
 //! k order (pair by pair), and differ only in f32 rounding:
@@ -25,6 +27,9 @@
 
 use rayon::prelude::*;
 use std::sync::OnceLock;
+
+mod fused;
+pub use fused::{geglu_tanh, geglu_tanh_backward, rms_norm, rms_norm_backward, rope, softmax_rows, softmax_rows_backward, transpose_last_two};
 
 /// A buffer of `len` f32 for an output that is about to be written in full, without first filling it
 /// with zeros (a memset of every activation, on one thread, before the parallel work starts: about a
@@ -567,8 +572,8 @@ mod amx {
 }
 
 /// √(2/π), the gelu-tanh constant.
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const GELU_CUBIC: f32 = 0.044_715;
+pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+pub(crate) const GELU_CUBIC: f32 = 0.044_715;
 
 /// e^x for x ≤ 0 (inputs below −87 give 0), relative error about 2e-7, in a form the compiler vectorises:
 /// x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-6 Taylor polynomial, 2^n through the exponent bits.
@@ -587,7 +592,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 /// tanh(u) = sign(u) · (1 − e^{−2|u|}) / (1 + e^{−2|u|}).
 #[inline(always)]
-fn tanh_fast(u: f32) -> f32 {
+pub(crate) fn tanh_fast(u: f32) -> f32 {
     let e = exp_nonpositive(-2.0 * u.abs());
     ((1.0 - e) / (1.0 + e)).copysign(u)
 }
@@ -618,70 +623,3 @@ pub fn gelu_tanh_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
     out
 }
 
-/// gelu-tanh(a) ⊙ b, elementwise: Gemma's gated MLP in one pass (the same bits as [`gelu_tanh_in_place`]
-/// followed by the product).
-pub fn geglu_tanh(a: &[f32], b: &[f32]) -> Vec<f32> {
-    assert_eq!(a.len(), b.len(), "geglu: {} gate values, {} up values", a.len(), b.len());
-    // SAFETY: the chunks below cover out and every element is written.
-    let mut out = unsafe { output_buffer(a.len()) };
-    out.par_chunks_mut(1 << 14).zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14))).for_each(|(out, (a, b))| {
-        for ((o, &x), &u) in out.iter_mut().zip(a).zip(b) {
-            let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-            *o = (0.5 * x * (1.0 + t)) * u;
-        }
-    });
-    out
-}
-
-/// Both gradients of [`geglu_tanh`] from (a, b, g) in one pass, as one buffer: da (g ⊙ b ⊙ gelu'(a)) then
-/// db (g ⊙ gelu(a)), each of a's length. The products are taken in the order the op-by-op backward takes
-/// them (g·b, then the gelu derivative), so the bits are the same.
-pub fn geglu_tanh_backward(a: &[f32], b: &[f32], g: &[f32]) -> Vec<f32> {
-    let n = a.len();
-    assert!(b.len() == n && g.len() == n, "geglu backward: {n} gate values, {} up values, {} gradients", b.len(), g.len());
-    // SAFETY: da and db are covered by the chunks below and every element is written.
-    let mut out = unsafe { output_buffer(2 * n) };
-    let (da, db) = out.split_at_mut(n);
-    const CHUNK: usize = 1 << 14;
-    da.par_chunks_mut(CHUNK).zip(db.par_chunks_mut(CHUNK)).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).zip(g.par_chunks(CHUNK))).for_each(
-        |((da, db), ((a, b), g))| {
-            for ((((da, db), &x), &u), &g) in da.iter_mut().zip(db.iter_mut()).zip(a).zip(b).zip(g) {
-                let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
-                *da = (g * u) * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
-                *db = g * (0.5 * x * (1.0 + t));
-            }
-        },
-    );
-    out
-}
-
-/// x [batch, rows, cols] (row-major) → [batch, cols, rows], in 32 × 32 tiles, batches and row blocks spread
-/// over rayon's threads. candle's strided copy walks such a transpose element by element.
-pub fn transpose_last_two(x: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
-    assert_eq!(x.len(), batch * rows * cols, "transpose: {} values for {batch} × {rows} × {cols}", x.len());
-    const TILE: usize = 32;
-    // SAFETY: every output row block is a task; each writes all rows × its columns, so every element.
-    let mut out = unsafe { output_buffer(x.len()) };
-    if x.is_empty() {
-        return out;
-    }
-    // Tasks own column blocks of the input = row blocks of the output (contiguous in out).
-    let per_batch = rows * cols;
-    out.par_chunks_mut(per_batch).zip(x.par_chunks(per_batch)).for_each(|(out, x)| {
-        out.par_chunks_mut(TILE * rows).enumerate().for_each(|(cb, out)| {
-            let c0 = cb * TILE;
-            let c1 = (c0 + TILE).min(cols);
-            for r0 in (0..rows).step_by(TILE) {
-                let r1 = (r0 + TILE).min(rows);
-                for c in c0..c1 {
-                    let dst = &mut out[(c - c0) * rows..(c - c0) * rows + rows];
-                    for r in r0..r1 {
-                        dst[r] = x[r * cols + c];
-                    }
-                }
-            }
-        });
-    });
-    out
-}
