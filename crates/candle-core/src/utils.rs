@@ -401,11 +401,14 @@ fn default_num_threads() -> usize {
 }
 
 fn rayon_num_threads() -> usize {
+    // Patched in R2R Workbench's vendored copy: the default is computed once. It reads /proc/cpuinfo
+    // (num_cpus::get_physical) and was asked for on every parallel op when RAYON_NUM_THREADS is unset.
+    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| usize::from_str(&s).ok())
         .filter(|nt| nt > &0)
-        .unwrap_or_else(default_num_threads)
+        .unwrap_or_else(|| *DEFAULT.get_or_init(default_num_threads))
 }
 
 fn candle_num_threads() -> usize {

@@ -183,3 +183,20 @@ pub fn transpose_last_two(x: &[f32], batch: usize, rows: usize, cols: usize) -> 
     });
     out
 }
+
+/// Inverted-dropout multipliers from uniform words: element i is dropped (0) when the float the `rand` crate
+/// makes of word i — its top 24 bits × 2⁻²⁴, a uniform value in [0, 1) — is below `p`, else kept and scaled
+/// by 1 / (1 − p). The same decisions as drawing `rng.random::<f32>()` per element from the same words, in
+/// parallel and without per-element calls into the generator.
+pub fn dropout_mask(words: &[u32], p: f32) -> Vec<f32> {
+    let keep = 1.0 / (1.0 - p);
+    let scale = 1.0 / (1u32 << 24) as f32;
+    // SAFETY: the chunks cover out and every element is written.
+    let mut out = unsafe { output_buffer(words.len()) };
+    out.par_chunks_mut(1 << 14).zip(words.par_chunks(1 << 14)).for_each(|(out, words)| {
+        for (o, &w) in out.iter_mut().zip(words) {
+            *o = if ((w >> 8) as f32) * scale < p { 0.0 } else { keep };
+        }
+    });
+    out
+}

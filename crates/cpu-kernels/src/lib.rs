@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 mod fused;
-pub use fused::{geglu_tanh, geglu_tanh_backward, rms_norm, rms_norm_backward, rope, softmax_rows, softmax_rows_backward, transpose_last_two};
+pub use fused::{dropout_mask, geglu_tanh, geglu_tanh_backward, rms_norm, rms_norm_backward, rope, softmax_rows, softmax_rows_backward, transpose_last_two};
 
 /// A buffer of `len` f32 for an output that is about to be written in full, without first filling it
 /// with zeros (a memset of every activation, on one thread, before the parallel work starts: about a
