@@ -2,7 +2,7 @@
 //! compiled with optimisations in every profile), with the vectorised gelu-tanh / GeGLU that bf16 mode uses;
 //! this module re-exports them and tests them.
 
-pub use r2r_cpu_kernels::{geglu_tanh, geglu_tanh_backward, gelu_tanh_backward, gelu_tanh_in_place, output_buffer, transpose_last_two, Kernel as Bf16Kernel, PackedBf16};
+pub use r2r_cpu_kernels::{geglu_tanh, geglu_tanh_backward, gelu_tanh_backward, gelu_tanh_in_place, output_buffer, Kernel as Bf16Kernel, PackedBf16};
 
 #[cfg(test)]
 mod tests {

@@ -830,20 +830,20 @@ mod tests {
         let gate = candle_core::Var::from_tensor(&Tensor::from_vec(values(120_000, 1), shape, &dev).unwrap()).unwrap();
         let up = candle_core::Var::from_tensor(&Tensor::from_vec(values(120_000, 2), shape, &dev).unwrap()).unwrap();
         let weights = Tensor::from_vec(values(120_000, 3), shape, &dev).unwrap();
-        let op_by_op = {
-            let mut g = gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gv = gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gelu = {
+            let mut g = gv.clone();
             super::super::bf16_matmul::gelu_tanh_in_place(&mut g);
-            let gelu = Tensor::from_vec(g, shape, &dev).unwrap();
-            (gelu * up.as_tensor()).unwrap()
+            g
         };
+        let op_by_op = (Tensor::from_vec(gelu.clone(), shape, &dev).unwrap() * up.as_tensor()).unwrap();
         let fused = gate.as_tensor().apply_op2(up.as_tensor(), GegluTanh).unwrap();
         assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), op_by_op.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         let grads = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let (d_gate, d_up) = (grads.get(gate.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), grads.get(up.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
         // Reference: d up = w ⊙ gelu(gate); d gate = gelu'(gate) ⊙ (w ⊙ up), the products in that order.
         let w = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let gelu = { let mut g = gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(); super::super::bf16_matmul::gelu_tanh_in_place(&mut g); g };
-        let (gv, uv) = (gate.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), up.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let uv = up.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let wu: Vec<f32> = w.iter().zip(&uv).map(|(w, u)| w * u).collect();
         let expected_gate = super::super::bf16_matmul::gelu_tanh_backward(&gv, &wu);
         assert_eq!(d_gate, expected_gate);

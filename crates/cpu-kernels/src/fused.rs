@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::{output_buffer, tanh_fast, GELU_CUBIC, SQRT_2_OVER_PI};
+use crate::{gelu_tanh_parts, output_buffer};
 
 /// rotate_half RoPE of x [b, heads, t, 2·half] with tables cos/sin [b, t, half]: (x1, x2) → (x1·c − x2·s',
 /// x2·c + x1·s') with s' = sign·s (sign −1 rotates back: the gradient).
@@ -124,8 +124,7 @@ pub fn geglu_tanh(a: &[f32], b: &[f32]) -> Vec<f32> {
     let mut out = unsafe { output_buffer(a.len()) };
     out.par_chunks_mut(1 << 14).zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14))).for_each(|(out, (a, b))| {
         for ((o, &x), &u) in out.iter_mut().zip(a).zip(b) {
-            let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-            *o = (0.5 * x * (1.0 + t)) * u;
+            *o = gelu_tanh_parts(x).0 * u;
         }
     });
     out
@@ -144,10 +143,9 @@ pub fn geglu_tanh_backward(a: &[f32], b: &[f32], g: &[f32]) -> Vec<f32> {
     da.par_chunks_mut(CHUNK).zip(db.par_chunks_mut(CHUNK)).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).zip(g.par_chunks(CHUNK))).for_each(
         |((da, db), ((a, b), g))| {
             for ((((da, db), &x), &u), &g) in da.iter_mut().zip(db.iter_mut()).zip(a).zip(b).zip(g) {
-                let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
-                *da = (g * u) * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
-                *db = g * (0.5 * x * (1.0 + t));
+                let (gelu, slope) = gelu_tanh_parts(x);
+                *da = (g * u) * slope;
+                *db = g * gelu;
             }
         },
     );

@@ -1,9 +1,13 @@
-//! CPU kernels of R2R Workbench, in a crate of their own so that they are optimised in every profile: the
-//! fused element-wise ops of training steps (`fused`: RoPE, RMSNorm, softmax, GeGLU, each with its backward,
-//! and a tiled transpose), and, here, bf16 matrix products for the frozen base weights on the CPU: y = x·Wᵀ with W packed once into bf16
-//! panels and x rounded to bf16 per call, products accumulated in f32 (what PyTorch's autocast and
-//! QLoRA's bf16 compute do). Three kernels compute the same sums over the same bf16 values, in the same
-//! k order (pair by pair), and differ only in f32 rounding:
+//! CPU kernels of R2R Workbench, in a crate of their own so that they are compiled with optimisations in every
+//! profile (`Cargo.toml` sets opt-level 3 for it; at the workspace's dev opt-level the register tiles are not
+//! unrolled and the bf16 kernel runs at a third of its speed, and the element-wise loops are not vectorised):
+//! the fused element-wise ops of training steps (module `fused`: RoPE, RMSNorm, softmax, GeGLU, each with its
+//! backward, dropout masks and a tiled transpose) and, here, bf16 matrix products for the frozen base weights.
+//! Its tests live in the workbench (`src/model/bf16_matmul.rs`, `fused_ops.rs`, `transformer.rs`, `lora.rs`).
+//!
+//! The bf16 products: y = x·Wᵀ with W packed once into bf16 panels and x rounded to bf16 per call, products
+//! accumulated in f32 (what PyTorch's autocast and QLoRA's bf16 compute do). Three kernels compute the same
+//! sums over the same bf16 values, in the same k order (pair by pair), and differ only in f32 rounding:
 //! - **AMX** (`tdpbf16ps`, Intel Sapphire Rapids and later): 16 × 16 × 32 products per instruction, in
 //!   tile registers, through inline assembly (stable Rust has no AMX intrinsics). Linux only, because the
 //!   process must ask the kernel for the tile state first (`arch_prctl(ARCH_REQ_XCOMP_PERM)`).
@@ -20,10 +24,6 @@
 //! to a multiple of 16 so that the AMX k loop has no tail. Work is split over rayon's threads by output
 //! rows (or by column blocks when there are few rows); each output element is one thread's sum in a fixed
 //! k order, so results do not depend on the number of threads.
-//!
-//! A crate of its own so that it is compiled with optimisations in every profile (`Cargo.toml` sets
-//! opt-level 3 for it): at the workspace's dev opt-level the register tiles are not unrolled and the
-//! kernel runs at a third of its speed. Its tests live in the workbench (`src/model/bf16_matmul.rs`).
 
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -572,8 +572,8 @@ mod amx {
 }
 
 /// √(2/π), the gelu-tanh constant.
-pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-pub(crate) const GELU_CUBIC: f32 = 0.044_715;
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_CUBIC: f32 = 0.044_715;
 
 /// e^x for x ≤ 0 (inputs below −87 give 0), relative error about 2e-7, in a form the compiler vectorises:
 /// x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-6 Taylor polynomial, 2^n through the exponent bits.
@@ -592,19 +592,26 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 /// tanh(u) = sign(u) · (1 − e^{−2|u|}) / (1 + e^{−2|u|}).
 #[inline(always)]
-pub(crate) fn tanh_fast(u: f32) -> f32 {
+fn tanh_fast(u: f32) -> f32 {
     let e = exp_nonpositive(-2.0 * u.abs());
     ((1.0 - e) / (1.0 + e)).copysign(u)
 }
 
-/// gelu-tanh, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), over a slice (in place), on rayon's threads.
-/// Agrees with the libm form to about 1e-6 relative; a NaN input gives NaN.
+/// gelu-tanh(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) and its slope d gelu/dx, the one form every
+/// gelu kernel here uses (callers that need only the value let the compiler drop the slope).
+#[inline(always)]
+pub(crate) fn gelu_tanh_parts(x: f32) -> (f32, f32) {
+    let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+    (0.5 * x * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+}
+
+/// gelu-tanh over a slice (in place), on rayon's threads. Agrees with the libm form to about 1e-6 relative;
+/// a NaN input gives NaN.
 pub fn gelu_tanh_in_place(values: &mut [f32]) {
     values.par_chunks_mut(1 << 14).for_each(|chunk| {
         for v in chunk {
-            let x = *v;
-            let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-            *v = 0.5 * x * (1.0 + t);
+            *v = gelu_tanh_parts(*v).0;
         }
     });
 }
@@ -615,9 +622,7 @@ pub fn gelu_tanh_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14).zip(grad.par_chunks(1 << 14))).for_each(|(out, (x, grad))| {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-            let t = tanh_fast(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-            let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
-            *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+            *o = g * gelu_tanh_parts(x).1;
         }
     });
     out
